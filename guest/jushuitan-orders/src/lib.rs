@@ -1,0 +1,60 @@
+//! Maps a Jushuitan outbound order (`orders.out.simple.query`) to the target
+//! shape of seed 000: renames, `io_date` as `YYYYMMDD`, and the amount
+//! recomputed exactly from the items.
+
+use ferry_sdk::{Decimal, FieldError, Mapping, Output, Value, fields, json, money, time};
+use serde::Deserialize;
+
+/// Options (`[mapping.options]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JushuitanOrders {
+    /// Orders whose `status` is listed are skipped, with the reason kept.
+    skip_statuses: Vec<String>,
+}
+
+impl Mapping for JushuitanOrders {
+    const NAME: &'static str = "jushuitan-orders";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Jushuitan outbound orders: renames, YYYYMMDD dates, exact amounts";
+
+    fn from_options(options: &Value) -> Result<Self, String> {
+        serde_json::from_value(options.clone()).map_err(|e| format!("jushuitan-orders options: {e}"))
+    }
+
+    fn map(&self, order: &Value) -> Result<Output, FieldError> {
+        let id = fields::required_text(order, "o_id")?;
+        let status = order.get("status").and_then(Value::as_str).unwrap_or_default();
+        if self.skip_statuses.iter().any(|s| s == status) {
+            return Ok(Output::skip(format!("status `{status}` is listed in skip_statuses")));
+        }
+        let date = time::reformat(fields::required(order, "io_date")?, "io_date", "%Y%m%d")?;
+        let mut amount = Decimal::ZERO;
+        let mut detail = Vec::new();
+        for (i, item) in fields::required_array(order, "items")?.iter().enumerate() {
+            let qty_field = format!("items[{i}].qty");
+            let qty = money::decimal(fields::required(item, "qty").map_err(|_| FieldError::missing(&qty_field))?, &qty_field)?;
+            if qty.is_sign_negative() && !qty.is_zero() {
+                return Err(FieldError::new(&qty_field, format!("field `{qty_field}`: expected a quantity >= 0, got {qty}")));
+            }
+            let price_field = format!("items[{i}].sale_price");
+            let price_value = fields::required(item, "sale_price").map_err(|_| FieldError::missing(&price_field))?;
+            amount += qty * money::decimal(price_value, &price_field)?;
+            detail.push(json!({
+                "product_id": item.get("sku_id").cloned().unwrap_or(Value::Null),
+                "qty": item["qty"].clone(),
+                "unit_price": price_value.clone(),
+            }));
+        }
+        let mut out = ferry_sdk::Map::new();
+        out.insert("id".into(), Value::String(id));
+        fields::carry(order, &mut out, &["io_id", "so_id", "shop_id", "status", "modified"]);
+        out.insert("name".into(), order.get("receiver_name").cloned().unwrap_or(Value::Null));
+        out.insert("date".into(), Value::String(date));
+        out.insert("amount".into(), money::to_json(amount, 2));
+        out.insert("items_detail".into(), Value::Array(detail));
+        Ok(Output::one(Value::Object(out)))
+    }
+}
+
+ferry_sdk::plugin!(JushuitanOrders);

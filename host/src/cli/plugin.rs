@@ -1,0 +1,132 @@
+//! `ferry plugin check` and `ferry plugin test`.
+
+use super::Exit;
+use crate::plugin::{EngineOptions, Limits, Outcome, PluginEngine};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Load a plugin, check its contract and options, print what it is.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Map records from a JSONL file and print one outcome per line (JSONL).
+    /// Exits 1 if any record errored.
+    Test {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Input records, one JSON object per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// Records per batch.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Options for the plugin: a JSON file (the pipeline's `[mapping.options]`).
+    #[arg(long)]
+    options: Option<PathBuf>,
+    /// Do not use the on-disk compile cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl Common {
+    fn engine(&self) -> anyhow::Result<PluginEngine> {
+        let cache_dir = if self.no_cache { None } else { super::default_cache_dir() };
+        Ok(PluginEngine::new(EngineOptions { cache_dir, ..EngineOptions::default() })?)
+    }
+
+    fn options(&self) -> anyhow::Result<String> {
+        let Some(path) = &self.options else { return Ok("{}".into()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read options file {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("options file {} is not valid JSON (expected a JSON object)", path.display()))?;
+        if !value.is_object() {
+            bail!("options file {}: expected a JSON object, got {}", path.display(), value);
+        }
+        Ok(value.to_string())
+    }
+}
+
+pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        PluginCommand::Check { file, common } => check(&file, &common),
+        PluginCommand::Test { file, input, batch_size, common } => test(&file, &input, batch_size.max(1), &common),
+    }
+}
+
+fn check(file: &Path, common: &Common) -> anyhow::Result<Exit> {
+    let engine = common.engine()?;
+    let options = common.options()?;
+    let plugin = engine.load_file(file)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "plugin:      {} {}", plugin.info.name, plugin.info.version)?;
+    writeln!(out, "description: {}", plugin.info.description)?;
+    writeln!(out, "contract:    {} (host speaks {})", plugin.info.contract, crate::plugin::CONTRACT_VERSION)?;
+    writeln!(out, "digest:      sha256:{}", plugin.digest)?;
+    writeln!(out, "size:        {} bytes", plugin.size)?;
+    writeln!(
+        out,
+        "compile:     {:.1} ms{}",
+        plugin.compile_time.as_secs_f64() * 1e3,
+        if plugin.from_cache { " (from disk cache)" } else { "" }
+    )?;
+    match plugin.check_options(&Limits::default(), &options) {
+        Ok(()) => {
+            writeln!(out, "options:     ok")?;
+            writeln!(out, "result:      PASS")?;
+            Ok(Exit::Ok)
+        }
+        Err(e) => {
+            writeln!(out, "options:     {e}")?;
+            writeln!(out, "result:      FAIL")?;
+            Ok(Exit::Partial)
+        }
+    }
+}
+
+fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow::Result<Exit> {
+    let engine = common.engine()?;
+    let options = common.options()?;
+    let plugin = engine.load_file(file)?;
+    let limits = Limits::default();
+    plugin.check_options(&limits, &options)?;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(input).with_context(|| format!("cannot open input {}", input.display()))?,
+    );
+    let mut records = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", input.display(), n + 1))?;
+        if !line.trim().is_empty() {
+            records.push(line);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let mut errors = 0usize;
+    for batch in records.chunks(batch_size) {
+        let output = plugin.map_batch(&limits, &options, batch)?;
+        for outcome in &output.outcomes {
+            if matches!(outcome, Outcome::Error { .. }) {
+                errors += 1;
+            }
+            writeln!(out, "{}", serde_json::to_string(outcome)?)?;
+        }
+    }
+    if errors > 0 {
+        eprintln!("{errors} of {} records errored", records.len());
+        return Ok(Exit::Partial);
+    }
+    Ok(Exit::Ok)
+}

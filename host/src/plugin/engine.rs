@@ -1,0 +1,116 @@
+//! The engine-wide part: one wasmtime Engine, the Linker with WASI (nothing
+//! inherited) and the host `log` import, an epoch ticker, the disk cache.
+
+use super::bindings::Mapper;
+use super::cache::DiskCache;
+use super::error::PluginError;
+use super::sandbox::StoreData;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Where compiled components are cached (keyed by digest and engine
+    /// compatibility hash); `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator, so a fresh instance per batch is cheap.
+    pub pooling: bool,
+    /// Concurrent instances the pool holds.
+    pub pool_instances: u32,
+    /// Largest linear memory any plugin may be given, in bytes (per-pipeline
+    /// `memory_bytes` limits are capped by this).
+    pub max_memory_bytes: u64,
+    /// Count fuel (needed for the fuel limit).
+    pub fuel: bool,
+    /// Check the epoch deadline (needed for the wall-clock limit).
+    pub epoch: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            cache_dir: None,
+            pooling: true,
+            pool_instances: 64,
+            max_memory_bytes: 1 << 30,
+            fuel: true,
+            epoch: true,
+        }
+    }
+}
+
+/// The engine-wide state shared by every plugin version.
+pub struct PluginEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreData>,
+    pub(crate) cache: Option<DiskCache>,
+    pub(crate) options: EngineOptions,
+}
+
+impl PluginEngine {
+    /// Builds the engine; falls back to on-demand allocation when the pool
+    /// cannot be reserved (and says so in the log).
+    pub fn new(options: EngineOptions) -> Result<Self, PluginError> {
+        let engine = match build(&options, options.pooling) {
+            Ok(e) => e,
+            Err(e) if options.pooling => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                build(&options, false).map_err(|e| PluginError::Engine(format!("{e:#}")))?
+            }
+            Err(e) => return Err(PluginError::Engine(format!("{e:#}"))),
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        Mapper::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        if options.epoch {
+            spawn_ticker(&engine);
+        }
+        let cache = options.cache_dir.clone().map(|dir| DiskCache::new(dir, &engine));
+        Ok(PluginEngine { engine, linker, cache, options })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).consume_fuel(options.fuel).epoch_interruption(options.epoch);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = options.pool_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .max_memories_per_component(4)
+            .max_memory_size(options.max_memory_bytes as usize)
+            .max_core_instances_per_component(32)
+            .max_tables_per_component(16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config)
+}
+
+/// Advances the epoch every tick while the engine lives.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("ferry-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn epoch ticker thread");
+}

@@ -1,0 +1,336 @@
+//! The seed's QingYiYun metadata block, accepted verbatim, and the
+//! rendering of its `request[]` templates into the `biz` JSON of one call.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The API's largest page.
+pub const MAX_PAGE_SIZE: u32 = 50;
+
+/// The metadata block (`[source.metadata]`), as QingYiYun writes it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// API name, e.g. `orders.out.simple.query`.
+    pub api: String,
+    /// HTTP method; the new gateway takes `POST`.
+    #[serde(default = "post")]
+    pub method: String,
+    /// The field that numbers a record (kept for compatibility).
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The field that identifies a record (`o_id`).
+    #[serde(default = "o_id")]
+    pub id: String,
+    /// Paging.
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// De-duplicate by `id` + `modified` against what was delivered.
+    #[serde(default = "yes", rename = "idCheck")]
+    pub id_check: bool,
+    /// The business parameters.
+    #[serde(default)]
+    pub request: Vec<RequestField>,
+}
+
+/// `pagination` of the metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    /// Rows per page; clamped to the API's 50.
+    #[serde(rename = "pageSize", default = "fifty")]
+    pub page_size: u32,
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination { page_size: MAX_PAGE_SIZE }
+    }
+}
+
+/// One business parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestField {
+    /// The parameter name.
+    pub field: String,
+    /// Human label.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Declared type (informational; the API takes strings and numbers).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Fixed value or template; absent means the parameter is not sent.
+    #[serde(default)]
+    pub value: Option<Value>,
+    /// How to turn the value into what the API wants.
+    #[serde(default)]
+    pub parser: Option<ParserSpec>,
+}
+
+/// `parser` of a request field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParserSpec {
+    /// Only `StringToArray` is known.
+    pub name: String,
+    /// Its parameter (the separator).
+    #[serde(default)]
+    pub params: Option<String>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+fn o_id() -> String {
+    "o_id".into()
+}
+fn yes() -> bool {
+    true
+}
+fn fifty() -> u32 {
+    MAX_PAGE_SIZE
+}
+
+/// One piece of a value template.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    LastSyncTime,
+    CurrentTime,
+    StartPage,
+    PageSize,
+}
+
+/// A request field ready to render.
+#[derive(Debug, Clone)]
+struct Compiled {
+    field: String,
+    pieces: Vec<Piece>,
+    literal: Option<Value>,
+    split: Option<String>,
+}
+
+/// Validated metadata: templates parsed, page size clamped.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// API name.
+    pub api: String,
+    /// Record id field.
+    pub id_field: String,
+    /// idCheck on or off.
+    pub id_check: bool,
+    /// Effective page size (≤ 50).
+    pub page_size: u32,
+    fields: Vec<Compiled>,
+}
+
+/// What one call's templates are filled with.
+#[derive(Debug, Clone)]
+pub struct Vars<'a> {
+    /// `{{LAST_SYNC_TIME|datetime}}`: the window's begin.
+    pub last_sync_time: &'a str,
+    /// `{{CURRENT_TIME|datetime}}`: the window's end.
+    pub current_time: &'a str,
+    /// `{PAGINATION_START_PAGE}`.
+    pub page: u32,
+}
+
+impl Metadata {
+    /// Validates templates and parsers; returns warnings (such as the page
+    /// size clamp) next to the result. Errors name the field and the
+    /// unknown template or parser.
+    pub fn compile(&self) -> Result<(Request, Vec<String>), String> {
+        let mut warnings = Vec::new();
+        if !self.method.eq_ignore_ascii_case("POST") {
+            return Err(format!("metadata.method: the Jushuitan gateway takes POST, got `{}`", self.method));
+        }
+        let page_size = if self.pagination.page_size > MAX_PAGE_SIZE {
+            warnings.push(format!(
+                "metadata.pagination.pageSize = {} is above the API's maximum of {MAX_PAGE_SIZE}; using {MAX_PAGE_SIZE}",
+                self.pagination.page_size
+            ));
+            MAX_PAGE_SIZE
+        } else if self.pagination.page_size == 0 {
+            return Err("metadata.pagination.pageSize: expected 1 to 50, got 0".into());
+        } else {
+            self.pagination.page_size
+        };
+        let mut fields = Vec::new();
+        for (i, f) in self.request.iter().enumerate() {
+            let at = format!("metadata.request[{i}] (`{}`)", f.field);
+            let split = match &f.parser {
+                None => None,
+                Some(p) if p.name == "StringToArray" => Some(p.params.clone().unwrap_or_else(|| ",".into())),
+                Some(p) => return Err(format!("{at}: unknown parser `{}` (known: StringToArray)", p.name)),
+            };
+            let (pieces, literal) = match &f.value {
+                None => continue,
+                Some(Value::String(s)) => (parse_template(s).map_err(|e| format!("{at}: {e}"))?, None),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => (Vec::new(), Some(v.clone())),
+                Some(other) => return Err(format!("{at}: expected a text, number or boolean value, got {other}")),
+            };
+            fields.push(Compiled { field: f.field.clone(), pieces, literal, split });
+        }
+        let has = |p: Piece| fields.iter().any(|f| f.pieces.contains(&p));
+        if !has(Piece::LastSyncTime) || !has(Piece::CurrentTime) {
+            warnings.push("metadata.request has no {{LAST_SYNC_TIME|datetime}} / {{CURRENT_TIME|datetime}} fields; ferry adds modified_begin / modified_end for each window".into());
+        }
+        let request = Request { api: self.api.clone(), id_field: self.id.clone(), id_check: self.id_check, page_size, fields };
+        Ok((request, warnings))
+    }
+}
+
+fn parse_template(s: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let Some(open) = rest.find('{') else {
+            pieces.push(Piece::Text(rest.to_string()));
+            break;
+        };
+        let double = rest[open..].starts_with("{{");
+        let close = if double { "}}" } else { "}" };
+        if open > 0 {
+            pieces.push(Piece::Text(rest[..open].to_string()));
+        }
+        let start = open + if double { 2 } else { 1 };
+        let end = rest[start..].find(close).ok_or_else(|| format!("template `{s}`: `{{` is never closed"))? + start;
+        let name = rest[start..end].trim();
+        pieces.push(match (double, name) {
+            (true, "LAST_SYNC_TIME|datetime") => Piece::LastSyncTime,
+            (true, "CURRENT_TIME|datetime") => Piece::CurrentTime,
+            (false, "PAGINATION_START_PAGE") => Piece::StartPage,
+            (false, "PAGINATION_PAGE_SIZE") => Piece::PageSize,
+            (true, n) if n.starts_with("LAST_SYNC_TIME") || n.starts_with("CURRENT_TIME") => {
+                return Err(format!("template `{s}`: unknown formatter in `{n}` (known: datetime)"));
+            }
+            _ => {
+                return Err(format!(
+                    "template `{s}`: unknown template `{name}` (known: {{{{LAST_SYNC_TIME|datetime}}}}, {{{{CURRENT_TIME|datetime}}}}, {{PAGINATION_START_PAGE}}, {{PAGINATION_PAGE_SIZE}})"
+                ));
+            }
+        });
+        rest = &rest[end + close.len()..];
+    }
+    Ok(pieces)
+}
+
+impl Request {
+    /// The `biz` object of one call. Pagination placeholders that stand alone
+    /// become numbers; `StringToArray` fields become arrays; missing window
+    /// fields are added.
+    pub fn render(&self, vars: &Vars<'_>) -> Value {
+        let mut biz = Map::new();
+        for f in &self.fields {
+            let value = if let Some(v) = &f.literal {
+                v.clone()
+            } else if let [Piece::StartPage] = f.pieces.as_slice() {
+                Value::from(vars.page)
+            } else if let [Piece::PageSize] = f.pieces.as_slice() {
+                Value::from(self.page_size)
+            } else {
+                let text: String = f
+                    .pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Text(t) => t.clone(),
+                        Piece::LastSyncTime => vars.last_sync_time.to_string(),
+                        Piece::CurrentTime => vars.current_time.to_string(),
+                        Piece::StartPage => vars.page.to_string(),
+                        Piece::PageSize => self.page_size.to_string(),
+                    })
+                    .collect();
+                match &f.split {
+                    Some(sep) => Value::Array(
+                        text.split(sep.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+                    ),
+                    None => Value::String(text),
+                }
+            };
+            if matches!(&value, Value::String(s) if s.is_empty()) || matches!(&value, Value::Array(a) if a.is_empty()) {
+                continue;
+            }
+            biz.insert(f.field.clone(), value);
+        }
+        biz.entry("modified_begin").or_insert_with(|| Value::String(vars.last_sync_time.into()));
+        biz.entry("modified_end").or_insert_with(|| Value::String(vars.current_time.into()));
+        biz.entry("page_index").or_insert_with(|| Value::from(vars.page));
+        biz.entry("page_size").or_insert_with(|| Value::from(self.page_size));
+        Value::Object(biz)
+    }
+
+    /// The gateway path of the API, e.g. `/open/orders/out/simple/query`.
+    pub fn path(&self) -> String {
+        format!("/open/{}", self.api.replace('.', "/"))
+    }
+}
+
+/// The seed's metadata block, verbatim.
+pub const SEED_METADATA: &str = r#"{
+  "api": "orders.out.simple.query",
+  "method": "POST",
+  "number": "o_id",
+  "id": "o_id",
+  "pagination": {"pageSize": 100},
+  "idCheck": true,
+  "request": [
+    {"field":"shop_id","label":"店铺编码","type":"string"},
+    {"field":"is_offline_shop","label":"shop_id为0且is_offline_shop为true查询线下店铺单据","type":"string"},
+    {"field":"status","label":"单据状态","type":"string","value":"Confirmed"},
+    {"field":"modified_begin","label":"修改开始时间","type":"string","value":"{{LAST_SYNC_TIME|datetime}}"},
+    {"field":"modified_end","label":"修改结束时间","type":"string","value":"{{CURRENT_TIME|datetime}}"},
+    {"field":"so_ids","label":"线上单号","type":"string","parser":{"name":"StringToArray","params":","}},
+    {"field":"page_index","label":"页数","type":"string","value":"{PAGINATION_START_PAGE}"},
+    {"field":"page_size","label":"每页行数","type":"string","value":"{PAGINATION_PAGE_SIZE}"}
+  ]
+}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn compile(meta: Value) -> Result<(Request, Vec<String>), String> {
+        serde_json::from_value::<Metadata>(meta).map_err(|e| e.to_string())?.compile()
+    }
+
+    #[test]
+    fn seed_block_renders() {
+        let (req, warnings) = compile(serde_json::from_str(SEED_METADATA).unwrap()).unwrap();
+        assert_eq!(req.page_size, 50);
+        assert!(warnings[0].contains("pageSize = 100") && warnings[0].contains("using 50"), "{warnings:?}");
+        let biz = req.render(&Vars { last_sync_time: "2024-01-01 00:00:00", current_time: "2024-01-02 00:00:00", page: 3 });
+        assert_eq!(
+            biz,
+            json!({"status": "Confirmed", "modified_begin": "2024-01-01 00:00:00", "modified_end": "2024-01-02 00:00:00", "page_index": 3, "page_size": 50})
+        );
+        assert_eq!(req.path(), "/open/orders/out/simple/query");
+    }
+
+    #[test]
+    fn string_to_array_and_fixed_values() {
+        let (req, _) = compile(json!({"api": "orders.out.simple.query", "request": [
+            {"field": "so_ids", "value": "A1, B2,,C3", "parser": {"name": "StringToArray", "params": ","}},
+            {"field": "shop_id", "value": 12}
+        ]}))
+        .unwrap();
+        let biz = req.render(&Vars { last_sync_time: "a", current_time: "b", page: 1 });
+        assert_eq!(biz["so_ids"], json!(["A1", "B2", "C3"]));
+        assert_eq!(biz["shop_id"], json!(12));
+        assert_eq!(biz["modified_begin"], json!("a"));
+    }
+
+    #[test]
+    fn unknown_templates_and_parsers_are_named() {
+        let bad = |value: &str| compile(json!({"api": "x", "request": [{"field": "f", "value": value}]})).unwrap_err();
+        assert!(bad("{{NOW|datetime}}").contains("unknown template `NOW|datetime`"));
+        assert!(bad("{{LAST_SYNC_TIME|date}}").contains("unknown formatter"));
+        assert!(bad("{PAGE}").contains("unknown template `PAGE`"));
+        assert!(bad("{{LAST_SYNC_TIME|datetime").contains("never closed"));
+        let err = compile(json!({"api": "x", "request": [{"field": "f", "parser": {"name": "Split"}}]})).unwrap_err();
+        assert!(err.contains("unknown parser `Split`") && err.contains("request[0]"), "{err}");
+        let err = compile(json!({"api": "x", "colour": 1})).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+}

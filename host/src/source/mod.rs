@@ -1,0 +1,4 @@
+//! Sources: where records come from. The first is the Jushuitan ERP
+//! outbound-order query.
+
+pub mod jushuitan;

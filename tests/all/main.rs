@@ -1,0 +1,10 @@
+//! Ferry's one integration-test binary. Topic modules share the helpers in
+//! `helpers`; guests come from the `ferry-fixtures` crate, built from source.
+
+mod helpers;
+
+// Plugins: the shipped mappings, the sandbox limits, hot swap, the CLI.
+mod plugin_cli;
+mod plugin_mapping;
+mod plugin_sandbox;
+mod plugin_swap;

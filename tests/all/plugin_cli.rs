@@ -1,0 +1,67 @@
+//! `ferry plugin check` / `ferry plugin test` on the built plugins, and the
+//! errors for files that are not plugins.
+
+use crate::helpers::ferry;
+
+#[test]
+fn check_prints_what_the_plugin_is() {
+    let out = ferry(&["plugin", "check", ferry_fixtures::JUSHUITAN_ORDERS]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in ["plugin:      jushuitan-orders 0.1.0", "contract:    0.1.0", "digest:      sha256:", "size:", "compile:", "result:      PASS"] {
+        assert!(text.contains(want), "missing `{want}`");
+    }
+}
+
+#[test]
+fn check_fails_on_bad_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = dir.path().join("o.json");
+    std::fs::write(&options, r#"{"fields": [{"to": "a"}]}"#).unwrap();
+    let out = ferry(&["plugin", "check", ferry_fixtures::DECLARATIVE, "--options", options.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("result:      FAIL"));
+}
+
+#[test]
+fn clear_errors_for_non_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let empty_component = dir.path().join("empty.wasm");
+    std::fs::write(&empty_component, b"\0asm\x0d\0\x01\0").unwrap();
+    let text = dir.path().join("text.wasm");
+    std::fs::write(&text, "hello").unwrap();
+    let missing = dir.path().join("missing.wasm");
+    let cases = [
+        (missing.to_str().unwrap(), "cannot read plugin"),
+        (core.to_str().unwrap(), "core WebAssembly module"),
+        (text.to_str().unwrap(), "no `\\0asm` header"),
+        (empty_component.to_str().unwrap(), "is not a ferry mapping plugin"),
+    ];
+    for (file, expected) in cases {
+        let out = ferry(&["plugin", "check", file]);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected) && stderr.contains(file), "{file}: {stderr}");
+    }
+}
+
+#[test]
+fn test_prints_one_outcome_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"o_id\": 1, \"io_date\": \"2024-05-06 07:08:09\", \"items\": [{\"sku_id\": \"a\", \"qty\": 3, \"sale_price\": 33.33}]}\n\n{\"o_id\": 2, \"io_date\": \"2024-05-06\", \"items\": [{\"sku_id\": \"a\", \"qty\": \"x\", \"sale_price\": 1}]}\nnot json\n",
+    )
+    .unwrap();
+    let out = ferry(&["plugin", "test", ferry_fixtures::JUSHUITAN_ORDERS, "--input", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "errored records make the exit non-zero");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["mapped"][0]["amount"], serde_json::json!(99.99));
+    assert_eq!(lines[1]["error"]["field"], serde_json::json!("items[0].qty"));
+    assert!(lines[2]["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+}
