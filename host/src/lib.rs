@@ -5,7 +5,14 @@
 //! # Layout
 //! - [`plugin`]: the wasm runtime: engine, limits, compile cache, registry
 //!   with hot swap, file watcher.
+//! - [`source`]: the Jushuitan client: signing, metadata templates, window
+//!   planning, rate limiting, retries, paging.
+//! - [`sim`]: simulators of the Jushuitan API and of a Command-pattern target.
+//! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line.
 
 pub mod cli;
 pub mod plugin;
+pub mod sim;
+pub mod source;
+pub mod time;

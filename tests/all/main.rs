@@ -8,3 +8,6 @@ mod plugin_cli;
 mod plugin_mapping;
 mod plugin_sandbox;
 mod plugin_swap;
+
+// The Jushuitan source against its simulator.
+mod source;

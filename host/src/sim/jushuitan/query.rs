@@ -1,0 +1,147 @@
+//! Business parameters of the outbound-order query: validation (code 140
+//! with a message) and the query itself.
+
+use super::orders::Order;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+const STATUSES: &[&str] = &["WaitConfirm", "Confirmed", "Delete", "Cancelled", "OuterConfirming"];
+const MAX_SPAN_SECS: i64 = 7 * 24 * 3600;
+
+/// A validated query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    window: Option<(i64, i64)>,
+    page_index: u64,
+    page_size: u64,
+    status: Option<String>,
+    shop_id: Option<u64>,
+    offline: bool,
+    so_ids: Vec<String>,
+    o_ids: Vec<u64>,
+    io_ids: Vec<u64>,
+    start_ts: Option<u64>,
+    get_total: bool,
+}
+
+fn int(biz: &Value, key: &str) -> Result<Option<i64>, String> {
+    match biz.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| format!("{key} must be an integer")),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| format!("{key} must be an integer, got `{s}`")),
+        Some(other) => Err(format!("{key} must be an integer, got {other}")),
+    }
+}
+
+fn list(biz: &Value, key: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = match biz.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        Some(other) => return Err(format!("{key} must be a list, got {other}")),
+    };
+    if items.len() > 50 {
+        return Err(format!("{key} takes at most 50 ids, got {}", items.len()));
+    }
+    Ok(items)
+}
+
+fn time(biz: &Value, key: &str) -> Result<Option<i64>, String> {
+    match biz.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", s.trim())
+            .ok()
+            .and_then(|dt| dt.to_zoned(crate::time::shanghai().clone()).ok())
+            .map(|z| Some(z.timestamp().as_second()))
+            .ok_or_else(|| format!("{key} must be yyyy-MM-dd HH:mm:ss, got `{s}`")),
+        Some(other) => Err(format!("{key} must be yyyy-MM-dd HH:mm:ss, got {other}")),
+    }
+}
+
+/// Validates `biz`; the error is the message of a code-140 answer.
+pub fn parse(biz: &Value) -> Result<Query, String> {
+    if !biz.is_object() {
+        return Err("biz must be a JSON object".into());
+    }
+    let window = match (time(biz, "modified_begin")?, time(biz, "modified_end")?) {
+        (Some(b), Some(e)) if e < b => return Err("modified_end is before modified_begin".into()),
+        (Some(b), Some(e)) if e - b > MAX_SPAN_SECS => return Err("modified_begin and modified_end may be at most 7 days apart".into()),
+        (Some(b), Some(e)) => Some((b, e)),
+        (None, None) => None,
+        _ => return Err("modified_begin and modified_end must be sent together".into()),
+    };
+    let so_ids = list(biz, "so_ids")?;
+    let parse_ids = |key: &str| -> Result<Vec<u64>, String> {
+        list(biz, key)?.iter().map(|s| s.parse().map_err(|_| format!("{key} must hold integers, got `{s}`"))).collect()
+    };
+    let (o_ids, io_ids) = (parse_ids("o_ids")?, parse_ids("io_ids")?);
+    if window.is_none() && so_ids.is_empty() && o_ids.is_empty() && io_ids.is_empty() {
+        return Err("either modified_begin/modified_end or an id list (so_ids, o_ids, io_ids) is required".into());
+    }
+    let page_index = int(biz, "page_index")?.unwrap_or(1);
+    let page_size = int(biz, "page_size")?.unwrap_or(30);
+    if page_index < 1 {
+        return Err(format!("page_index must be >= 1, got {page_index}"));
+    }
+    if !(1..=50).contains(&page_size) {
+        return Err(format!("page_size must be from 1 to 50, got {page_size}"));
+    }
+    let status = match biz.get("status").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        Some(s) if !STATUSES.contains(&s) => return Err(format!("status must be one of {}, got `{s}`", STATUSES.join(", "))),
+        s => s.map(String::from),
+    };
+    let date_type = int(biz, "date_type")?.unwrap_or(0);
+    if date_type != 0 && date_type != 2 {
+        return Err(format!("date_type must be 0 (modified) or 2 (io_date), got {date_type}"));
+    }
+    let offline = matches!(biz.get("is_offline_shop"), Some(Value::Bool(true))) || biz.get("is_offline_shop").and_then(Value::as_str) == Some("true");
+    let shop_id = int(biz, "shop_id")?.map(|s| s as u64);
+    let start_ts = int(biz, "start_ts")?.map(|s| s as u64);
+    let get_total = !(matches!(biz.get("is_get_total"), Some(Value::Bool(false))) || biz.get("is_get_total").and_then(Value::as_str) == Some("false"));
+    Ok(Query { window, page_index: page_index as u64, page_size: page_size as u64, status, shop_id, offline, so_ids, o_ids, io_ids, start_ts, get_total })
+}
+
+impl Query {
+    fn matches(&self, o: &Order) -> bool {
+        self.status.as_ref().is_none_or(|s| &o.status == s)
+            && match self.shop_id {
+                Some(0) if self.offline => o.shop_id == 0,
+                Some(id) => o.shop_id == id,
+                None => true,
+            }
+            && (self.so_ids.is_empty() || self.so_ids.contains(&o.so_id))
+            && (self.o_ids.is_empty() || self.o_ids.contains(&o.o_id))
+            && (self.io_ids.is_empty() || self.io_ids.contains(&o.io_id))
+            && self.start_ts.is_none_or(|ts| o.ts >= ts)
+    }
+
+    /// Runs the query; returns the `data` object of the envelope.
+    pub fn run(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), ()>) -> Value {
+        let mut rows: Vec<&Order> = match self.window {
+            Some((b, e)) => index.range((b, 0)..=(e, u64::MAX)).map(|((_, id), _)| &orders[id]).filter(|o| self.matches(o)).collect(),
+            None => {
+                let mut all: Vec<&Order> = orders.values().filter(|o| self.matches(o)).collect();
+                all.sort_by_key(|o| (o.modified_at, o.o_id));
+                all
+            }
+        };
+        if self.start_ts.is_some() {
+            rows.sort_by_key(|o| o.ts);
+        }
+        let total = rows.len() as u64;
+        let skip = (self.page_index - 1) * self.page_size;
+        let page: Vec<&Order> = rows.iter().skip(skip as usize).take(self.page_size as usize).copied().collect();
+        let has_next = skip + (page.len() as u64) < total;
+        let (data_count, page_count) = if self.get_total { (total, total.div_ceil(self.page_size)) } else { (0, 0) };
+        json!({
+            "page_size": self.page_size,
+            "page_index": self.page_index,
+            "data_count": data_count,
+            "page_count": page_count,
+            "has_next": has_next,
+            "datas": page,
+        })
+    }
+}

@@ -1,0 +1,288 @@
+//! The simulator's state and HTTP face.
+
+use super::config::JushuitanSimConfig;
+use super::limits::{Refusal, Window};
+use super::orders::{self, Order};
+use super::query;
+use crate::source::jushuitan::sign;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::Uri;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The order query's path on the new gateway.
+pub const ORDER_QUERY_PATH: &str = "/open/orders/out/simple/query";
+
+/// Counters the tests read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub requests: u64,
+    pub accepted: u64,
+    pub code10: u64,
+    pub code100: u64,
+    pub code140: u64,
+    pub code180: u64,
+    pub code199: u64,
+    pub code200: u64,
+    pub fault_500: u64,
+    pub fault_slow: u64,
+    pub fault_reset: u64,
+    pub fault_truncated: u64,
+    pub orders_changed: u64,
+    pub orders_created: u64,
+    /// The most calls accepted in any 60 s for one app_key.
+    pub max_per_minute: u64,
+    /// The most calls accepted in any 1 s for one app_key.
+    pub max_per_second: u64,
+}
+
+/// Ground truth: every current order (by `o_id`) and the counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Truth {
+    pub orders: Vec<Order>,
+    pub stats: Stats,
+}
+
+struct Inner {
+    orders: HashMap<u64, Order>,
+    index: BTreeMap<(i64, u64), ()>,
+    next_o_id: u64,
+    next_ts: u64,
+    rng: ChaCha8Rng,
+    fault_rng: ChaCha8Rng,
+    windows: HashMap<String, Window>,
+    stats: Stats,
+}
+
+/// The simulator's state, shared by its handlers.
+pub struct SimState {
+    config: JushuitanSimConfig,
+    mutation: Mutex<super::Mutation>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Http500,
+    Slow,
+    Reset,
+    Truncated,
+}
+
+const FIRST_O_ID: u64 = 10_000_001;
+
+impl SimState {
+    /// Generates the initial orders from the seed.
+    pub fn new(config: JushuitanSimConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let (from, until) = (config.from.as_second(), config.until.as_second().max(config.from.as_second()));
+        let mut times: Vec<i64> = (0..config.orders).map(|_| rng.random_range(from..=until)).collect();
+        times.sort_unstable();
+        let mut orders = HashMap::with_capacity(config.orders);
+        let mut index = BTreeMap::new();
+        for (i, t) in times.into_iter().enumerate() {
+            let o_id = FIRST_O_ID + i as u64;
+            let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
+            index.insert((order.modified_at, o_id), ());
+            orders.insert(o_id, order);
+        }
+        let inner = Inner {
+            next_o_id: FIRST_O_ID + config.orders as u64,
+            next_ts: config.orders as u64 + 1,
+            orders,
+            index,
+            fault_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_fa17),
+            rng,
+            windows: HashMap::new(),
+            stats: Stats::default(),
+        };
+        SimState { mutation: Mutex::new(config.mutation.clone()), config, inner: Mutex::new(inner) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &JushuitanSimConfig {
+        &self.config
+    }
+
+    /// Every current order, by `o_id`, and the counters.
+    pub fn truth(&self) -> Truth {
+        let inner = self.inner.lock().expect("sim lock");
+        let mut orders: Vec<Order> = inner.orders.values().cloned().collect();
+        orders.sort_by_key(|o| o.o_id);
+        Truth { orders, stats: inner.stats.clone() }
+    }
+
+    /// Changes the mutation rate (e.g. to stop it: the shop closes).
+    pub fn set_mutation(&self, mutation: super::Mutation) {
+        *self.mutation.lock().expect("sim lock") = mutation;
+    }
+
+    /// The counters only.
+    pub fn stats(&self) -> Stats {
+        self.inner.lock().expect("sim lock").stats.clone()
+    }
+
+    fn roll_fault(&self) -> Option<Fault> {
+        let f = &self.config.faults;
+        let mut inner = self.inner.lock().expect("sim lock");
+        inner.stats.requests += 1;
+        let roll: f64 = inner.fault_rng.random();
+        let mut edge = 0.0;
+        for (p, fault) in [(f.http500, Fault::Http500), (f.slow, Fault::Slow), (f.reset, Fault::Reset), (f.truncated, Fault::Truncated)] {
+            edge += p;
+            if roll < edge {
+                let s = &mut inner.stats;
+                *match fault {
+                    Fault::Http500 => &mut s.fault_500,
+                    Fault::Slow => &mut s.fault_slow,
+                    Fault::Reset => &mut s.fault_reset,
+                    Fault::Truncated => &mut s.fault_truncated,
+                } += 1;
+                return Some(fault);
+            }
+        }
+        None
+    }
+
+    /// Checks, limits and answers one call: `(code, msg, data)`.
+    fn handle(&self, body: &[u8]) -> (i64, Option<String>, Value) {
+        let fields: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
+        let c = &self.config;
+        let mut inner = self.inner.lock().expect("sim lock");
+        let fail = |inner: &mut Inner, code: i64, msg: String| {
+            let s = &mut inner.stats;
+            match code {
+                10 => s.code10 += 1,
+                100 => s.code100 += 1,
+                140 => s.code140 += 1,
+                180 => s.code180 += 1,
+                199 => s.code199 += 1,
+                200 => s.code200 += 1,
+                _ => {}
+            }
+            (code, Some(msg), Value::Null)
+        };
+        let Some(given) = fields.get("sign") else { return fail(&mut inner, 10, "sign is missing".into()) };
+        if fields.get("app_key") != Some(&c.app_key) {
+            return fail(&mut inner, 10, "app_key is not recognised".into());
+        }
+        if !given.eq_ignore_ascii_case(&sign::sign(&c.app_secret, &fields)) {
+            return fail(&mut inner, 10, "invalid sign (签名错误)".into());
+        }
+        if fields.get("access_token") != Some(&c.access_token) {
+            return fail(&mut inner, 100, "access_token is invalid or expired".into());
+        }
+        let now = Timestamp::now().as_second();
+        match fields.get("timestamp").and_then(|t| t.parse::<i64>().ok()) {
+            Some(ts) if (now - ts).unsigned_abs() <= c.clock_tolerance.as_secs() => {}
+            _ => return fail(&mut inner, 180, "timestamp is invalid or too far from the server clock".into()),
+        }
+        let admitted = inner.windows.entry(c.app_key.clone()).or_default().admit(Instant::now(), c.per_second, c.per_minute);
+        match admitted {
+            Err(Refusal::PerSecond) => return fail(&mut inner, 199, "调用太频繁，请稍后再试!".into()),
+            Err(Refusal::PerMinute) => return fail(&mut inner, 200, "调用频次超过限制!".into()),
+            Ok(()) => {}
+        }
+        let w = &inner.windows[&c.app_key];
+        let (mpm, mps) = (w.max_per_minute as u64, w.max_per_second as u64);
+        inner.stats.max_per_minute = inner.stats.max_per_minute.max(mpm);
+        inner.stats.max_per_second = inner.stats.max_per_second.max(mps);
+        let biz: Value = match serde_json::from_str(fields.get("biz").map_or("{}", String::as_str)) {
+            Ok(v) => v,
+            Err(e) => return fail(&mut inner, 140, format!("biz is not valid JSON: {e}")),
+        };
+        let q = match query::parse(&biz) {
+            Ok(q) => q,
+            Err(msg) => return fail(&mut inner, 140, msg),
+        };
+        inner.stats.accepted += 1;
+        let data = q.run(&inner.orders, &inner.index);
+        self.mutate(&mut inner);
+        (0, None, data)
+    }
+
+    /// The shop keeps working: some orders change, new ones appear.
+    fn mutate(&self, inner: &mut Inner) {
+        let m = self.mutation.lock().expect("sim lock").clone();
+        let count = |rng: &mut ChaCha8Rng, expected: f64| expected.floor() as u64 + u64::from(rng.random_bool(expected.fract()));
+        let changes = count(&mut inner.rng, m.changes_per_request);
+        let created = count(&mut inner.rng, m.new_per_request);
+        let now = Timestamp::now();
+        for _ in 0..changes {
+            if inner.next_o_id == FIRST_O_ID {
+                break;
+            }
+            let o_id = inner.rng.random_range(FIRST_O_ID..inner.next_o_id);
+            let ts = inner.next_ts;
+            inner.next_ts += 1;
+            let Inner { orders, index, rng, .. } = inner;
+            if let Some(order) = orders.get_mut(&o_id) {
+                index.remove(&(order.modified_at, o_id));
+                orders::change(rng, order, now, ts);
+                index.insert((order.modified_at, o_id), ());
+                inner.stats.orders_changed += 1;
+            }
+        }
+        for _ in 0..created {
+            let (o_id, ts) = (inner.next_o_id, inner.next_ts);
+            inner.next_o_id += 1;
+            inner.next_ts += 1;
+            let order = orders::generate(&mut inner.rng, o_id, now, ts);
+            inner.index.insert((order.modified_at, o_id), ());
+            inner.orders.insert(o_id, order);
+            inner.stats.orders_created += 1;
+        }
+    }
+}
+
+async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
+    let fault = st.roll_fault();
+    if fault == Some(Fault::Http500) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "simulated internal error").into_response();
+    }
+    if uri.path() != ORDER_QUERY_PATH {
+        let body = json!({"code": 404, "msg": format!("unknown API path {}", uri.path()), "data": null});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    let (code, msg, data) = st.handle(&body);
+    let text = json!({"code": code, "msg": msg, "data": data}).to_string();
+    let json_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
+    match fault {
+        Some(Fault::Slow) => {
+            tokio::time::sleep(st.config.faults.slow_delay).await;
+            (json_type, text).into_response()
+        }
+        Some(Fault::Reset) => {
+            let broken = futures_util::stream::iter([Ok(Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 3])), Err(std::io::Error::other("simulated connection reset"))]);
+            (json_type, Body::from_stream(broken)).into_response()
+        }
+        Some(Fault::Truncated) => (json_type, Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2])).into_response(),
+        _ => (json_type, text).into_response(),
+    }
+}
+
+async fn truth(State(st): State<Arc<SimState>>) -> axum::Json<Truth> {
+    axum::Json(st.truth())
+}
+
+/// The simulator's routes: the gateway under `/open/` and `GET /__sim/truth`.
+pub fn router(state: Arc<SimState>) -> Router {
+    Router::new().route("/open/{*api}", post(order_query)).route("/__sim/truth", get(truth)).with_state(state)
+}
+
+/// Starts a simulator on 127.0.0.1:`port` (0 = any free port).
+pub async fn start(config: JushuitanSimConfig, port: u16) -> std::io::Result<crate::sim::Running<Arc<SimState>>> {
+    let state = Arc::new(SimState::new(config));
+    crate::sim::spawn(port, router(state.clone()), state).await
+}

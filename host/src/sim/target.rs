@@ -1,0 +1,303 @@
+//! A Command-pattern target (seed 001): `PUT /{resource}/{uuid}` with
+//! `{"records": [...]}`, replay-safe; `POST /{resource}` with an optional
+//! id; `GET` status and per-record tasks; optional async completion;
+//! faults (500, slow, reset before processing, apply-then-500); and a
+//! ground-truth view with per-record delivery counts.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use jiff::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Probabilities (0..1) of each fault per write.
+#[derive(Debug, Clone, Default)]
+pub struct TargetFaults {
+    /// 500 before processing.
+    pub http500: f64,
+    /// Process, but answer only after `slow_delay`.
+    pub slow: f64,
+    /// Drop the connection before processing.
+    pub reset: f64,
+    /// Process, then answer 500: applied, but the client cannot know.
+    pub apply_then_500: f64,
+    /// How late a slow answer comes.
+    pub slow_delay: Duration,
+}
+
+/// Target simulator settings.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSimConfig {
+    /// Seed of the fault rolls.
+    pub seed: u64,
+    /// Faults.
+    pub faults: TargetFaults,
+    /// Commands complete this long after creation (`completedAt` null until then).
+    pub completion_delay: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Task {
+    record_id: Option<String>,
+    status: String,
+    message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Command {
+    id: Uuid,
+    hash: String,
+    created: Timestamp,
+    completes: Timestamp,
+    tasks: Vec<Task>,
+}
+
+impl Command {
+    fn resource(&self, now: Timestamp) -> Value {
+        let done = now >= self.completes;
+        let failed = self.tasks.iter().filter(|t| t.status == "FAILED").count();
+        json!({
+            "id": self.id,
+            "createdAt": self.created.to_string(),
+            "completedAt": if done { Value::String(self.completes.to_string()) } else { Value::Null },
+            "taskCount": {
+                "failed": if done { failed } else { 0 },
+                "success": if done { self.tasks.len() - failed } else { 0 },
+                "total": self.tasks.len(),
+            }
+        })
+    }
+}
+
+/// Ground truth of the target.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TargetTruth {
+    /// Stored records by id (last write wins).
+    pub records: BTreeMap<String, Value>,
+    /// How many times each record id was applied.
+    pub deliveries: BTreeMap<String, u64>,
+    /// Commands created.
+    pub commands: u64,
+    /// PUTs of a known id with the same body (answered 200, not reprocessed).
+    pub replays: u64,
+    /// PUTs of a known id with a different body (409).
+    pub conflicts: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+}
+
+struct Inner {
+    commands: HashMap<Uuid, Command>,
+    truth: TargetTruth,
+    rng: ChaCha8Rng,
+}
+
+/// The target's state.
+pub struct TargetState {
+    config: TargetSimConfig,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Http500,
+    Slow,
+    Reset,
+    ApplyThen500,
+}
+
+impl TargetState {
+    /// A fresh, empty target.
+    pub fn new(config: TargetSimConfig) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        TargetState { config, inner: Mutex::new(Inner { commands: HashMap::new(), truth: TargetTruth::default(), rng }) }
+    }
+
+    /// Everything the target holds.
+    pub fn truth(&self) -> TargetTruth {
+        self.inner.lock().expect("target lock").truth.clone()
+    }
+
+    fn roll(&self) -> Option<Fault> {
+        let f = &self.config.faults;
+        let mut inner = self.inner.lock().expect("target lock");
+        let roll: f64 = inner.rng.random();
+        let mut edge = 0.0;
+        for (p, fault, name) in [
+            (f.http500, Fault::Http500, "http500"),
+            (f.slow, Fault::Slow, "slow"),
+            (f.reset, Fault::Reset, "reset"),
+            (f.apply_then_500, Fault::ApplyThen500, "apply_then_500"),
+        ] {
+            edge += p;
+            if roll < edge {
+                *inner.truth.faults.entry(name.into()).or_default() += 1;
+                return Some(fault);
+            }
+        }
+        None
+    }
+
+    /// Creates or replays a command: `(status, resource)`.
+    fn write(&self, id: Uuid, body: &Value) -> Result<(StatusCode, Value), (StatusCode, Value)> {
+        let records = body.get("records").and_then(Value::as_array).ok_or_else(|| {
+            (StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object with a `records` array"}))
+        })?;
+        let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+        let now = Timestamp::now();
+        let mut inner = self.inner.lock().expect("target lock");
+        if let Some(existing) = inner.commands.get(&id) {
+            if existing.hash == hash {
+                let resource = existing.resource(now);
+                inner.truth.replays += 1;
+                return Ok((StatusCode::OK, resource));
+            }
+            inner.truth.conflicts += 1;
+            return Err((StatusCode::CONFLICT, json!({"error": format!("command {id} exists with a different body")})));
+        }
+        let tasks: Vec<Task> = records.iter().map(|r| apply(&mut inner.truth, r)).collect();
+        let completes = now + self.config.completion_delay;
+        let command = Command { id, hash, created: now, completes, tasks };
+        let resource = command.resource(now);
+        inner.commands.insert(id, command);
+        inner.truth.commands += 1;
+        Ok((StatusCode::CREATED, resource))
+    }
+}
+
+fn record_id(r: &Value) -> Option<String> {
+    match r.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Validates and stores one record.
+fn apply(truth: &mut TargetTruth, r: &Value) -> Task {
+    let Some(id) = record_id(r) else {
+        return Task { record_id: None, status: "FAILED".into(), message: Some("record has no `id`".into()) };
+    };
+    let negative = match r.get("amount") {
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|a| a < 0.0),
+        Some(Value::String(s)) => s.trim().starts_with('-'),
+        _ => false,
+    };
+    if negative {
+        return Task { record_id: Some(id), status: "FAILED".into(), message: Some("`amount` must not be negative".into()) };
+    }
+    truth.records.insert(id.clone(), r.clone());
+    *truth.deliveries.entry(id.clone()).or_default() += 1;
+    Task { record_id: Some(id), status: "SUCCESS".into(), message: None }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+async fn write(st: Arc<TargetState>, id: Uuid, body: Value) -> Response {
+    let fault = st.roll();
+    match fault {
+        Some(Fault::Http500) => return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated internal error".into()),
+        Some(Fault::Reset) => {
+            let broken = futures_util::stream::iter([Err::<Bytes, _>(std::io::Error::other("simulated reset"))]);
+            return (StatusCode::OK, Body::from_stream(broken)).into_response();
+        }
+        _ => {}
+    }
+    let result = st.write(id, &body);
+    if fault == Some(Fault::Slow) {
+        tokio::time::sleep(st.config.faults.slow_delay).await;
+    }
+    if fault == Some(Fault::ApplyThen500) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated failure after applying".into());
+    }
+    match result {
+        Ok((status, resource)) => (status, axum::Json(resource)).into_response(),
+        Err((status, body)) => (status, axum::Json(body)).into_response(),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))
+}
+
+async fn put_command(State(st): State<Arc<TargetState>>, Path((_resource, id)): Path<(String, String)>, body: Bytes) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else { return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID")) };
+    match parse_body(&body) {
+        Ok(v) => write(st, id, v).await,
+        Err(r) => r,
+    }
+}
+
+async fn post_command(State(st): State<Arc<TargetState>>, Path(_resource): Path<String>, body: Bytes) -> Response {
+    let mut v = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id = match v.as_object_mut().and_then(|m| m.remove("id")) {
+        None | Some(Value::Null) => Uuid::new_v4(),
+        Some(Value::String(s)) => match Uuid::parse_str(&s) {
+            Ok(id) => id,
+            Err(_) => return error(StatusCode::BAD_REQUEST, format!("`{s}` is not a UUID")),
+        },
+        Some(other) => return error(StatusCode::BAD_REQUEST, format!("`id` must be a UUID text, got {other}")),
+    };
+    let response = write(st, id, v).await;
+    if response.status() == StatusCode::OK {
+        return (StatusCode::CREATED, response.into_body()).into_response();
+    }
+    response
+}
+
+fn find(st: &TargetState, id: &str) -> Result<Command, Response> {
+    let id = Uuid::parse_str(id).map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID")))?;
+    st.inner.lock().expect("target lock").commands.get(&id).cloned().ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no command {id}")))
+}
+
+async fn get_command(State(st): State<Arc<TargetState>>, Path((_resource, id)): Path<(String, String)>) -> Response {
+    match find(&st, &id) {
+        Ok(c) => axum::Json(c.resource(Timestamp::now())).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_tasks(State(st): State<Arc<TargetState>>, Path((_resource, id)): Path<(String, String)>) -> Response {
+    match find(&st, &id) {
+        Ok(c) if Timestamp::now() >= c.completes => axum::Json(json!({"tasks": c.tasks})).into_response(),
+        Ok(_) => axum::Json(json!({"tasks": []})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn truth(State(st): State<Arc<TargetState>>) -> axum::Json<TargetTruth> {
+    axum::Json(st.truth())
+}
+
+/// The target's routes.
+pub fn router(state: Arc<TargetState>) -> Router {
+    Router::new()
+        .route("/__sim/truth", get(truth))
+        .route("/{resource}", axum::routing::post(post_command))
+        .route("/{resource}/{id}", put(put_command).get(get_command))
+        .route("/{resource}/{id}/tasks", get(get_tasks))
+        .with_state(state)
+}
+
+/// Starts a target on 127.0.0.1:`port` (0 = any free port).
+pub async fn start(config: TargetSimConfig, port: u16) -> std::io::Result<crate::sim::Running<Arc<TargetState>>> {
+    let state = Arc::new(TargetState::new(config));
+    crate::sim::spawn(port, router(state.clone()), state).await
+}

@@ -1,0 +1,192 @@
+//! The HTTP client of the new gateway: signed form requests under the
+//! shared rate limiter, with retries and backoff (backon) decided by
+//! `retry`. Secrets never reach a log line or an error message.
+
+use super::ratelimit::{self, AppLimiter};
+use super::retry::{Cause, SourceError, Verdict, classify_body, classify_status, classify_transport};
+use super::sign;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A secret value: `Debug` and `Display` print `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How to reach one Jushuitan app.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Gateway base, e.g. `https://openapi.jushuitan.com`.
+    pub base_url: String,
+    /// The app's key.
+    pub app_key: String,
+    /// The app's secret.
+    pub app_secret: Secret,
+    /// The access token.
+    pub access_token: Secret,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Calls per second allowed for the app.
+    pub per_second: u32,
+    /// Calls per minute allowed for the app.
+    pub per_minute: u32,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff delay.
+    pub min_backoff: Duration,
+    /// Longest backoff delay.
+    pub max_backoff: Duration,
+}
+
+/// Counters of the source for the run summary.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    /// HTTP requests sent.
+    pub requests: AtomicU64,
+    /// Pages received (code 0).
+    pub pages: AtomicU64,
+    /// Requests that had to wait for the rate limiter.
+    pub rate_waits: AtomicU64,
+    /// Total wait for the rate limiter, in milliseconds.
+    pub rate_wait_ms: AtomicU64,
+    /// Windows read again because rows shifted between pages.
+    pub drift_rereads: AtomicU64,
+    /// Windows split in half after repeated drift.
+    pub window_splits: AtomicU64,
+    retries: [AtomicU64; 6],
+}
+
+impl SourceStats {
+    fn retried(&self, cause: Cause) {
+        let i = Cause::ALL.iter().position(|c| *c == cause).expect("known cause");
+        self.retries[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Retries by cause.
+    pub fn retries(&self) -> Vec<(&'static str, u64)> {
+        Cause::ALL.iter().zip(&self.retries).map(|(c, n)| (c.name(), n.load(Ordering::Relaxed))).collect()
+    }
+
+    /// All retries.
+    pub fn total_retries(&self) -> u64 {
+        self.retries.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// A client of one app.
+pub struct JushuitanClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+    limiter: Arc<AppLimiter>,
+    /// Counters.
+    pub stats: Arc<SourceStats>,
+}
+
+impl JushuitanClient {
+    /// A client; the rate limiter is shared with every other client of the
+    /// same app_key in this process.
+    pub fn new(config: ClientConfig) -> Result<Self, SourceError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let limiter = ratelimit::for_app(&config.app_key, config.per_second, config.per_minute);
+        Ok(JushuitanClient { http, config, limiter, stats: Arc::new(SourceStats::default()) })
+    }
+
+    /// The system fields plus `biz`, signed.
+    pub fn signed_fields(&self, biz: &Value) -> BTreeMap<String, String> {
+        let mut fields = BTreeMap::new();
+        fields.insert("app_key".to_string(), self.config.app_key.clone());
+        fields.insert("access_token".to_string(), self.config.access_token.expose().to_string());
+        fields.insert("timestamp".to_string(), jiff::Timestamp::now().as_second().to_string());
+        fields.insert("charset".to_string(), "utf-8".to_string());
+        fields.insert("version".to_string(), "2".to_string());
+        fields.insert("biz".to_string(), biz.to_string());
+        let s = sign::sign(self.config.app_secret.expose(), &fields);
+        fields.insert("sign".to_string(), s);
+        fields
+    }
+
+    /// Calls `path` with `biz`, retrying transient failures; returns `data`.
+    pub async fn call(&self, path: &str, biz: &Value) -> Result<Value, SourceError> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.config.min_backoff)
+            .with_max_delay(self.config.max_backoff)
+            .with_jitter()
+            .with_max_times(self.config.max_attempts.saturating_sub(1) as usize)
+            .build();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let waited = self.limiter.acquire().await;
+            if waited > Duration::from_millis(2) {
+                self.stats.rate_waits.fetch_add(1, Ordering::Relaxed);
+                self.stats.rate_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            match self.attempt(path, biz).await {
+                Verdict::Ok(data) => {
+                    self.stats.pages.fetch_add(1, Ordering::Relaxed);
+                    return Ok(data);
+                }
+                Verdict::Fail(e) => return Err(e),
+                Verdict::Retry(cause, last) => {
+                    self.stats.retried(cause);
+                    let Some(delay) = backoff.next() else { return Err(SourceError::Exhausted { attempts, cause, last }) };
+                    tracing::debug!(cause = cause.name(), attempt = attempts, ?delay, "retrying Jushuitan call: {last}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, path: &str, biz: &Value) -> Verdict {
+        let fields = self.signed_fields(biz);
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
+        let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);
+        let sent = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8")
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return classify_transport(&e),
+        };
+        let status = response.status().as_u16();
+        match response.bytes().await {
+            Err(e) => classify_transport(&e),
+            Ok(bytes) if status == 200 => classify_body(&bytes),
+            Ok(bytes) => classify_status(status, &bytes),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Windows `[begin, end]` to query: from the checkpoint (minus a lookback
+//! overlap) or the pipeline's start, to now minus a safety lag, each at
+//! most the configured span (the API allows 7 days).
+
+use jiff::{SignedDuration, Timestamp};
+use std::time::Duration;
+
+/// The API's longest window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One query window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// `modified_begin`.
+    pub begin: Timestamp,
+    /// `modified_end`; the checkpoint moves here once the window is confirmed.
+    pub end: Timestamp,
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} .. {}]", crate::time::format(self.begin), crate::time::format(self.end))
+    }
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// Splits `[from, until]` into windows of at most `span` (capped at 7 days).
+pub fn split(from: Timestamp, until: Timestamp, span: Duration) -> Vec<Window> {
+    let span = signed(span.min(MAX_WINDOW).max(Duration::from_secs(1)));
+    let mut out = Vec::new();
+    let mut begin = from;
+    while begin < until {
+        let end = begin.checked_add(span).map_or(until, |e| e.min(until));
+        out.push(Window { begin, end });
+        begin = end;
+    }
+    out
+}
+
+/// The windows of an incremental run.
+pub fn incremental(checkpoint: Option<Timestamp>, start: Timestamp, now: Timestamp, lag: Duration, lookback: Duration, span: Duration) -> Vec<Window> {
+    let begin = match checkpoint {
+        Some(c) => c.checked_sub(signed(lookback)).unwrap_or(c).max(start),
+        None => start,
+    };
+    let until = now.checked_sub(signed(lag)).unwrap_or(now);
+    split(begin, until, span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        crate::time::parse(s).unwrap()
+    }
+
+    #[test]
+    fn seven_day_split_lag_and_lookback() {
+        let now = t("2024-01-20 12:00:00");
+        let w = incremental(None, t("2024-01-01 00:00:00"), now, Duration::from_secs(120), Duration::ZERO, MAX_WINDOW);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0], Window { begin: t("2024-01-01 00:00:00"), end: t("2024-01-08 00:00:00") });
+        assert_eq!(w[2].end, t("2024-01-20 11:58:00"), "ends the safety lag before now");
+        let w = incremental(Some(t("2024-01-20 11:00:00")), t("2024-01-01 00:00:00"), now, Duration::from_secs(120), Duration::from_secs(600), MAX_WINDOW);
+        assert_eq!(w, vec![Window { begin: t("2024-01-20 10:50:00"), end: t("2024-01-20 11:58:00") }], "overlaps by the lookback");
+        let w = split(t("2024-01-01 00:00:00"), t("2024-01-01 01:00:00"), Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(w.len(), 1, "a longer span is capped at 7 days, not refused");
+        assert!(incremental(Some(now), now, now, Duration::from_secs(60), Duration::ZERO, MAX_WINDOW).is_empty());
+        let w = split(t("2024-01-01 00:00:00"), t("2024-01-01 01:00:00"), Duration::from_secs(25 * 60));
+        assert_eq!(w.iter().map(|w| crate::time::format(w.end)).collect::<Vec<_>>(), ["2024-01-01 00:25:00", "2024-01-01 00:50:00", "2024-01-01 01:00:00"]);
+    }
+}

@@ -1,0 +1,50 @@
+//! One rate limiter per app_key, shared by every request of the process,
+//! holding both the per-second and the per-minute budget (GCRA, governor).
+//! The budgets are spaced evenly with a small safety margin, because the
+//! server counts over sliding windows: a burst followed by a steady rate
+//! would trip it.
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Share of each budget used; the rest absorbs network jitter.
+const SECOND_SHARE: f64 = 0.95;
+const MINUTE_SHARE: f64 = 0.97;
+
+/// Both budgets of one app_key.
+pub struct AppLimiter {
+    second: DefaultDirectRateLimiter,
+    minute: DefaultDirectRateLimiter,
+}
+
+fn evenly(per: Duration, calls: u32, share: f64) -> DefaultDirectRateLimiter {
+    let period = per.mul_f64(1.0 / (f64::from(calls.max(1)) * share));
+    let quota = Quota::with_period(period).expect("non-zero period").allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
+}
+
+impl AppLimiter {
+    /// A limiter for `per_second` and `per_minute` calls.
+    pub fn new(per_second: u32, per_minute: u32) -> Self {
+        AppLimiter { second: evenly(Duration::from_secs(1), per_second, SECOND_SHARE), minute: evenly(Duration::from_secs(60), per_minute, MINUTE_SHARE) }
+    }
+
+    /// Waits for a slot in both budgets; returns how long it waited.
+    pub async fn acquire(&self) -> Duration {
+        let started = Instant::now();
+        self.minute.until_ready().await;
+        self.second.until_ready().await;
+        started.elapsed()
+    }
+}
+
+/// The process-wide limiter of an app_key (made on first use with these
+/// budgets; later callers share it).
+pub fn for_app(app_key: &str, per_second: u32, per_minute: u32) -> Arc<AppLimiter> {
+    static ALL: OnceLock<Mutex<HashMap<(String, u32, u32), Arc<AppLimiter>>>> = OnceLock::new();
+    let mut all = ALL.get_or_init(Default::default).lock().expect("limiter registry");
+    all.entry((app_key.to_string(), per_second, per_minute)).or_insert_with(|| Arc::new(AppLimiter::new(per_second, per_minute))).clone()
+}

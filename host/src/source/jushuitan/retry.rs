@@ -1,0 +1,178 @@
+//! What is transient is decided here and only here: HTTP 5xx, timeouts,
+//! resets, truncated JSON and codes 199/200 are retried with backoff;
+//! codes 10, 100, 110, 140, 180, 190 fail fast with what to fix.
+
+use serde_json::Value;
+
+/// Why a call is retried (counted per cause for the run summary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// HTTP 5xx (or 429).
+    Http5xx,
+    /// No answer in time.
+    Timeout,
+    /// Connection refused, reset or closed mid-answer.
+    Connection,
+    /// The body was not complete JSON.
+    Truncated,
+    /// Code 199: too frequent.
+    Code199,
+    /// Code 200: call budget exceeded.
+    Code200,
+}
+
+impl Cause {
+    /// Every cause, in summary order.
+    pub const ALL: [Cause; 6] = [Cause::Http5xx, Cause::Timeout, Cause::Connection, Cause::Truncated, Cause::Code199, Cause::Code200];
+
+    /// Short name for summaries and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Http5xx => "http_5xx",
+            Cause::Timeout => "timeout",
+            Cause::Connection => "connection",
+            Cause::Truncated => "truncated_json",
+            Cause::Code199 => "code_199",
+            Cause::Code200 => "code_200",
+        }
+    }
+}
+
+/// A source failure that retrying will not fix (or that outlived its retries).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The API refused the call for a reason the user must fix.
+    #[error("Jushuitan refused the call with code {code} ({meaning}): {msg}. Fix: {hint}")]
+    Refused {
+        /// The `code` of the answer.
+        code: i64,
+        /// What the code means.
+        meaning: &'static str,
+        /// The API's `msg`.
+        msg: String,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A non-retryable HTTP status.
+    #[error("Jushuitan answered HTTP {status}: {body}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// Transient failures outlived the retry budget.
+    #[error("gave up after {attempts} attempts; last failure ({}): {last}", .cause.name())]
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last cause.
+        cause: Cause,
+        /// Its detail.
+        last: String,
+    },
+    /// The answer had an unexpected shape.
+    #[error("unexpected answer from Jushuitan: {0}")]
+    Protocol(String),
+}
+
+/// The verdict on one attempt.
+#[derive(Debug)]
+pub enum Verdict {
+    /// `data` of a code-0 answer.
+    Ok(Value),
+    /// Try again later.
+    Retry(Cause, String),
+    /// Stop.
+    Fail(SourceError),
+}
+
+fn refused(code: i64, msg: String) -> SourceError {
+    let (meaning, hint) = match code {
+        10 => ("invalid sign", "check app_key and app_secret; `ferry jushuitan sign` prints the canonical string to compare"),
+        100 => ("token invalid or expired", "refresh the access_token (/openWeb/auth/refreshToken) and update the secret it comes from"),
+        110 => ("IP not whitelisted", "add this machine's public IP to the app's whitelist in the Jushuitan open platform"),
+        140 => ("parameter error", "check the metadata request fields and the window (both times, ≤ 7 days, page_size ≤ 50)"),
+        180 => ("timestamp invalid", "check this machine's clock; the server accepts about 10 minutes of skew"),
+        190 => ("no permission for this API", "enable orders.out.simple.query for the app in the Jushuitan open platform"),
+        _ => ("unknown code", "see the Jushuitan open platform documentation for this code"),
+    };
+    SourceError::Refused { code, meaning, msg, hint }
+}
+
+/// Classifies an HTTP 200 body.
+pub fn classify_body(body: &[u8]) -> Verdict {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) if e.is_eof() || e.is_syntax() => return Verdict::Retry(Cause::Truncated, format!("body is not complete JSON: {e}")),
+        Err(e) => return Verdict::Fail(SourceError::Protocol(e.to_string())),
+    };
+    let code = v.get("code").and_then(Value::as_i64);
+    let msg = v.get("msg").and_then(Value::as_str).unwrap_or_default().to_string();
+    match code {
+        Some(0) => match v.get("data") {
+            Some(d) if d.is_object() => Verdict::Ok(d.clone()),
+            _ => Verdict::Fail(SourceError::Protocol("code 0 without a `data` object".into())),
+        },
+        Some(199) => Verdict::Retry(Cause::Code199, msg),
+        Some(200) => Verdict::Retry(Cause::Code200, msg),
+        Some(code) => Verdict::Fail(refused(code, msg)),
+        None => Verdict::Fail(SourceError::Protocol("answer has no numeric `code`".into())),
+    }
+}
+
+/// Classifies a non-200 HTTP status.
+pub fn classify_status(status: u16, body: &[u8]) -> Verdict {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]).to_string();
+    match status {
+        500..=599 => Verdict::Retry(Cause::Http5xx, format!("HTTP {status}")),
+        429 => Verdict::Retry(Cause::Http5xx, "HTTP 429".into()),
+        _ => Verdict::Fail(SourceError::Http { status, body: text }),
+    }
+}
+
+/// Classifies a transport error.
+pub fn classify_transport(err: &reqwest::Error) -> Verdict {
+    if err.is_timeout() {
+        Verdict::Retry(Cause::Timeout, "no answer before the timeout".into())
+    } else {
+        Verdict::Retry(Cause::Connection, format!("{err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: i64) -> Vec<u8> {
+        format!(r#"{{"code":{code},"msg":"m","data":{{"datas":[]}}}}"#).into_bytes()
+    }
+
+    /// Pins exactly which answers are retried.
+    #[test]
+    fn retry_table() {
+        let retried = |v: Verdict| match v {
+            Verdict::Retry(c, _) => Some(c),
+            _ => None,
+        };
+        assert!(matches!(classify_body(&body(0)), Verdict::Ok(_)));
+        assert_eq!(retried(classify_body(&body(199))), Some(Cause::Code199));
+        assert_eq!(retried(classify_body(&body(200))), Some(Cause::Code200));
+        for code in [10, 100, 110, 140, 180, 190, 999] {
+            match classify_body(&body(code)) {
+                Verdict::Fail(SourceError::Refused { code: c, hint, .. }) => assert!(c == code && !hint.is_empty()),
+                other => panic!("code {code} must fail fast, got {other:?}"),
+            }
+        }
+        assert_eq!(retried(classify_body(br#"{"code":0,"data":{"da"#)), Some(Cause::Truncated));
+        assert_eq!(retried(classify_body(b"")), Some(Cause::Truncated));
+        assert!(matches!(classify_body(br#"{"code":0}"#), Verdict::Fail(SourceError::Protocol(_))));
+        for status in [500, 502, 503, 504, 429] {
+            assert!(retried(classify_status(status, b"")).is_some(), "{status}");
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(matches!(classify_status(status, b"x"), Verdict::Fail(SourceError::Http { .. })), "{status}");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Times as the Jushuitan API writes them: `yyyy-MM-dd HH:mm:ss` in
+//! Asia/Shanghai (old responses may add `.807` milliseconds).
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use std::sync::OnceLock;
+
+/// Asia/Shanghai (from the bundled tz database; +08:00 without DST).
+pub fn shanghai() -> &'static TimeZone {
+    static TZ: OnceLock<TimeZone> = OnceLock::new();
+    TZ.get_or_init(|| TimeZone::get("Asia/Shanghai").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(8))))
+}
+
+/// `2024-03-01 12:30:00` in Asia/Shanghai.
+pub fn format(ts: Timestamp) -> String {
+    ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Parses `yyyy-MM-dd HH:mm:ss[.fff]` (Asia/Shanghai), `yyyy-MM-dd`, or an
+/// RFC 3339 timestamp.
+pub fn parse(text: &str) -> Result<Timestamp, String> {
+    let t = text.trim();
+    if let Ok(ts) = t.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    let civil = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| DateTime::strptime(f, t).ok())
+        .or_else(|| jiff::civil::Date::strptime("%Y-%m-%d", t).ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .ok_or_else(|| format!("`{text}` is not a time (expected `yyyy-MM-dd HH:mm:ss` in Asia/Shanghai or RFC 3339)"))?;
+    civil.to_zoned(shanghai().clone()).map(|z| z.timestamp()).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip() {
+        let ts = super::parse("2024-03-01 12:30:00").unwrap();
+        assert_eq!(ts.to_string(), "2024-03-01T04:30:00Z");
+        assert_eq!(super::format(ts), "2024-03-01 12:30:00");
+        assert_eq!(super::parse("2024-03-01 12:30:00.807").unwrap().as_second(), ts.as_second());
+        assert!(super::parse("soon").unwrap_err().contains("soon"));
+    }
+}
