@@ -12,7 +12,11 @@
 //! - [`cli`]: the `ferry` command line.
 
 pub mod cli;
+pub mod demo;
+pub mod pipeline;
 pub mod plugin;
 pub mod sim;
+pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;

@@ -1,25 +1,59 @@
 //! The `ferry` command line: raw arguments parsed by clap, each subcommand
 //! in its own module. Exit codes: 0 success, 1 some records failed (dead
-//! letters, errored outcomes), 2 fatal error.
+//! letters, errored outcomes), 2 fatal error, 130 interrupted.
 
+mod demo;
+mod dlq;
+mod jushuitan;
 mod plugin;
+mod run;
+mod sim;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
 /// Ferry moves orders between SaaS APIs through sandboxed mapping plugins.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about)]
 pub struct Cli {
+    /// Log lines as text (default) or JSON (for machines).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one sync of a pipeline (incremental, or a backfill with --since/--until).
+    Run(run::RunArgs),
+    /// Check a pipeline file, its plugin and options, without touching the network.
+    Validate(run::ValidateArgs),
+    /// Show a pipeline's checkpoint, pending outbox, idCheck size and last runs.
+    State(run::ValidateArgs),
+    /// Run the demo: both simulators, a first sync and an incremental one, checked against ground truth.
+    Demo(demo::DemoArgs),
     /// Check or try a mapping plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Serve a simulator on loopback.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
+    /// Jushuitan helpers.
+    #[command(subcommand)]
+    Jushuitan(jushuitan::JushuitanCommand),
+    /// Dead letters of a pipeline.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 /// What a command reports back to `main`.
@@ -28,18 +62,28 @@ pub enum Exit {
     Ok,
     /// Finished, but some records failed.
     Partial,
+    /// A specific code.
+    Code(u8),
 }
 
 /// Runs the CLI and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Run(a) => run::run(a, cli.log_format),
+        Command::Validate(a) => run::validate(a),
+        Command::State(a) => run::state(a),
+        Command::Demo(a) => demo::run(a),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Sim(cmd) => sim::run(cmd),
+        Command::Jushuitan(cmd) => jushuitan::run(cmd),
+        Command::Dlq(cmd) => dlq::run(cmd),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Partial) => ExitCode::from(1),
+        Ok(Exit::Code(c)) => ExitCode::from(c),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -47,9 +91,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,ferry::plugin=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// A multi-threaded tokio runtime for a command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// The plugin engine of a command, with the default disk cache.
+pub fn engine() -> anyhow::Result<std::sync::Arc<crate::plugin::PluginEngine>> {
+    let options = crate::plugin::EngineOptions { cache_dir: default_cache_dir(), ..Default::default() };
+    Ok(std::sync::Arc::new(crate::plugin::PluginEngine::new(options)?))
 }
 
 /// The default compile-cache directory: `$FERRY_CACHE_DIR`, else

@@ -88,6 +88,8 @@ pub struct TargetTruth {
     pub records: BTreeMap<String, Value>,
     /// How many times each record id was applied.
     pub deliveries: BTreeMap<String, u64>,
+    /// How many times each version (`id@modified`) was applied; above 1 is a double.
+    pub versions: BTreeMap<String, u64>,
     /// Commands created.
     pub commands: u64,
     /// PUTs of a known id with the same body (answered 200, not reprocessed).
@@ -116,6 +118,13 @@ enum Fault {
     Slow,
     Reset,
     ApplyThen500,
+}
+
+impl TargetTruth {
+    /// Versions applied more than once.
+    pub fn doubled(&self) -> Vec<String> {
+        self.versions.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k.clone()).collect()
+    }
 }
 
 impl TargetState {
@@ -200,6 +209,8 @@ fn apply(truth: &mut TargetTruth, r: &Value) -> Task {
     }
     truth.records.insert(id.clone(), r.clone());
     *truth.deliveries.entry(id.clone()).or_default() += 1;
+    let version = r.get("modified").map(|m| m.as_str().map_or_else(|| m.to_string(), String::from)).unwrap_or_default();
+    *truth.versions.entry(format!("{id}@{version}")).or_default() += 1;
     Task { record_id: Some(id), status: "SUCCESS".into(), message: None }
 }
 

@@ -1,0 +1,416 @@
+//! The pipeline file (TOML, or JSON by extension). Raw serde types with
+//! `deny_unknown_fields` are validated into [`Pipeline`], the resolved form
+//! the rest of Ferry sees. Every error names the file, the key and what was
+//! expected. Secrets come from `${ENV}` references and stay [`Secret`]s.
+
+use crate::plugin::Limits;
+use crate::source::jushuitan::metadata::{Metadata, Request};
+use crate::source::jushuitan::{ClientConfig, PagingMode, Secret};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A pipeline file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The pipeline file.
+    pub file: String,
+    /// The key and what was expected.
+    pub message: String,
+}
+
+/// `[source]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    /// Only `jushuitan` for now.
+    kind: String,
+    /// Gateway base URL, e.g. `https://openapi.jushuitan.com`.
+    base_url: String,
+    /// App key (`${ENV}` allowed).
+    app_key: String,
+    /// App secret, as `${ENV}`.
+    app_secret: String,
+    /// Access token, as `${ENV}`.
+    access_token: String,
+    /// Where the first run starts (`yyyy-MM-dd HH:mm:ss` Asia/Shanghai or RFC 3339).
+    start: String,
+    /// Longest query window (≤ 7 days).
+    #[serde(default = "one_day", with = "humantime_serde")]
+    window: Duration,
+    /// Windows end this long before now (orders at "now" may not be visible yet).
+    #[serde(default = "two_minutes", with = "humantime_serde")]
+    lag: Duration,
+    /// Each run re-reads this much before the checkpoint.
+    #[serde(default = "ten_minutes", with = "humantime_serde")]
+    lookback: Duration,
+    /// Per-request timeout.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    timeout: Duration,
+    /// `ts` (row-version cursor, default) or `page`.
+    #[serde(default)]
+    paging: PagingMode,
+    /// Attempts per call.
+    #[serde(default = "eight")]
+    max_attempts: u32,
+    /// The app's call budget.
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+    /// The seed's QingYiYun metadata block: a table, or the JSON text verbatim.
+    metadata: RawMetadata,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRateLimit {
+    per_second: u32,
+    per_minute: u32,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit { per_second: 5, per_minute: 100 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMetadata {
+    Json(String),
+    Table(Box<Metadata>),
+}
+
+/// `[mapping]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    /// The plugin component, relative to the pipeline file.
+    plugin: PathBuf,
+    /// `[mapping.options]`, passed to the plugin as JSON.
+    #[serde(default)]
+    options: Option<Value>,
+    /// Example input records (JSONL) the plugin must map before going live.
+    #[serde(default)]
+    examples: Option<PathBuf>,
+    /// Per-batch limits.
+    #[serde(default)]
+    limits: Limits,
+}
+
+/// `[target]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    /// `command`, `http` or `jsonl`.
+    kind: String,
+    /// Command target base URL.
+    #[serde(default)]
+    base_url: Option<String>,
+    /// Command target resource, e.g. `order-commands`.
+    #[serde(default)]
+    resource: Option<String>,
+    /// HTTP target URL.
+    #[serde(default)]
+    url: Option<String>,
+    /// JSONL file, relative to the pipeline file.
+    #[serde(default)]
+    path: Option<PathBuf>,
+    /// Bearer token (`${ENV}`).
+    #[serde(default)]
+    token: Option<String>,
+    /// Commands in flight at once.
+    #[serde(default = "ten")]
+    concurrency: usize,
+    /// Input records per batch (one command per batch).
+    #[serde(default = "hundred")]
+    batch_size: usize,
+    /// Per-request timeout.
+    #[serde(default = "ten_seconds", with = "humantime_serde")]
+    timeout: Duration,
+    /// Attempts per request.
+    #[serde(default = "eight")]
+    max_attempts: u32,
+    /// How long to wait for `completedAt`.
+    #[serde(default = "five_minutes", with = "humantime_serde")]
+    completion_timeout: Duration,
+}
+
+/// `[state]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    /// SQLite file, relative to the pipeline file (default `.ferry/{name}.db`).
+    #[serde(default)]
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    source: RawSource,
+    mapping: RawMapping,
+    target: RawTarget,
+    #[serde(default)]
+    state: RawState,
+}
+
+fn one_day() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn two_minutes() -> Duration {
+    Duration::from_secs(120)
+}
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
+}
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+fn ten_seconds() -> Duration {
+    Duration::from_secs(10)
+}
+fn eight() -> u32 {
+    8
+}
+fn ten() -> usize {
+    10
+}
+fn hundred() -> usize {
+    100
+}
+
+/// The source, resolved.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// How to reach the API.
+    pub client: ClientConfig,
+    /// The compiled metadata.
+    pub request: Request,
+    /// First run's start.
+    pub start: Timestamp,
+    /// Longest window.
+    pub window: Duration,
+    /// Safety lag.
+    pub lag: Duration,
+    /// Lookback overlap.
+    pub lookback: Duration,
+    /// Paging mode.
+    pub paging: PagingMode,
+}
+
+/// The mapping, resolved.
+#[derive(Debug, Clone)]
+pub struct MappingSettings {
+    /// The component file.
+    pub plugin: PathBuf,
+    /// Options as JSON text.
+    pub options: String,
+    /// Limits per batch.
+    pub limits: Limits,
+    /// Example records for the swap check.
+    pub examples: Vec<String>,
+}
+
+/// Where records go.
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    /// Command-pattern target.
+    Command {
+        /// Base URL.
+        base_url: String,
+        /// Resource.
+        resource: String,
+    },
+    /// Plain HTTP.
+    Http {
+        /// URL.
+        url: String,
+    },
+    /// Local file.
+    Jsonl {
+        /// File.
+        path: PathBuf,
+    },
+}
+
+/// The target, resolved.
+#[derive(Debug, Clone)]
+pub struct TargetSettings {
+    /// Kind and address.
+    pub kind: TargetKind,
+    /// Bearer token.
+    pub token: Option<Secret>,
+    /// Commands in flight.
+    pub concurrency: usize,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts per request.
+    pub max_attempts: u32,
+    /// Wait for completion.
+    pub completion_timeout: Duration,
+}
+
+/// A validated pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Unique name.
+    pub name: String,
+    /// Owner tenant.
+    pub tenant: Option<String>,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Source.
+    pub source: SourceSettings,
+    /// Mapping.
+    pub mapping: MappingSettings,
+    /// Target.
+    pub target: TargetSettings,
+    /// SQLite state file.
+    pub state_path: PathBuf,
+    /// Things worth saying that are not errors (e.g. the page-size clamp).
+    pub warnings: Vec<String>,
+}
+
+/// Replaces every `${VAR}` with the variable's value.
+fn expand(text: &str, key: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| format!("{key}: `${{` without a closing `}}`"))? + i;
+        let var = &rest[i + 2..end];
+        let value = std::env::var(var).map_err(|_| format!("{key}: environment variable `{var}` is not set"))?;
+        out.push_str(&value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn url(text: &str, key: &str) -> Result<String, String> {
+    let v = expand(text, key)?;
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
+        return Err(format!("{key}: expected an http:// or https:// URL, got `{v}`"));
+    }
+    Ok(v)
+}
+
+fn secret(text: &str, key: &str) -> Result<Secret, String> {
+    let v = expand(text, key)?;
+    if v.is_empty() {
+        return Err(format!("{key}: is empty"));
+    }
+    Ok(Secret::new(v))
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
+        let file = path.display().to_string();
+        let fail = |message: String| ConfigError { file: file.clone(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let raw: RawPipeline = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {e}")))?
+        } else {
+            toml::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {}", e.to_string().trim())))?
+        };
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::resolve(raw, &dir, path).map_err(fail)
+    }
+
+    fn resolve(raw: RawPipeline, dir: &Path, file: &Path) -> Result<Pipeline, String> {
+        let ok_name = !raw.name.is_empty() && raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok_name {
+            return Err(format!("name: expected letters, digits, `-`, `_` or `.`, got `{}`", raw.name));
+        }
+        let s = raw.source;
+        if s.kind != "jushuitan" {
+            return Err(format!("source.kind: expected `jushuitan`, got `{}`", s.kind));
+        }
+        let metadata = match s.metadata {
+            RawMetadata::Table(m) => *m,
+            RawMetadata::Json(text) => serde_json::from_str(&text).map_err(|e| format!("source.metadata: not a valid metadata block: {e}"))?,
+        };
+        let (request, mut warnings) = metadata.compile().map_err(|e| format!("source.{e}"))?;
+        if s.window > crate::source::jushuitan::planner::MAX_WINDOW || s.window < Duration::from_secs(1) {
+            return Err(format!("source.window: expected 1s to 7 days (the API's limit), got {}", humantime::format_duration(s.window)));
+        }
+        if s.rate_limit.per_second == 0 || s.rate_limit.per_minute == 0 {
+            return Err("source.rate_limit: per_second and per_minute must be at least 1".into());
+        }
+        if s.max_attempts == 0 {
+            return Err("source.max_attempts: expected at least 1".into());
+        }
+        let start = crate::time::parse(&s.start).map_err(|e| format!("source.start: {e}"))?;
+        let client = ClientConfig {
+            base_url: url(&s.base_url, "source.base_url")?,
+            app_key: expand(&s.app_key, "source.app_key")?,
+            app_secret: secret(&s.app_secret, "source.app_secret")?,
+            access_token: secret(&s.access_token, "source.access_token")?,
+            timeout: s.timeout,
+            per_second: s.rate_limit.per_second,
+            per_minute: s.rate_limit.per_minute,
+            max_attempts: s.max_attempts,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
+        };
+        let source = SourceSettings { client, request, start, window: s.window, lag: s.lag, lookback: s.lookback, paging: s.paging };
+
+        let m = raw.mapping;
+        let options = match m.options {
+            None => "{}".to_string(),
+            Some(v @ Value::Object(_)) => v.to_string(),
+            Some(other) => return Err(format!("mapping.options: expected a table, got {other}")),
+        };
+        let examples = match &m.examples {
+            None => Vec::new(),
+            Some(p) => {
+                let p = dir.join(p);
+                let text = std::fs::read_to_string(&p).map_err(|e| format!("mapping.examples: cannot read {}: {e}", p.display()))?;
+                text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()
+            }
+        };
+        if m.limits.timeout.is_zero() || m.limits.memory_bytes < (1 << 20) {
+            return Err("mapping.limits: timeout must be above 0 and memory_bytes at least 1048576".into());
+        }
+        let mapping = MappingSettings { plugin: dir.join(&m.plugin), options, limits: m.limits, examples };
+
+        let t = raw.target;
+        let need = |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("target.{key}: required for kind `{}`", t.kind));
+        let kind = match t.kind.as_str() {
+            "command" => TargetKind::Command { base_url: url(&need(&t.base_url, "base_url")?, "target.base_url")?, resource: need(&t.resource, "resource")? },
+            "http" => TargetKind::Http { url: url(&need(&t.url, "url")?, "target.url")? },
+            "jsonl" => TargetKind::Jsonl { path: dir.join(t.path.clone().ok_or("target.path: required for kind `jsonl`")?) },
+            other => return Err(format!("target.kind: expected `command`, `http` or `jsonl`, got `{other}`")),
+        };
+        if !(1..=256).contains(&t.concurrency) {
+            return Err(format!("target.concurrency: expected 1 to 256, got {}", t.concurrency));
+        }
+        if !(1..=10_000).contains(&t.batch_size) {
+            return Err(format!("target.batch_size: expected 1 to 10000, got {}", t.batch_size));
+        }
+        let token = t.token.as_deref().map(|v| secret(v, "target.token")).transpose()?;
+        let target = TargetSettings {
+            kind,
+            token,
+            concurrency: t.concurrency,
+            batch_size: t.batch_size,
+            timeout: t.timeout,
+            max_attempts: t.max_attempts.max(1),
+            completion_timeout: t.completion_timeout,
+        };
+        let state_path = dir.join(raw.state.path.unwrap_or_else(|| PathBuf::from(format!(".ferry/{}.db", raw.name))));
+        if source.lookback.is_zero() {
+            warnings.push("source.lookback is 0: orders changed right at a window's end rely on the lag alone".into());
+        }
+        Ok(Pipeline { name: raw.name, tenant: raw.tenant, file: file.to_path_buf(), source, mapping, target, state_path, warnings })
+    }
+}

@@ -1,0 +1,11 @@
+//! A pipeline: the file that describes it ([`config`]), and the run loop
+//! that moves its records ([`run`]) with its summary ([`summary`]).
+
+pub mod config;
+pub mod replay;
+pub mod run;
+pub mod summary;
+
+pub use config::{ConfigError, Pipeline};
+pub use run::{RunOptions, Runner};
+pub use summary::Summary;

@@ -1,0 +1,74 @@
+//! `dlq replay`: dead letters are mapped again with the plugin live now and
+//! written like any batch (outbox first, deterministic UUID, confirm);
+//! the ones that go through leave the table.
+
+use super::run::{RunError, Runner, confirm};
+use crate::plugin::Outcome;
+use crate::state::{OutboxEntry, SourceRecord};
+use serde::Serialize;
+
+/// What a replay did.
+#[derive(Debug, Default, Serialize)]
+pub struct ReplayReport {
+    /// Dead letters at the start.
+    pub total: usize,
+    /// Delivered (or deliberately skipped) and removed.
+    pub resolved: usize,
+    /// Still failing in the plugin; kept.
+    pub still_failing: usize,
+    /// Refused again by the target; kept with the new reason.
+    pub refused_again: u64,
+}
+
+impl Runner {
+    /// Re-maps and re-sends every dead letter of the pipeline.
+    pub async fn replay_dead_letters(&self) -> Result<ReplayReport, RunError> {
+        let name = self.pipeline.name.clone();
+        let dead = self.state.dead_letters(&name)?;
+        let mut report = ReplayReport { total: dead.len(), ..ReplayReport::default() };
+        for chunk in dead.chunks(self.pipeline.target.batch_size) {
+            let texts: Vec<String> = chunk.iter().map(|d| d.raw.clone()).collect();
+            let registry = self.registry.clone();
+            let n = name.clone();
+            let (plugin, out) = tokio::task::spawn_blocking(move || registry.map_batch(&n, &texts))
+                .await
+                .map_err(|e| RunError::Task(e.to_string()))??;
+            let (mut records, mut origins, mut record_ids, mut sources, mut resolved) = (vec![], vec![], vec![], vec![], vec![]);
+            for (outcome, d) in out.outcomes.into_iter().zip(chunk) {
+                match outcome {
+                    Outcome::Mapped(recs) if !recs.is_empty() => {
+                        for r in recs {
+                            origins.push(sources.len());
+                            record_ids.push(serde_json::from_str::<serde_json::Value>(r.get()).ok().and_then(|v| match v.get("id") {
+                                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                                Some(v) if !v.is_null() => Some(v.to_string()),
+                                _ => None,
+                            }));
+                            records.push(r.get().to_string());
+                        }
+                        sources.push(SourceRecord { key: d.key.clone(), raw: d.raw.clone() });
+                        resolved.push(d.id);
+                    }
+                    Outcome::Mapped(_) | Outcome::Skip(_) => resolved.push(d.id),
+                    Outcome::Error { .. } => report.still_failing += 1,
+                }
+            }
+            if !records.is_empty() {
+                let body = format!("{{\"records\":[{}]}}", records.join(","));
+                let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
+                let command = OutboxEntry::command_id(&name, &format!("replay:{}", ids.join(",")), &body);
+                let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: None };
+                self.state.stage(&name, Some(&entry), &[], &[])?;
+                let sink = self.sink().ok_or_else(|| RunError::Task("no sink".into()))?;
+                let delivery = sink.send(&entry).await?;
+                let before = self.counters.failed_target.load(std::sync::atomic::Ordering::Relaxed);
+                confirm(&*self.state, &self.counters, &name, &entry, &delivery)?;
+                report.refused_again += self.counters.failed_target.load(std::sync::atomic::Ordering::Relaxed) - before;
+            }
+            self.state.remove_dead_letters(&name, &resolved)?;
+            report.resolved += resolved.len();
+        }
+        report.resolved -= report.refused_again as usize;
+        Ok(report)
+    }
+}

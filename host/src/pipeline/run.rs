@@ -1,0 +1,487 @@
+//! The run loop: resume the outbox, plan windows, then per window
+//! fetch → idCheck → plugin → outbox → sink → confirm, and move the
+//! checkpoint only when every batch of the window is confirmed.
+
+use super::config::{Pipeline, TargetKind};
+use super::summary::{Counters, PluginUsed, Summary};
+use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
+use crate::sink::{CommandSink, Delivery, HttpSink, JsonlSink, Sink, SinkError};
+use crate::source::jushuitan::paging::row_key;
+use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
+use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, SqliteStore, StateError, StateStore};
+use jiff::Timestamp;
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The source failed.
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    /// The target failed; the batch stays in the outbox.
+    #[error("target: {0}")]
+    Sink(#[from] SinkError),
+    /// The state store failed.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// The plugin could not be loaded.
+    #[error("plugin: {0}")]
+    Plugin(#[from] PluginError),
+    /// An internal task failed.
+    #[error("internal: {0}")]
+    Task(String),
+}
+
+/// What to run.
+pub struct RunOptions {
+    /// Backfill from here instead of the checkpoint.
+    pub since: Option<Timestamp>,
+    /// Backfill up to here instead of now minus the lag.
+    pub until: Option<Timestamp>,
+    /// Map and print, write nothing.
+    pub dry_run: bool,
+    /// Becomes `true` to stop cleanly (Ctrl-C).
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+impl RunOptions {
+    /// One incremental sync.
+    pub fn incremental() -> Self {
+        RunOptions { since: None, until: None, dry_run: false, stop: None }
+    }
+}
+
+/// Runs one pipeline.
+pub struct Runner {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Its plugin registry.
+    pub registry: Arc<Registry>,
+    /// Its state.
+    pub state: Arc<dyn StateStore>,
+    sink: Option<Arc<Sink>>,
+    /// Its source client.
+    pub client: Arc<JushuitanClient>,
+    /// Live counters.
+    pub counters: Arc<Counters>,
+    /// The window being read, for progress displays.
+    pub current_window: Arc<Mutex<String>>,
+    plugin_used: Mutex<Option<PluginUsed>>,
+}
+
+enum Flow {
+    Done,
+    Interrupted,
+}
+
+/// Builds the configured sink.
+pub fn build_sink(p: &Pipeline) -> Result<Sink, SinkError> {
+    let t = &p.target;
+    let token = t.token.as_ref().map(|s| s.expose().to_string());
+    Ok(match &t.kind {
+        TargetKind::Command { base_url, resource } => {
+            Sink::Command(CommandSink::new(base_url, resource, token, t.timeout, t.max_attempts, t.completion_timeout)?)
+        }
+        TargetKind::Http { url } => Sink::Http(HttpSink::new(url, token, t.timeout, t.max_attempts)?),
+        TargetKind::Jsonl { path } => Sink::Jsonl(JsonlSink::open(path)?),
+    })
+}
+
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    let Some(rx) = stop else { return std::future::pending().await };
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+fn join<T>(r: Result<Result<T, RunError>, tokio::task::JoinError>) -> Result<T, RunError> {
+    r.map_err(|e| RunError::Task(e.to_string()))?
+}
+
+impl Runner {
+    /// Opens the state, loads the plugin through the registry's checks,
+    /// builds the sink (none for a dry run) and the source client.
+    pub fn new(pipeline: Pipeline, engine: Arc<PluginEngine>, dry_run: bool) -> Result<Self, RunError> {
+        let registry = Arc::new(Registry::new(engine));
+        let m = &pipeline.mapping;
+        registry.register(&pipeline.name, m.options.clone(), m.limits.clone(), m.examples.clone());
+        registry.install_file(&pipeline.name, &m.plugin)?;
+        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&pipeline.state_path)?);
+        let sink = if dry_run { None } else { Some(Arc::new(build_sink(&pipeline)?)) };
+        let client = Arc::new(JushuitanClient::new(pipeline.source.client.clone())?);
+        Ok(Runner {
+            pipeline,
+            registry,
+            state,
+            sink,
+            client,
+            counters: Arc::new(Counters::default()),
+            current_window: Arc::new(Mutex::new(String::new())),
+            plugin_used: Mutex::new(None),
+        })
+    }
+
+    /// Runs once; never panics on bad input, always returns a summary.
+    pub async fn run(&self, mut opts: RunOptions) -> Summary {
+        let started = Instant::now();
+        let name = self.pipeline.name.clone();
+        let run_id = if opts.dry_run { None } else { self.state.start_run(&name, if opts.since.is_some() { "backfill" } else { "run" }).ok() };
+        let mut windows = 0u64;
+        let result = self.run_inner(&mut opts, &mut windows).await;
+        let c = &self.counters;
+        let dead = c.failed_mapping.load(Ordering::Relaxed) + c.failed_target.load(Ordering::Relaxed);
+        let (status, error) = match &result {
+            Ok(_) if opts.dry_run => ("dry-run", None),
+            Ok(Flow::Done) if dead > 0 => ("partial", None),
+            Ok(Flow::Done) => ("ok", None),
+            Ok(Flow::Interrupted) => ("interrupted", Some("stopped on request; the next run resumes from the outbox and checkpoint".to_string())),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let summary = self.summary(status, error, windows, started);
+        if let Some(id) = run_id
+            && let Err(e) = self.state.finish_run(id, status, &serde_json::to_value(&summary).unwrap_or(Value::Null))
+        {
+            tracing::warn!("cannot record the run: {e}");
+        }
+        summary
+    }
+
+    async fn run_inner(&self, opts: &mut RunOptions, windows_total: &mut u64) -> Result<Flow, RunError> {
+        let name = &self.pipeline.name;
+        if !opts.dry_run {
+            let pending = self.state.pending(name)?;
+            if !pending.is_empty() {
+                tracing::info!(pipeline = %name, commands = pending.len(), "re-sending pending outbox commands with their UUIDs");
+                Counters::add(&self.counters.resumed, pending.len() as u64);
+                let mut sends = JoinSet::new();
+                let sem = Arc::new(Semaphore::new(self.pipeline.target.concurrency));
+                for entry in pending {
+                    self.spawn_send(&mut sends, &sem, entry).await?;
+                }
+                while let Some(r) = sends.join_next().await {
+                    join(r)?;
+                }
+            }
+        }
+        let s = &self.pipeline.source;
+        let checkpoint = self.state.checkpoint(name)?;
+        let lag = jiff::SignedDuration::try_from(s.lag).unwrap_or_default();
+        let windows = match (opts.since, opts.until) {
+            (Some(since), until) => planner::split(since, until.unwrap_or_else(|| Timestamp::now() - lag), s.window),
+            (None, Some(until)) => planner::incremental(checkpoint, s.start, until + lag, s.lag, s.lookback, s.window),
+            (None, None) => planner::incremental(checkpoint, s.start, Timestamp::now(), s.lag, s.lookback, s.window),
+        };
+        *windows_total = windows.len() as u64;
+        for w in windows {
+            *self.current_window.lock().expect("window lock") = w.to_string();
+            if let Flow::Interrupted = self.window(w, opts).await? {
+                return Ok(Flow::Interrupted);
+            }
+            Counters::add(&self.counters.windows_done, 1);
+        }
+        Ok(Flow::Done)
+    }
+
+    async fn window(&self, w: Window, opts: &mut RunOptions) -> Result<Flow, RunError> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Value>>(4);
+        let client = self.client.clone();
+        let req = self.pipeline.source.request.clone();
+        let mode = self.pipeline.source.paging;
+        let fetch = tokio::spawn(async move { client.fetch_window(&req, &w, mode, &tx).await });
+        let mut sends: JoinSet<Result<(), RunError>> = JoinSet::new();
+        let sem = Arc::new(Semaphore::new(self.pipeline.target.concurrency));
+        let batch_size = self.pipeline.target.batch_size;
+        let mut buffer: Vec<Value> = Vec::new();
+        let mut failure: Option<RunError> = None;
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                biased;
+                () = stopped(&mut opts.stop) => { interrupted = true; break; }
+                Some(done) = sends.join_next(), if !sends.is_empty() => {
+                    if let Err(e) = join(done) { failure = Some(e); break; }
+                }
+                rows = rx.recv() => {
+                    let Some(rows) = rows else { break };
+                    Counters::add(&self.counters.fetched, rows.len() as u64);
+                    buffer.extend(rows);
+                    while buffer.len() >= batch_size && failure.is_none() {
+                        let batch: Vec<Value> = buffer.drain(..batch_size).collect();
+                        if let Err(e) = self.dispatch(batch, &w, opts.dry_run, &mut sends, &sem).await { failure = Some(e); }
+                    }
+                    if failure.is_some() { break; }
+                }
+            }
+        }
+        if failure.is_none() && !interrupted {
+            if !buffer.is_empty()
+                && let Err(e) = self.dispatch(std::mem::take(&mut buffer), &w, opts.dry_run, &mut sends, &sem).await
+            {
+                failure = Some(e);
+            }
+            match fetch.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failure = failure.or(Some(RunError::Source(e))),
+                Err(e) => failure = failure.or(Some(RunError::Task(e.to_string()))),
+            }
+        } else {
+            fetch.abort();
+        }
+        while let Some(r) = sends.join_next().await {
+            if let Err(e) = join(r) {
+                failure = failure.or(Some(e));
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if interrupted {
+            return Ok(Flow::Interrupted);
+        }
+        if !opts.dry_run {
+            let current = self.state.checkpoint(&self.pipeline.name)?;
+            if current.is_none_or(|c| c < w.end) {
+                self.state.set_checkpoint(&self.pipeline.name, w.end)?;
+            }
+        }
+        Ok(Flow::Done)
+    }
+
+    /// idCheck, map, stage in the outbox, and start the send.
+    async fn dispatch(&self, batch: Vec<Value>, w: &Window, dry_run: bool, sends: &mut JoinSet<Result<(), RunError>>, sem: &Arc<Semaphore>) -> Result<(), RunError> {
+        let name = &self.pipeline.name;
+        let id_field = &self.pipeline.source.request.id_field;
+        let mut keyed: Vec<(RecordKey, Value)> = batch
+            .into_iter()
+            .map(|r| {
+                let (id, version) = row_key(&r, id_field);
+                (RecordKey { id, version }, r)
+            })
+            .collect();
+        if self.pipeline.source.request.id_check {
+            let keys: Vec<RecordKey> = keyed.iter().map(|k| k.0.clone()).collect();
+            let handled = self.state.handled(name, &keys)?;
+            let before = keyed.len();
+            let mut it = handled.into_iter();
+            keyed.retain(|_| !it.next().unwrap_or(false));
+            Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
+        }
+        if keyed.is_empty() {
+            return Ok(());
+        }
+        let (entry, dead, skipped) = self.map(keyed, w).await?;
+        if dry_run {
+            if let Some(e) = &entry {
+                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                for r in body["records"].as_array().into_iter().flatten() {
+                    println!("{r}");
+                }
+            }
+            for d in &dead {
+                eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason);
+            }
+            return Ok(());
+        }
+        self.state.stage(name, entry.as_ref(), &dead, &skipped)?;
+        if let Some(entry) = entry {
+            self.spawn_send(sends, sem, entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the plugin over a batch; returns the outbox entry, the dead
+    /// letters and the skipped keys.
+    async fn map(&self, keyed: Vec<(RecordKey, Value)>, w: &Window) -> Result<(Option<OutboxEntry>, Vec<DeadLetter>, Vec<RecordKey>), RunError> {
+        let name = self.pipeline.name.clone();
+        let raws: Vec<String> = keyed.iter().map(|k| k.1.to_string()).collect();
+        let registry = self.registry.clone();
+        let texts = raws.clone();
+        let result = tokio::task::spawn_blocking(move || registry.map_batch(&name, &texts)).await.map_err(|e| RunError::Task(e.to_string()))?;
+        let now = Timestamp::now().to_string();
+        let c = &self.counters;
+        let dead_letter = |key: &RecordKey, raw: &str, reason: String, plugin: &str| DeadLetter {
+            id: 0,
+            key: key.clone(),
+            reason,
+            plugin: plugin.to_string(),
+            raw: raw.to_string(),
+            command: None,
+            created: now.clone(),
+        };
+        let (plugin, out) = match result {
+            Err(e @ PluginError::NoPlugin(_)) => return Err(e.into()),
+            Err(e) => {
+                let digest = self.registry.live(&self.pipeline.name).map(|p| p.digest.clone()).unwrap_or_default();
+                tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keyed.len());
+                Counters::add(&c.failed_mapping, keyed.len() as u64);
+                let dead = keyed.iter().zip(&raws).map(|(k, raw)| dead_letter(&k.0, raw, e.to_string(), &digest)).collect();
+                return Ok((None, dead, Vec::new()));
+            }
+            Ok(x) => x,
+        };
+        *self.plugin_used.lock().expect("plugin lock") =
+            Some(PluginUsed { name: plugin.info.name.clone(), version: plugin.info.version.clone(), digest: plugin.digest.clone() });
+        Counters::add(&c.fuel, out.fuel_used);
+        Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
+        let (mut records, mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for ((outcome, (key, _)), raw) in out.outcomes.into_iter().zip(keyed).zip(raws) {
+            match outcome {
+                Outcome::Mapped(recs) if recs.is_empty() => skipped.push(key),
+                Outcome::Mapped(recs) => {
+                    Counters::add(&c.mapped, 1);
+                    Counters::add(&c.outputs, recs.len() as u64);
+                    for r in recs {
+                        origins.push(sources.len());
+                        record_ids.push(record_id(r.get()));
+                        records.push(r.get().to_string());
+                    }
+                    sources.push(SourceRecord { key, raw });
+                }
+                Outcome::Skip(reason) => {
+                    tracing::debug!(record = %key.id, "skipped by the plugin: {reason}");
+                    Counters::add(&c.skipped_plugin, 1);
+                    skipped.push(key);
+                }
+                Outcome::Error { field, message } => {
+                    Counters::add(&c.failed_mapping, 1);
+                    let reason = match field {
+                        Some(f) => format!("mapping error in `{f}`: {message}"),
+                        None => format!("mapping error: {message}"),
+                    };
+                    dead.push(dead_letter(&key, &raw, reason, &plugin.digest));
+                }
+            }
+        }
+        if records.is_empty() {
+            return Ok((None, dead, skipped));
+        }
+        let body = format!("{{\"records\":[{}]}}", records.join(","));
+        let command = OutboxEntry::command_id(&self.pipeline.name, "batch", &body);
+        let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: Some(w.end.to_string()) };
+        Ok((Some(entry), dead, skipped))
+    }
+
+    /// The sink (none in a dry run).
+    pub fn sink(&self) -> Option<std::sync::Arc<Sink>> {
+        self.sink.clone()
+    }
+
+    async fn spawn_send(&self, sends: &mut JoinSet<Result<(), RunError>>, sem: &Arc<Semaphore>, entry: OutboxEntry) -> Result<(), RunError> {
+        let sink = self.sink.clone().ok_or_else(|| RunError::Task("no sink in a dry run".into()))?;
+        let permit = sem.clone().acquire_owned().await.map_err(|e| RunError::Task(e.to_string()))?;
+        let (state, counters, name) = (self.state.clone(), self.counters.clone(), self.pipeline.name.clone());
+        sends.spawn(async move {
+            let delivery = sink.send(&entry).await?;
+            drop(permit);
+            confirm(&*state, &counters, &name, &entry, &delivery)
+        });
+        Ok(())
+    }
+
+    fn summary(&self, status: &str, error: Option<String>, windows: u64, started: Instant) -> Summary {
+        let c = &self.counters;
+        let s = &self.client.stats;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let command_tasks = c.tasks.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut task_count = crate::state::TaskCount::default();
+        for (_, t) in &command_tasks {
+            task_count.failed += t.failed;
+            task_count.success += t.success;
+            task_count.total += t.total;
+        }
+        let (target_requests, target_retries) = self.sink.as_ref().map_or((0, 0), |s| (get(&s.stats().requests), get(&s.stats().retries)));
+        Summary {
+            pipeline: self.pipeline.name.clone(),
+            status: status.to_string(),
+            error,
+            windows,
+            windows_done: get(&c.windows_done),
+            checkpoint: self.state.checkpoint(&self.pipeline.name).ok().flatten().map(crate::time::format),
+            requests: get(&s.requests),
+            pages: get(&s.pages),
+            rate_limit_waits: get(&s.rate_waits),
+            rate_limit_wait_ms: get(&s.rate_wait_ms),
+            retries: s.retries().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            drift_rereads: get(&s.drift_rereads),
+            fetched: get(&c.fetched),
+            skipped_id_check: get(&c.skipped_id_check),
+            mapped: get(&c.mapped),
+            outputs: get(&c.outputs),
+            skipped_plugin: get(&c.skipped_plugin),
+            failed_mapping: get(&c.failed_mapping),
+            failed_target: get(&c.failed_target),
+            delivered: get(&c.delivered),
+            dead_lettered: get(&c.failed_mapping) + get(&c.failed_target),
+            commands: get(&c.commands),
+            commands_replayed: get(&c.replayed),
+            commands_resumed: get(&c.resumed),
+            task_count,
+            command_tasks,
+            target_requests,
+            target_retries,
+            fuel_used: get(&c.fuel),
+            plugin_ms: get(&c.plugin_us) / 1000,
+            plugin: self.plugin_used.lock().ok().and_then(|p| p.clone()),
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// The `id` of a mapped record, as text.
+fn record_id(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<Value>,
+    }
+    match serde_json::from_str::<IdOnly>(json).ok()?.id? {
+        Value::String(s) => Some(s),
+        Value::Null => None,
+        v => Some(v.to_string()),
+    }
+}
+
+/// Records a delivery: dead letters for failed tasks, then the confirm.
+pub fn confirm(state: &dyn StateStore, c: &Counters, pipeline: &str, entry: &OutboxEntry, delivery: &Delivery) -> Result<(), RunError> {
+    let now = Timestamp::now().to_string();
+    let mut used = vec![false; entry.record_ids.len()];
+    let mut dead = Vec::new();
+    for task in &delivery.failed {
+        let at = entry.record_ids.iter().enumerate().position(|(i, id)| !used[i] && *id == task.record_id);
+        let Some(i) = at else { continue };
+        used[i] = true;
+        let source = &entry.sources[entry.origins[i]];
+        dead.push(DeadLetter {
+            id: 0,
+            key: source.key.clone(),
+            reason: format!("target refused record {}: {}", task.record_id.as_deref().unwrap_or("(no id)"), task.message),
+            plugin: entry.plugin.clone(),
+            raw: source.raw.clone(),
+            command: Some(entry.command),
+            created: now.clone(),
+        });
+    }
+    state.confirm(pipeline, entry.command, delivery.count, &dead)?;
+    Counters::add(&c.commands, 1);
+    Counters::add(&c.delivered, delivery.count.success);
+    Counters::add(&c.failed_target, dead.len() as u64);
+    if delivery.replayed {
+        Counters::add(&c.replayed, 1);
+    }
+    if let Ok(mut t) = c.tasks.lock()
+        && t.len() < 1000
+    {
+        t.push((entry.command.to_string(), delivery.count));
+    }
+    Ok(())
+}

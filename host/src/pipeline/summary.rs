@@ -1,0 +1,151 @@
+//! What a run did, counted while it runs and printed at the end.
+
+use crate::state::TaskCount;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of a run.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Windows fully confirmed.
+    pub windows_done: AtomicU64,
+    /// Records received from the source.
+    pub fetched: AtomicU64,
+    /// Dropped by idCheck (already handled).
+    pub skipped_id_check: AtomicU64,
+    /// Input records the plugin mapped.
+    pub mapped: AtomicU64,
+    /// Output records produced.
+    pub outputs: AtomicU64,
+    /// Skipped by the plugin.
+    pub skipped_plugin: AtomicU64,
+    /// Mapping errors and plugin failures (dead letters).
+    pub failed_mapping: AtomicU64,
+    /// Records the target refused (dead letters).
+    pub failed_target: AtomicU64,
+    /// Records the target applied.
+    pub delivered: AtomicU64,
+    /// Commands confirmed.
+    pub commands: AtomicU64,
+    /// Commands the target had already applied.
+    pub replayed: AtomicU64,
+    /// Pending outbox commands re-sent at start.
+    pub resumed: AtomicU64,
+    /// Fuel used by the plugin.
+    pub fuel: AtomicU64,
+    /// Plugin time, microseconds.
+    pub plugin_us: AtomicU64,
+    /// Per-command task counts (first 1000).
+    pub tasks: Mutex<Vec<(String, TaskCount)>>,
+}
+
+impl Counters {
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The plugin that mapped a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginUsed {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// sha256.
+    pub digest: String,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub pipeline: String,
+    /// `ok`, `partial` (dead letters), `failed`, `interrupted`, `dry-run`.
+    pub status: String,
+    pub error: Option<String>,
+    pub windows: u64,
+    pub windows_done: u64,
+    pub checkpoint: Option<String>,
+    pub requests: u64,
+    pub pages: u64,
+    pub rate_limit_waits: u64,
+    pub rate_limit_wait_ms: u64,
+    pub retries: Vec<(String, u64)>,
+    pub drift_rereads: u64,
+    pub fetched: u64,
+    pub skipped_id_check: u64,
+    pub mapped: u64,
+    pub outputs: u64,
+    pub skipped_plugin: u64,
+    pub failed_mapping: u64,
+    pub failed_target: u64,
+    pub delivered: u64,
+    pub dead_lettered: u64,
+    pub commands: u64,
+    pub commands_replayed: u64,
+    pub commands_resumed: u64,
+    pub task_count: TaskCount,
+    pub command_tasks: Vec<(String, TaskCount)>,
+    pub target_requests: u64,
+    pub target_retries: u64,
+    pub fuel_used: u64,
+    pub plugin_ms: u64,
+    pub plugin: Option<PluginUsed>,
+    pub duration_ms: u64,
+}
+
+impl Summary {
+    /// Exit code: 0 all delivered, 1 some dead letters, 2 fatal, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        match self.status.as_str() {
+            "ok" | "dry-run" => 0,
+            "partial" => 1,
+            "interrupted" => 130,
+            _ => 2,
+        }
+    }
+
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<22} {v}\n"));
+        line("pipeline", format!("{} ({})", self.pipeline, self.status));
+        if let Some(e) = &self.error {
+            line("error", e.clone());
+        }
+        line("windows", format!("{} of {} confirmed; checkpoint {}", self.windows_done, self.windows, self.checkpoint.as_deref().unwrap_or("-")));
+        line("requests", format!("{} ({} pages, {} drift re-reads)", self.requests, self.pages, self.drift_rereads));
+        line("rate-limit waits", format!("{} ({:.1} s)", self.rate_limit_waits, self.rate_limit_wait_ms as f64 / 1e3));
+        let retries: Vec<String> = self.retries.iter().filter(|r| r.1 > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        line("retries", if retries.is_empty() { "0".into() } else { retries.join(", ") });
+        line("records fetched", self.fetched.to_string());
+        line("skipped by idCheck", self.skipped_id_check.to_string());
+        line("mapped", format!("{} -> {} records ({} skipped by the plugin)", self.mapped, self.outputs, self.skipped_plugin));
+        line("failed", format!("{} in mapping, {} at the target", self.failed_mapping, self.failed_target));
+        line("delivered", self.delivered.to_string());
+        line("dead letters", self.dead_lettered.to_string());
+        let t = self.task_count;
+        line(
+            "commands",
+            format!(
+                "{} (taskCount total {} success {} failed {}; {} replayed, {} resumed from the outbox)",
+                self.commands, t.total, t.success, t.failed, self.commands_replayed, self.commands_resumed
+            ),
+        );
+        for (id, c) in self.command_tasks.iter().take(5) {
+            line("", format!("{id}: total {} success {} failed {}", c.total, c.success, c.failed));
+        }
+        if self.command_tasks.len() > 5 {
+            line("", format!("... {} more", self.command_tasks.len() - 5));
+        }
+        line("target requests", format!("{} ({} retries)", self.target_requests, self.target_retries));
+        if let Some(p) = &self.plugin {
+            line("plugin", format!("{} {} sha256:{}", p.name, p.version, p.digest));
+        }
+        line("plugin time", format!("{} ms, {} fuel", self.plugin_ms, self.fuel_used));
+        line("duration", format!("{:.1} s", self.duration_ms as f64 / 1e3));
+        s
+    }
+}

@@ -1,0 +1,55 @@
+//! Ferry's own state: checkpoints, the outbox, the idCheck index, dead
+//! letters and run history, behind one trait ([`StateStore`]) so that
+//! PostgreSQL can replace SQLite ([`SqliteStore`]) for scale-out.
+
+mod sqlite;
+mod types;
+
+pub use sqlite::SqliteStore;
+pub use types::{DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, TaskCount};
+
+use jiff::Timestamp;
+use uuid::Uuid;
+
+/// A state-store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("state store {path}: {message}")]
+pub struct StateError {
+    /// The store (file path or URL).
+    pub path: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// Everything Ferry remembers between runs. Every method that changes
+/// several things does so in one transaction.
+pub trait StateStore: Send + Sync {
+    /// The pipeline's checkpoint: every record modified before it is confirmed.
+    fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError>;
+    /// Moves the checkpoint (only after every batch before it is confirmed).
+    fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError>;
+    /// idCheck: for each key, whether that version was already handled
+    /// (delivered, dead-lettered or skipped).
+    fn handled(&self, pipeline: &str, keys: &[RecordKey]) -> Result<Vec<bool>, StateError>;
+    /// Records a mapped batch BEFORE it is sent, with the dead letters and
+    /// skips of the same input batch: one transaction. `entry` may be `None`
+    /// when nothing was mapped.
+    fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError>;
+    /// Outbox entries not yet confirmed, oldest first.
+    fn pending(&self, pipeline: &str) -> Result<Vec<OutboxEntry>, StateError>;
+    /// Confirms a sent command: marks it done, indexes its records as
+    /// handled and stores the dead letters of its failed tasks.
+    fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError>;
+    /// Dead letters, oldest first.
+    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError>;
+    /// Removes replayed dead letters.
+    fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError>;
+    /// Size of the idCheck index.
+    fn handled_count(&self, pipeline: &str) -> Result<u64, StateError>;
+    /// Starts a run record; returns its id.
+    fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError>;
+    /// Ends a run record with its status and summary (JSON).
+    fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError>;
+    /// The last `limit` runs, newest first.
+    fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError>;
+}

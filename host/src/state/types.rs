@@ -1,0 +1,98 @@
+//! Values the state store keeps.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The idCheck key of one source record: its id and its `modified`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordKey {
+    /// e.g. the `o_id`.
+    pub id: String,
+    /// e.g. the `modified` time text.
+    pub version: String,
+}
+
+/// One source record as fetched, kept with its batch until confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// idCheck key.
+    pub key: RecordKey,
+    /// The raw JSON text as the source gave it.
+    pub raw: String,
+}
+
+/// A mapped batch and its command UUID, written before the first send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The command UUID (deterministic from the pipeline and the body).
+    pub command: Uuid,
+    /// The exact body sent: `{"records": [...]}`.
+    pub body: String,
+    /// For each mapped record, the index of its source record.
+    pub origins: Vec<usize>,
+    /// The ids of the mapped records (for failed-task lookup).
+    pub record_ids: Vec<Option<String>>,
+    /// The source records of the batch that were mapped.
+    pub sources: Vec<SourceRecord>,
+    /// Digest of the plugin that mapped it.
+    pub plugin: String,
+    /// End of the window the batch belongs to (RFC 3339), if any.
+    pub window_end: Option<String>,
+}
+
+impl OutboxEntry {
+    /// The deterministic command UUID of a body: v5 over the pipeline name
+    /// and the body's sha256, so a re-made identical batch replays.
+    pub fn command_id(pipeline: &str, purpose: &str, body: &str) -> Uuid {
+        use sha2::{Digest, Sha256};
+        let digest = hex::encode(Sha256::digest(body.as_bytes()));
+        Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("ferry:{pipeline}:{purpose}:{digest}").as_bytes())
+    }
+}
+
+/// `taskCount` of a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCount {
+    /// Failed tasks.
+    pub failed: u64,
+    /// Successful tasks.
+    pub success: u64,
+    /// All tasks.
+    pub total: u64,
+}
+
+/// A record that could not be delivered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Row id (0 before it is stored).
+    pub id: i64,
+    /// The source record's key.
+    pub key: RecordKey,
+    /// Why: the mapping error, the trap or limit, or the target's message.
+    pub reason: String,
+    /// Digest of the plugin involved.
+    pub plugin: String,
+    /// The raw source record.
+    pub raw: String,
+    /// The command that carried it, for target failures.
+    pub command: Option<Uuid>,
+    /// When (RFC 3339).
+    pub created: String,
+}
+
+/// One run in the history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Row id.
+    pub id: i64,
+    /// `run`, `resume`, `replay`, ...
+    pub kind: String,
+    /// Start (RFC 3339).
+    pub started: String,
+    /// End, if it ended.
+    pub finished: Option<String>,
+    /// `running`, `ok`, `partial`, `failed`, `interrupted`.
+    pub status: String,
+    /// The run summary.
+    pub summary: Option<serde_json::Value>,
+}
