@@ -39,3 +39,80 @@ pub fn ferry(args: &[&str]) -> Output {
 pub fn texts(values: &[serde_json::Value]) -> Vec<String> {
     values.iter().map(|v| v.to_string()).collect()
 }
+
+/// A pipeline file against running simulators, with the seed's metadata.
+pub struct PipelineSpec<'a> {
+    pub source_url: &'a str,
+    pub app_key: &'a str,
+    pub target_url: &'a str,
+    pub plugin: &'a str,
+    pub state: &'a std::path::Path,
+    pub start: &'a str,
+    pub batch_size: usize,
+    pub concurrency: usize,
+    pub per_second: u32,
+    pub per_minute: u32,
+    pub mapping_options: &'a str,
+}
+
+impl PipelineSpec<'_> {
+    /// The TOML text.
+    pub fn toml(&self) -> String {
+        format!(
+            r#"name = "it-orders"
+[source]
+kind = "jushuitan"
+base_url = "{source}"
+app_key = "{app}"
+app_secret = "ferry-demo-secret"
+access_token = "ferry-demo-token"
+start = "{start}"
+window = "1d"
+lag = "1s"
+lookback = "10m"
+timeout = "2s"
+rate_limit = {{ per_second = {ps}, per_minute = {pm} }}
+metadata = '''{meta}'''
+
+[mapping]
+plugin = "{plugin}"
+options = {options}
+
+[target]
+kind = "command"
+base_url = "{target}"
+resource = "order-commands"
+concurrency = {conc}
+batch_size = {batch}
+timeout = "2s"
+max_attempts = 20
+
+[state]
+path = "{state}"
+"#,
+            source = self.source_url,
+            app = self.app_key,
+            start = self.start,
+            ps = self.per_second,
+            pm = self.per_minute,
+            meta = ferry::source::jushuitan::metadata::SEED_METADATA,
+            plugin = self.plugin,
+            options = self.mapping_options,
+            target = self.target_url,
+            conc = self.concurrency,
+            batch = self.batch_size,
+            state = self.state.display(),
+        )
+    }
+}
+
+/// Confirmed orders at the source that the target lacks in their latest version.
+pub fn missing_at_target(source: &ferry::sim::jushuitan::Truth, target: &ferry::sim::target::TargetTruth) -> Vec<u64> {
+    source
+        .orders
+        .iter()
+        .filter(|o| o.status == "Confirmed")
+        .filter(|o| target.records.get(&o.o_id.to_string()).and_then(|r| r.get("modified")).and_then(|m| m.as_str()) != Some(o.modified.as_str()))
+        .map(|o| o.o_id)
+        .collect()
+}

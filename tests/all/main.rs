@@ -11,3 +11,10 @@ mod plugin_swap;
 
 // The Jushuitan source against its simulator.
 mod source;
+
+// Idempotent writes, crash and resume, dead letters.
+mod writes;
+
+// The binary end to end: run, validate, state, demo, bad pipeline files.
+mod cli_run;
+mod examples;

@@ -7,7 +7,6 @@ use ferry::source::jushuitan::{ClientConfig, JushuitanClient, PagingMode, Secret
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 fn sim_config(seed: u64, app: &str, orders: usize) -> JushuitanSimConfig {

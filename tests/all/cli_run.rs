@@ -1,0 +1,133 @@
+//! The real binary end to end: `ferry run` (and --dry-run), `validate`,
+//! `state`, `demo`, and one clear message per kind of bad pipeline file.
+
+use crate::helpers::{PipelineSpec, ferry, missing_at_target};
+use ferry::sim::jushuitan::{self, JushuitanSimConfig};
+use ferry::sim::target::{self, TargetSimConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_validate_state_and_dry_run() {
+    let mut cfg = JushuitanSimConfig::new(61);
+    (cfg.orders, cfg.app_key, cfg.per_second, cfg.per_minute) = (400, "app-cli".into(), 100, 100_000);
+    let start = ferry::time::format(cfg.from);
+    let source = jushuitan::start(cfg, 0).await.unwrap();
+    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let file = dir.path().join("p.toml");
+    let spec = PipelineSpec {
+        source_url: &source.url,
+        app_key: "app-cli",
+        target_url: &target.url,
+        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
+        state: &state,
+        start: &start,
+        batch_size: 50,
+        concurrency: 4,
+        per_second: 100,
+        per_minute: 100_000,
+        mapping_options: "{}",
+    };
+    std::fs::write(&file, spec.toml()).unwrap();
+    let f = file.to_str().unwrap().to_string();
+    let run = |args: Vec<String>| tokio::task::spawn_blocking(move || ferry(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+
+    let out = run(vec!["validate".into(), f.clone()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pipeline it-orders is valid") && text.contains("page size 50"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pageSize = 100"), "the clamp warning is shown");
+    assert_eq!(source.state.stats().requests, 0, "validate touches no network");
+
+    let out = run(vec!["run".into(), f.clone(), "--dry-run".into()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')).count();
+    let confirmed = source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
+    assert_eq!(printed, confirmed, "dry run prints every mapped record");
+    assert_eq!(target.state.truth().commands, 0, "dry run writes nothing");
+
+    let out = run(vec!["run".into(), f.clone()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in ["records fetched", "skipped by idCheck", "taskCount total", "plugin                 jushuitan-orders 0.1.0 sha256:", "rate-limit waits", "retries"] {
+        assert!(text.contains(want), "summary lacks `{want}`");
+    }
+    let landed = target.state.truth();
+    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
+    assert!(landed.deliveries.values().all(|n| *n == 1));
+
+    let out = run(vec!["run".into(), f.clone(), "--log-format".into(), "json".into()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["delivered"], serde_json::json!(0), "the second run has nothing new: {summary}");
+
+    let out = run(vec!["state".into(), f.clone()]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("outbox:      0 pending") && text.contains(&format!("idCheck:     {confirmed} record versions")), "{text}");
+}
+
+#[test]
+fn demo_runs_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(&["demo", "--orders", "150", "--plugin", ferry_fixtures::JUSHUITAN_ORDERS, "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("missing 0, doubled 0"), "{text}");
+    assert!(dir.path().join("demo-orders.toml").is_file(), "the demo leaves its pipeline file to read");
+}
+
+/// Each kind of mistake gets its own message naming the key.
+#[test]
+fn bad_pipeline_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.db");
+    let spec = PipelineSpec {
+        source_url: "http://127.0.0.1:9",
+        app_key: "k",
+        target_url: "http://127.0.0.1:9",
+        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
+        state: &state,
+        start: "2024-01-01 00:00:00",
+        batch_size: 10,
+        concurrency: 2,
+        per_second: 5,
+        per_minute: 100,
+        mapping_options: "{}",
+    };
+    let good = spec.toml();
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("name = \"it-orders\"", "name = \"it orders!\""), "name: expected letters"),
+        (good.replace("kind = \"jushuitan\"", "kind = \"shopify\""), "source.kind: expected `jushuitan`"),
+        (good.replace("window = \"1d\"", "window = \"8d\""), "source.window: expected 1s to 7 days"),
+        (good.replace("window = \"1d\"", "window = \"soon\""), "window"),
+        (good.replace("start = \"2024-01-01 00:00:00\"", "start = \"yesterday\""), "source.start: `yesterday` is not a time"),
+        (good.replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"${FERRY_TEST_UNSET_SECRET}\""), "source.app_secret: environment variable `FERRY_TEST_UNSET_SECRET` is not set"),
+        (good.replace("lag = \"1s\"", "lag = \"1s\"\ncolour = \"blue\""), "unknown field `colour`"),
+        (good.replace("kind = \"command\"", "kind = \"kafka\""), "target.kind: expected `command`, `http` or `jsonl`"),
+        (good.replace("resource = \"order-commands\"\n", ""), "target.resource: required for kind `command`"),
+        (good.replace("batch_size = 10", "batch_size = 0"), "target.batch_size: expected 1 to 10000"),
+        (good.replace("concurrency = 2", "concurrency = 1000"), "target.concurrency: expected 1 to 256"),
+        (good.replace("base_url = \"http://127.0.0.1:9\"\napp_key", "base_url = \"ftp://x\"\napp_key"), "source.base_url: expected an http:// or https:// URL"),
+        (good.replace("{PAGINATION_PAGE_SIZE}", "{PAGE_SIZE}"), "unknown template `PAGE_SIZE`"),
+        (good.replace("StringToArray", "SplitText"), "unknown parser `SplitText`"),
+        (good.replace("per_second = 5", "per_second = 0"), "source.rate_limit: per_second and per_minute must be at least 1"),
+        (good.replace("options = {}", "options = 5"), "mapping.options: expected a table"),
+        (good.replace("[state]", "[stat]"), "unknown field `stat`"),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        assert_ne!(text, &good, "case {i} changed nothing");
+        let file = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = ferry(&["validate", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "case {i}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "case {i}: expected `{expected}` in {stderr}");
+        assert!(stderr.contains(file.to_str().unwrap()), "case {i}: the message names the file");
+    }
+    let missing_plugin = good.replace(ferry_fixtures::JUSHUITAN_ORDERS, "/nonexistent/plugin.wasm");
+    let file = dir.path().join("noplugin.toml");
+    std::fs::write(&file, missing_plugin).unwrap();
+    let out = ferry(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read plugin /nonexistent/plugin.wasm"));
+}

@@ -1,0 +1,219 @@
+//! Idempotent writes: the Command target's replay rules, faults at the
+//! target, crash-and-resume of the real binary, dead letters and replay.
+
+use crate::helpers::{PipelineSpec, ferry, missing_at_target};
+use ferry::sim::jushuitan::{self, JushuitanSimConfig};
+use ferry::sim::target::{self, TargetFaults, TargetSimConfig};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn source_config(seed: u64, app: &str, orders: usize) -> JushuitanSimConfig {
+    let mut c = JushuitanSimConfig::new(seed);
+    c.orders = orders;
+    c.app_key = app.into();
+    c.per_second = 200;
+    c.per_minute = 100_000;
+    c
+}
+
+fn spec<'a>(source: &'a str, app: &'a str, target: &'a str, plugin: &'a str, state: &'a std::path::Path, start: &'a str) -> PipelineSpec<'a> {
+    PipelineSpec {
+        source_url: source,
+        app_key: app,
+        target_url: target,
+        plugin,
+        state,
+        start,
+        batch_size: 40,
+        concurrency: 4,
+        per_second: 200,
+        per_minute: 100_000,
+        mapping_options: "{}",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_target_replays_and_conflicts() {
+    let t = target::start(TargetSimConfig::default(), 0).await.unwrap();
+    let http = reqwest::Client::new();
+    let id = uuid::Uuid::new_v4();
+    let url = format!("{}/orders/{id}", t.url);
+    let body = json!({"records": [{"id": "1", "amount": 1.5}, {"id": "2", "amount": -1}, {"amount": 3}]});
+    let first = http.put(&url).json(&body).send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["taskCount"], json!({"failed": 2, "success": 1, "total": 3}));
+    let again = http.put(&url).json(&body).send().await.unwrap();
+    assert_eq!(again.status(), 200, "a replay answers 200");
+    assert_eq!(again.json::<Value>().await.unwrap()["createdAt"], first["createdAt"]);
+    let other = http.put(&url).json(&json!({"records": []})).send().await.unwrap();
+    assert_eq!(other.status(), 409);
+    let bad = http.put(format!("{}/orders/not-a-uuid", t.url)).json(&body).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("not a UUID"));
+    let tasks: Value = http.get(format!("{url}/tasks")).send().await.unwrap().json().await.unwrap();
+    let failed: Vec<&Value> = tasks["tasks"].as_array().unwrap().iter().filter(|t| t["status"] == "FAILED").collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0]["message"].as_str().unwrap().contains("negative"));
+    let posted = http.post(format!("{}/orders", t.url)).json(&json!({"records": [{"id": "9"}]})).send().await.unwrap();
+    assert_eq!(posted.status(), 201);
+    assert!(uuid::Uuid::parse_str(posted.json::<Value>().await.unwrap()["id"].as_str().unwrap()).is_ok());
+    let truth = t.state.truth();
+    assert_eq!((truth.replays, truth.conflicts), (1, 1));
+    assert_eq!(truth.deliveries.get("1"), Some(&1), "replay did not reprocess");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_faults_still_deliver_each_record_once() {
+    let src_cfg = source_config(21, "app-target-faults", 1500);
+    let start = ferry::time::format(src_cfg.from);
+    let source = jushuitan::start(src_cfg, 0).await.unwrap();
+    let faults = TargetFaults { http500: 0.1, slow: 0.1, reset: 0.1, apply_then_500: 0.1, slow_delay: Duration::from_millis(2500) };
+    let target = target::start(TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50) }, 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let file = dir.path().join("p.toml");
+    let mut s = spec(&source.url, "app-target-faults", &target.url, ferry_fixtures::JUSHUITAN_ORDERS, &state, &start);
+    (s.batch_size, s.concurrency) = (20, 8);
+    std::fs::write(&file, s.toml()).unwrap();
+    let pipeline = ferry::pipeline::Pipeline::load(&file).unwrap();
+    let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
+    let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
+    assert_eq!(summary.status, "ok", "{}", summary.render());
+    let landed = target.state.truth();
+    assert!(landed.faults.values().sum::<u64>() >= 4, "faults were injected: {:?}", landed.faults);
+    assert!(landed.faults.contains_key("apply_then_500"), "{:?}", landed.faults);
+    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
+    assert!(landed.deliveries.values().all(|n| *n == 1), "each record applied exactly once");
+    assert!(landed.replays > 0, "apply-then-500 was answered by a replay");
+    assert_eq!(summary.delivered as usize, landed.records.len());
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    eprintln!("kill point `{what}` not reached within {limit:?}; killing anyway");
+    false
+}
+
+/// SIGKILL `ferry run` at several points; the next run must leave no order
+/// missing and none applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_and_resume_never_loses_or_doubles() {
+    for (point, seed) in [("after-fetch", 31u64), ("after-outbox", 32), ("mid-send", 33)] {
+        let app = format!("app-crash-{point}");
+        let mut src_cfg = source_config(seed, &app, 500);
+        src_cfg.per_second = 20;
+        let start = ferry::time::format(src_cfg.from);
+        let source = jushuitan::start(src_cfg, 0).await.unwrap();
+        let target = target::start(TargetSimConfig { seed, faults: TargetFaults::default(), completion_delay: Duration::from_millis(300) }, 0).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state.db");
+        let file = dir.path().join("p.toml");
+        let mut s = spec(&source.url, &app, &target.url, ferry_fixtures::JUSHUITAN_ORDERS, &state, &start);
+        (s.batch_size, s.concurrency, s.per_second) = (20, 2, 20);
+        std::fs::write(&file, s.toml()).unwrap();
+
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["run", file.to_str().unwrap()])
+            .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (src, tgt) = (source.state.clone(), target.state.clone());
+        let state_path = state.clone();
+        let pending = move || {
+            use ferry::state::StateStore;
+            ferry::state::SqliteStore::open(&state_path).ok().and_then(|s| s.pending("it-orders").ok()).is_some_and(|p| !p.is_empty())
+        };
+        let reached = tokio::task::spawn_blocking(move || match point {
+            "after-fetch" => wait_until(point, Duration::from_secs(30), || src.stats().accepted >= 1),
+            "after-outbox" => wait_until(point, Duration::from_secs(30), pending),
+            _ => wait_until(point, Duration::from_secs(30), || tgt.truth().commands >= 3),
+        })
+        .await
+        .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!("{point}: reached {reached}, target had {} commands at the kill", target.state.truth().commands);
+
+        let out = tokio::task::spawn_blocking(move || ferry(&["run", file.to_str().unwrap()])).await.unwrap();
+        assert_eq!(out.status.code(), Some(0), "{point}: the resumed run finishes");
+        let landed = target.state.truth();
+        let missing = missing_at_target(&source.state.truth(), &landed);
+        assert!(missing.is_empty(), "{point}: missing {missing:?}");
+        assert!(landed.doubled().is_empty(), "{point}: doubled {:?}", landed.doubled());
+        assert!(landed.deliveries.values().all(|n| *n == 1), "{point}: a record applied twice");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_come_back_after_a_plugin_fix() {
+    let src_cfg = source_config(41, "app-dlq", 300);
+    let start = ferry::time::format(src_cfg.from);
+    let source = jushuitan::start(src_cfg, 0).await.unwrap();
+    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let file = dir.path().join("p.toml");
+    let file_arg = file.to_str().unwrap().to_string();
+    // v1 of the mapping: the declarative plugin with an amount the target refuses.
+    let mut s = spec(&source.url, "app-dlq", &target.url, ferry_fixtures::DECLARATIVE, &state, &start);
+    s.mapping_options = r#"{ fields = [ { to = "id", from = "o_id", format = "string" }, { to = "modified", from = "modified" }, { to = "amount", value = -1 } ] }"#;
+    std::fs::write(&file, s.toml()).unwrap();
+    let f = file_arg.clone();
+    let out = tokio::task::spawn_blocking(move || ferry(&["run", &f])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "records went to dead letters");
+    let f = file_arg.clone();
+    let listed = tokio::task::spawn_blocking(move || ferry(&["dlq", "list", &f, "--json"])).await.unwrap();
+    let dead: Vec<Value> = String::from_utf8_lossy(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let confirmed = source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
+    assert_eq!(dead.len(), confirmed);
+    assert!(dead.iter().all(|d| d["reason"].as_str().unwrap().contains("must not be negative") && d["plugin"].as_str().unwrap().len() == 64));
+    assert!(dead[0]["raw"].as_str().unwrap().contains("\"o_id\""), "the raw input is kept");
+
+    // The fix: a new plugin (the shipped mapping); replay.
+    s.plugin = ferry_fixtures::JUSHUITAN_ORDERS;
+    s.mapping_options = "{}";
+    std::fs::write(&file, s.toml()).unwrap();
+    let f = file_arg.clone();
+    let out = tokio::task::spawn_blocking(move || ferry(&["dlq", "replay", &f])).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let f = file_arg.clone();
+    let listed = tokio::task::spawn_blocking(move || ferry(&["dlq", "list", &f])).await.unwrap();
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("0 dead letters"));
+    let landed = target.state.truth();
+    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
+    assert!(landed.records.values().all(|r| r["amount"].as_f64().unwrap() >= 0.0));
+    let f = file_arg.clone();
+    let again = tokio::task::spawn_blocking(move || ferry(&["run", &f])).await.unwrap();
+    assert_eq!(again.status.code(), Some(0), "a later run has nothing new and no dead letters");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("dead letters           0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_plugin_dead_letters_its_batch() {
+    let src_cfg = source_config(51, "app-trap", 120);
+    let start = ferry::time::format(src_cfg.from);
+    let source = jushuitan::start(src_cfg, 0).await.unwrap();
+    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, spec(&source.url, "app-trap", &target.url, ferry_fixtures::VERSIONED_V3_BROKEN, &state, &start).toml()).unwrap();
+    let pipeline = ferry::pipeline::Pipeline::load(&file).unwrap();
+    let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
+    let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
+    assert_eq!(summary.status, "partial");
+    assert_eq!(summary.failed_mapping, summary.fetched);
+    let dead = runner.state.dead_letters("it-orders").unwrap();
+    assert!(dead.iter().all(|d| d.reason.contains("broken on purpose") && d.reason.contains("versioned@3.0.0-broken")));
+    assert_eq!(target.state.truth().commands, 0);
+    assert!(runner.state.checkpoint("it-orders").unwrap().is_some(), "dead-lettered records are handled; the window completes");
+}
