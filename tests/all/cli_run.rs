@@ -1,67 +1,47 @@
 //! The real binary end to end: `ferry run` (and --dry-run), `validate`,
 //! `state`, `demo`, and one clear message per kind of bad pipeline file.
 
-use crate::helpers::{PipelineSpec, ferry, missing_at_target};
-use ferry::sim::jushuitan::{self, JushuitanSimConfig};
-use ferry::sim::target::{self, TargetSimConfig};
+use crate::helpers::{PipelineSpec, args, ferry, ferry_async, harness, source_config};
+use ferry::sim::target::TargetSimConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_validate_state_and_dry_run() {
-    let mut cfg = JushuitanSimConfig::new(61);
-    (cfg.orders, cfg.app_key, cfg.per_second, cfg.per_minute) = (400, "app-cli".into(), 100, 100_000);
-    let start = ferry::time::format(cfg.from);
-    let source = jushuitan::start(cfg, 0).await.unwrap();
-    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let file = dir.path().join("p.toml");
-    let spec = PipelineSpec {
-        source_url: &source.url,
-        app_key: "app-cli",
-        target_url: &target.url,
-        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
-        state: &state,
-        start: &start,
-        batch_size: 50,
-        concurrency: 4,
-        per_second: 100,
-        per_minute: 100_000,
-        mapping_options: "{}",
-    };
-    std::fs::write(&file, spec.toml()).unwrap();
-    let f = file.to_str().unwrap().to_string();
-    let run = |args: Vec<String>| tokio::task::spawn_blocking(move || ferry(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let mut cfg = source_config(61, "app-cli", 400);
+    cfg.per_second = 100;
+    let h = harness(cfg, TargetSimConfig::default()).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    s.batch_size = 50;
+    let f = h.write(&s);
 
-    let out = run(vec!["validate".into(), f.clone()]).await.unwrap();
+    let out = ferry_async(args(&["validate", &f])).await;
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pipeline it-orders is valid") && text.contains("page size 50"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pageSize = 100"), "the clamp warning is shown");
-    assert_eq!(source.state.stats().requests, 0, "validate touches no network");
+    assert_eq!(h.source.state.stats().requests, 0, "validate touches no network");
 
-    let out = run(vec!["run".into(), f.clone(), "--dry-run".into()]).await.unwrap();
+    let out = ferry_async(args(&["run", &f, "--dry-run"])).await;
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')).count();
-    let confirmed = source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
+    let confirmed = h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
     assert_eq!(printed, confirmed, "dry run prints every mapped record");
-    assert_eq!(target.state.truth().commands, 0, "dry run writes nothing");
+    assert_eq!(h.target.state.truth().commands, 0, "dry run writes nothing");
 
-    let out = run(vec!["run".into(), f.clone()]).await.unwrap();
+    let out = ferry_async(args(&["run", &f])).await;
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
     for want in ["records fetched", "skipped by idCheck", "taskCount total", "plugin                 jushuitan-orders 0.1.0 sha256:", "rate-limit waits", "retries"] {
         assert!(text.contains(want), "summary lacks `{want}`");
     }
-    let landed = target.state.truth();
-    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
-    assert!(landed.deliveries.values().all(|n| *n == 1));
+    assert!(h.missing().is_empty());
+    assert!(h.each_once());
 
-    let out = run(vec!["run".into(), f.clone(), "--log-format".into(), "json".into()]).await.unwrap();
+    let out = ferry_async(args(&["run", &f, "--log-format", "json"])).await;
     assert_eq!(out.status.code(), Some(0));
     let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(summary["delivered"], serde_json::json!(0), "the second run has nothing new: {summary}");
 
-    let out = run(vec!["state".into(), f.clone()]).await.unwrap();
+    let out = ferry_async(args(&["state", &f])).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("outbox:      0 pending") && text.contains(&format!("idCheck:     {confirmed} record versions")), "{text}");
 }
@@ -130,4 +110,55 @@ fn bad_pipeline_files() {
     let out = ferry(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read plugin /nonexistent/plugin.wasm"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
+    let mut cfg = source_config(81, "app-ctrl-c", 500);
+    cfg.per_second = 20;
+    let h = harness(cfg, TargetSimConfig { completion_delay: std::time::Duration::from_millis(300), ..TargetSimConfig::default() }).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency) = (20, 2);
+    let f = h.write(&s);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["run", &f])
+        .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while h.target.state.truth().commands < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "interrupted");
+    assert!(text.contains("(interrupted)"));
+    let st = ferry_async(args(&["state", &f])).await;
+    assert!(String::from_utf8_lossy(&st.stdout).contains("outbox:      0 pending"), "in-flight batches finished before exit");
+    let out = ferry_async(args(&["run", &f])).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(h.missing().is_empty());
+    assert!(h.each_once());
+}
+
+#[test]
+fn sign_prints_canonical_string_with_the_secret_masked() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["jushuitan", "sign", "--secret-env", "FERRY_TEST_SIGN_SECRET", "timestamp=100", "app_key=app", "charset=utf-8"])
+        .env("FERRY_TEST_SIGN_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("canonical: ***app_keyappcharsetutf-8timestamp100"), "{text}");
+    assert!(text.contains("sign:      706427ca94e342781ac36d501151cb10"));
+    assert!(!text.contains("secret"));
+    let out = ferry(&["jushuitan", "sign", "--secret-env", "FERRY_TEST_UNSET_VAR", "a=b"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_TEST_UNSET_VAR"));
 }

@@ -116,3 +116,78 @@ pub fn missing_at_target(source: &ferry::sim::jushuitan::Truth, target: &ferry::
         .map(|o| o.o_id)
         .collect()
 }
+
+/// A source simulator config with generous limits (tests that are not about the budget).
+pub fn source_config(seed: u64, app: &str, orders: usize) -> ferry::sim::jushuitan::JushuitanSimConfig {
+    let mut c = ferry::sim::jushuitan::JushuitanSimConfig::new(seed);
+    (c.orders, c.app_key, c.per_second, c.per_minute) = (orders, app.into(), 200, 100_000);
+    c
+}
+
+/// Both simulators, a temp dir with a state path and a pipeline file path.
+pub struct Harness {
+    pub source: ferry::sim::Running<std::sync::Arc<ferry::sim::jushuitan::SimState>>,
+    pub target: ferry::sim::Running<std::sync::Arc<ferry::sim::target::TargetState>>,
+    pub dir: tempfile::TempDir,
+    pub state: std::path::PathBuf,
+    pub file: std::path::PathBuf,
+    pub start: String,
+    pub app: String,
+}
+
+/// Starts both simulators.
+pub async fn harness(source: ferry::sim::jushuitan::JushuitanSimConfig, target: ferry::sim::target::TargetSimConfig) -> Harness {
+    let start = ferry::time::format(source.from);
+    let app = source.app_key.clone();
+    let source = ferry::sim::jushuitan::start(source, 0).await.unwrap();
+    let target = ferry::sim::target::start(target, 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (state, file) = (dir.path().join("state.db"), dir.path().join("p.toml"));
+    Harness { source, target, dir, state, file, start, app }
+}
+
+impl Harness {
+    /// A pipeline against these simulators with `plugin`.
+    pub fn spec<'a>(&'a self, plugin: &'a str) -> PipelineSpec<'a> {
+        PipelineSpec {
+            source_url: &self.source.url,
+            app_key: &self.app,
+            target_url: &self.target.url,
+            plugin,
+            state: &self.state,
+            start: &self.start,
+            batch_size: 40,
+            concurrency: 4,
+            per_second: self.source.state.config().per_second,
+            per_minute: self.source.state.config().per_minute,
+            mapping_options: "{}",
+        }
+    }
+
+    /// Writes the pipeline file; returns its path as text.
+    pub fn write(&self, spec: &PipelineSpec<'_>) -> String {
+        std::fs::write(&self.file, spec.toml()).unwrap();
+        self.file.to_str().unwrap().to_string()
+    }
+
+    /// Confirmed source orders the target lacks in their latest version.
+    pub fn missing(&self) -> Vec<u64> {
+        missing_at_target(&self.source.state.truth(), &self.target.state.truth())
+    }
+
+    /// Whether every record was applied exactly once.
+    pub fn each_once(&self) -> bool {
+        let t = self.target.state.truth();
+        t.doubled().is_empty() && t.deliveries.values().all(|n| *n == 1)
+    }
+}
+
+/// Runs the real binary off the async runtime.
+pub async fn ferry_async(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || ferry(&args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
+/// Arguments as owned strings.
+pub fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}

@@ -10,11 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn sim_config(seed: u64, app: &str, orders: usize) -> JushuitanSimConfig {
-    let mut c = JushuitanSimConfig::new(seed);
-    c.orders = orders;
-    c.app_key = app.into();
+    let mut c = crate::helpers::source_config(seed, app, orders);
     c.per_second = 1000;
-    c.per_minute = 100_000;
     c
 }
 

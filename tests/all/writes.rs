@@ -1,36 +1,10 @@
 //! Idempotent writes: the Command target's replay rules, faults at the
 //! target, crash-and-resume of the real binary, dead letters and replay.
 
-use crate::helpers::{PipelineSpec, ferry, missing_at_target};
-use ferry::sim::jushuitan::{self, JushuitanSimConfig};
+use crate::helpers::{args, ferry_async, harness, source_config};
 use ferry::sim::target::{self, TargetFaults, TargetSimConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-fn source_config(seed: u64, app: &str, orders: usize) -> JushuitanSimConfig {
-    let mut c = JushuitanSimConfig::new(seed);
-    c.orders = orders;
-    c.app_key = app.into();
-    c.per_second = 200;
-    c.per_minute = 100_000;
-    c
-}
-
-fn spec<'a>(source: &'a str, app: &'a str, target: &'a str, plugin: &'a str, state: &'a std::path::Path, start: &'a str) -> PipelineSpec<'a> {
-    PipelineSpec {
-        source_url: source,
-        app_key: app,
-        target_url: target,
-        plugin,
-        state,
-        start,
-        batch_size: 40,
-        concurrency: 4,
-        per_second: 200,
-        per_minute: 100_000,
-        mapping_options: "{}",
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_target_replays_and_conflicts() {
@@ -65,26 +39,20 @@ async fn command_target_replays_and_conflicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_faults_still_deliver_each_record_once() {
-    let src_cfg = source_config(21, "app-target-faults", 1500);
-    let start = ferry::time::format(src_cfg.from);
-    let source = jushuitan::start(src_cfg, 0).await.unwrap();
     let faults = TargetFaults { http500: 0.1, slow: 0.1, reset: 0.1, apply_then_500: 0.1, slow_delay: Duration::from_millis(2500) };
-    let target = target::start(TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50) }, 0).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let file = dir.path().join("p.toml");
-    let mut s = spec(&source.url, "app-target-faults", &target.url, ferry_fixtures::JUSHUITAN_ORDERS, &state, &start);
+    let h = harness(source_config(21, "app-target-faults", 1500), TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50) }).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency) = (20, 8);
-    std::fs::write(&file, s.toml()).unwrap();
-    let pipeline = ferry::pipeline::Pipeline::load(&file).unwrap();
+    h.write(&s);
+    let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
     let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
     let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
     assert_eq!(summary.status, "ok", "{}", summary.render());
-    let landed = target.state.truth();
+    let landed = h.target.state.truth();
     assert!(landed.faults.values().sum::<u64>() >= 4, "faults were injected: {:?}", landed.faults);
     assert!(landed.faults.contains_key("apply_then_500"), "{:?}", landed.faults);
-    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
-    assert!(landed.deliveries.values().all(|n| *n == 1), "each record applied exactly once");
+    assert!(h.missing().is_empty());
+    assert!(h.each_once(), "each record applied exactly once");
     assert!(landed.replays > 0, "apply-then-500 was answered by a replay");
     assert_eq!(summary.delivered as usize, landed.records.len());
 }
@@ -106,28 +74,20 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_and_resume_never_loses_or_doubles() {
     for (point, seed) in [("after-fetch", 31u64), ("after-outbox", 32), ("mid-send", 33)] {
-        let app = format!("app-crash-{point}");
-        let mut src_cfg = source_config(seed, &app, 500);
-        src_cfg.per_second = 20;
-        let start = ferry::time::format(src_cfg.from);
-        let source = jushuitan::start(src_cfg, 0).await.unwrap();
-        let target = target::start(TargetSimConfig { seed, faults: TargetFaults::default(), completion_delay: Duration::from_millis(300) }, 0).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.db");
-        let file = dir.path().join("p.toml");
-        let mut s = spec(&source.url, &app, &target.url, ferry_fixtures::JUSHUITAN_ORDERS, &state, &start);
-        (s.batch_size, s.concurrency, s.per_second) = (20, 2, 20);
-        std::fs::write(&file, s.toml()).unwrap();
-
+        let mut cfg = source_config(seed, &format!("app-crash-{point}"), 500);
+        cfg.per_second = 20;
+        let h = harness(cfg, TargetSimConfig { seed, faults: TargetFaults::default(), completion_delay: Duration::from_millis(300) }).await;
+        let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+        (s.batch_size, s.concurrency) = (20, 2);
+        let file = h.write(&s);
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["run", file.to_str().unwrap()])
+            .args(["run", &file])
             .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let (src, tgt) = (source.state.clone(), target.state.clone());
-        let state_path = state.clone();
+        let (src, tgt, state_path) = (h.source.state.clone(), h.target.state.clone(), h.state.clone());
         let pending = move || {
             use ferry::state::StateStore;
             ferry::state::SqliteStore::open(&state_path).ok().and_then(|s| s.pending("it-orders").ok()).is_some_and(|p| !p.is_empty())
@@ -141,39 +101,27 @@ async fn crash_and_resume_never_loses_or_doubles() {
         .unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
-        eprintln!("{point}: reached {reached}, target had {} commands at the kill", target.state.truth().commands);
+        eprintln!("{point}: reached {reached}, target had {} commands at the kill", h.target.state.truth().commands);
 
-        let out = tokio::task::spawn_blocking(move || ferry(&["run", file.to_str().unwrap()])).await.unwrap();
+        let out = ferry_async(args(&["run", &file])).await;
         assert_eq!(out.status.code(), Some(0), "{point}: the resumed run finishes");
-        let landed = target.state.truth();
-        let missing = missing_at_target(&source.state.truth(), &landed);
-        assert!(missing.is_empty(), "{point}: missing {missing:?}");
-        assert!(landed.doubled().is_empty(), "{point}: doubled {:?}", landed.doubled());
-        assert!(landed.deliveries.values().all(|n| *n == 1), "{point}: a record applied twice");
+        assert!(h.missing().is_empty(), "{point}: missing {:?}", h.missing());
+        assert!(h.each_once(), "{point}: a record applied twice");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_come_back_after_a_plugin_fix() {
-    let src_cfg = source_config(41, "app-dlq", 300);
-    let start = ferry::time::format(src_cfg.from);
-    let source = jushuitan::start(src_cfg, 0).await.unwrap();
-    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let file = dir.path().join("p.toml");
-    let file_arg = file.to_str().unwrap().to_string();
+    let h = harness(source_config(41, "app-dlq", 300), TargetSimConfig::default()).await;
     // v1 of the mapping: the declarative plugin with an amount the target refuses.
-    let mut s = spec(&source.url, "app-dlq", &target.url, ferry_fixtures::DECLARATIVE, &state, &start);
+    let mut s = h.spec(ferry_fixtures::DECLARATIVE);
     s.mapping_options = r#"{ fields = [ { to = "id", from = "o_id", format = "string" }, { to = "modified", from = "modified" }, { to = "amount", value = -1 } ] }"#;
-    std::fs::write(&file, s.toml()).unwrap();
-    let f = file_arg.clone();
-    let out = tokio::task::spawn_blocking(move || ferry(&["run", &f])).await.unwrap();
+    let file = h.write(&s);
+    let out = ferry_async(args(&["run", &file])).await;
     assert_eq!(out.status.code(), Some(1), "records went to dead letters");
-    let f = file_arg.clone();
-    let listed = tokio::task::spawn_blocking(move || ferry(&["dlq", "list", &f, "--json"])).await.unwrap();
+    let listed = ferry_async(args(&["dlq", "list", &file, "--json"])).await;
     let dead: Vec<Value> = String::from_utf8_lossy(&listed.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let confirmed = source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
+    let confirmed = h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count();
     assert_eq!(dead.len(), confirmed);
     assert!(dead.iter().all(|d| d["reason"].as_str().unwrap().contains("must not be negative") && d["plugin"].as_str().unwrap().len() == 64));
     assert!(dead[0]["raw"].as_str().unwrap().contains("\"o_id\""), "the raw input is kept");
@@ -181,39 +129,29 @@ async fn dead_letters_come_back_after_a_plugin_fix() {
     // The fix: a new plugin (the shipped mapping); replay.
     s.plugin = ferry_fixtures::JUSHUITAN_ORDERS;
     s.mapping_options = "{}";
-    std::fs::write(&file, s.toml()).unwrap();
-    let f = file_arg.clone();
-    let out = tokio::task::spawn_blocking(move || ferry(&["dlq", "replay", &f])).await.unwrap();
+    h.write(&s);
+    let out = ferry_async(args(&["dlq", "replay", &file])).await;
     assert_eq!(out.status.code(), Some(0));
-    let f = file_arg.clone();
-    let listed = tokio::task::spawn_blocking(move || ferry(&["dlq", "list", &f])).await.unwrap();
+    let listed = ferry_async(args(&["dlq", "list", &file])).await;
     assert!(String::from_utf8_lossy(&listed.stderr).contains("0 dead letters"));
-    let landed = target.state.truth();
-    assert!(missing_at_target(&source.state.truth(), &landed).is_empty());
-    assert!(landed.records.values().all(|r| r["amount"].as_f64().unwrap() >= 0.0));
-    let f = file_arg.clone();
-    let again = tokio::task::spawn_blocking(move || ferry(&["run", &f])).await.unwrap();
+    assert!(h.missing().is_empty());
+    assert!(h.target.state.truth().records.values().all(|r| r["amount"].as_f64().unwrap() >= 0.0));
+    let again = ferry_async(args(&["run", &file])).await;
     assert_eq!(again.status.code(), Some(0), "a later run has nothing new and no dead letters");
     assert!(String::from_utf8_lossy(&again.stdout).contains("dead letters           0"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_plugin_dead_letters_its_batch() {
-    let src_cfg = source_config(51, "app-trap", 120);
-    let start = ferry::time::format(src_cfg.from);
-    let source = jushuitan::start(src_cfg, 0).await.unwrap();
-    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let file = dir.path().join("p.toml");
-    std::fs::write(&file, spec(&source.url, "app-trap", &target.url, ferry_fixtures::VERSIONED_V3_BROKEN, &state, &start).toml()).unwrap();
-    let pipeline = ferry::pipeline::Pipeline::load(&file).unwrap();
+    let h = harness(source_config(51, "app-trap", 120), TargetSimConfig::default()).await;
+    h.write(&h.spec(ferry_fixtures::VERSIONED_V3_BROKEN));
+    let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
     let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
     let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
     assert_eq!(summary.status, "partial");
     assert_eq!(summary.failed_mapping, summary.fetched);
     let dead = runner.state.dead_letters("it-orders").unwrap();
     assert!(dead.iter().all(|d| d.reason.contains("broken on purpose") && d.reason.contains("versioned@3.0.0-broken")));
-    assert_eq!(target.state.truth().commands, 0);
+    assert_eq!(h.target.state.truth().commands, 0);
     assert!(runner.state.checkpoint("it-orders").unwrap().is_some(), "dead-lettered records are handled; the window completes");
 }
