@@ -3,6 +3,13 @@
 //! that are sandboxed WebAssembly components.
 //!
 //! # Layout
+//! - [`api`]: `ferry serve`: the Command-pattern control API, schedules,
+//!   metrics, tenant auth, OpenAPI.
+//! - [`pipeline`]: the pipeline file, the run loop, run summaries, DLQ replay.
+//! - [`state`]: the state store trait and SQLite: checkpoints, outbox,
+//!   idCheck, dead letters, runs.
+//! - [`sink`]: Command-pattern, HTTP and JSONL sinks.
+//! - [`demo`]: `ferry demo`.
 //! - [`plugin`]: the wasm runtime: engine, limits, compile cache, registry
 //!   with hot swap, file watcher.
 //! - [`source`]: the Jushuitan client: signing, metadata templates, window
@@ -11,6 +18,7 @@
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line.
 
+pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod pipeline;

@@ -18,3 +18,6 @@ mod writes;
 // The binary end to end: run, validate, state, demo, bad pipeline files.
 mod cli_run;
 mod examples;
+
+// ferry serve: the control API.
+mod serve;

@@ -7,6 +7,7 @@ mod dlq;
 mod jushuitan;
 mod plugin;
 mod run;
+mod serve;
 mod sim;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -40,6 +41,8 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Show a pipeline's checkpoint, pending outbox, idCheck size and last runs.
     State(run::ValidateArgs),
+    /// Serve the Command-pattern control API, schedules and metrics.
+    Serve(serve::ServeArgs),
     /// Run the demo: both simulators, a first sync and an incremental one, checked against ground truth.
     Demo(demo::DemoArgs),
     /// Check or try a mapping plugin.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => run::validate(a),
         Command::State(a) => run::state(a),
         Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Sim(cmd) => sim::run(cmd),
         Command::Jushuitan(cmd) => jushuitan::run(cmd),

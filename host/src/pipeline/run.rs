@@ -118,6 +118,12 @@ impl Runner {
         registry.register(&pipeline.name, m.options.clone(), m.limits.clone(), m.examples.clone());
         registry.install_file(&pipeline.name, &m.plugin)?;
         let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&pipeline.state_path)?);
+        Self::from_parts(pipeline, registry, state, dry_run)
+    }
+
+    /// A runner over an existing registry (with the pipeline's plugin live)
+    /// and state store, as `ferry serve` keeps them between runs.
+    pub fn from_parts(pipeline: Pipeline, registry: Arc<Registry>, state: Arc<dyn StateStore>, dry_run: bool) -> Result<Self, RunError> {
         let sink = if dry_run { None } else { Some(Arc::new(build_sink(&pipeline)?)) };
         let client = Arc::new(JushuitanClient::new(pipeline.source.client.clone())?);
         Ok(Runner {
@@ -276,6 +282,7 @@ impl Runner {
             let mut it = handled.into_iter();
             keyed.retain(|_| !it.next().unwrap_or(false));
             Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
+            metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check").increment((before - keyed.len()) as u64);
         }
         if keyed.is_empty() {
             return Ok(());
@@ -308,6 +315,7 @@ impl Runner {
         let registry = self.registry.clone();
         let texts = raws.clone();
         let result = tokio::task::spawn_blocking(move || registry.map_batch(&name, &texts)).await.map_err(|e| RunError::Task(e.to_string()))?;
+        metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
         let now = Timestamp::now().to_string();
         let c = &self.counters;
         let dead_letter = |key: &RecordKey, raw: &str, reason: String, plugin: &str| DeadLetter {
@@ -325,6 +333,7 @@ impl Runner {
                 let digest = self.registry.live(&self.pipeline.name).map(|p| p.digest.clone()).unwrap_or_default();
                 tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keyed.len());
                 Counters::add(&c.failed_mapping, keyed.len() as u64);
+                metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(keyed.len() as u64);
                 let dead = keyed.iter().zip(&raws).map(|(k, raw)| dead_letter(&k.0, raw, e.to_string(), &digest)).collect();
                 return Ok((None, dead, Vec::new()));
             }
@@ -334,6 +343,8 @@ impl Runner {
             Some(PluginUsed { name: plugin.info.name.clone(), version: plugin.info.version.clone(), digest: plugin.digest.clone() });
         Counters::add(&c.fuel, out.fuel_used);
         Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
+        metrics::histogram!("ferry_plugin_batch_seconds").record(out.elapsed.as_secs_f64());
+        metrics::counter!("ferry_plugin_fuel_total").increment(out.fuel_used);
         let (mut records, mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![], vec![]);
         for ((outcome, (key, _)), raw) in out.outcomes.into_iter().zip(keyed).zip(raws) {
             match outcome {
@@ -355,6 +366,7 @@ impl Runner {
                 }
                 Outcome::Error { field, message } => {
                     Counters::add(&c.failed_mapping, 1);
+                    metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(1);
                     let reason = match field {
                         Some(f) => format!("mapping error in `{f}`: {message}"),
                         None => format!("mapping error: {message}"),
@@ -382,7 +394,9 @@ impl Runner {
         let permit = sem.clone().acquire_owned().await.map_err(|e| RunError::Task(e.to_string()))?;
         let (state, counters, name) = (self.state.clone(), self.counters.clone(), self.pipeline.name.clone());
         sends.spawn(async move {
+            let started = Instant::now();
             let delivery = sink.send(&entry).await?;
+            metrics::histogram!("ferry_batch_send_seconds").record(started.elapsed().as_secs_f64());
             drop(permit);
             confirm(&*state, &counters, &name, &entry, &delivery)
         });
@@ -472,6 +486,9 @@ pub fn confirm(state: &dyn StateStore, c: &Counters, pipeline: &str, entry: &Out
         });
     }
     state.confirm(pipeline, entry.command, delivery.count, &dead)?;
+    metrics::counter!("ferry_records_total", "outcome" => "delivered").increment(delivery.count.success);
+    metrics::counter!("ferry_records_total", "outcome" => "failed_target").increment(dead.len() as u64);
+    metrics::counter!("ferry_target_commands_total", "replayed" => if delivery.replayed { "yes" } else { "no" }).increment(1);
     Counters::add(&c.commands, 1);
     Counters::add(&c.delivered, delivery.count.success);
     Counters::add(&c.failed_target, dead.len() as u64);

@@ -28,7 +28,7 @@ pub mod bindings {
 pub use engine::{EngineOptions, PluginEngine};
 pub use error::PluginError;
 pub use limits::{LimitKind, Limits};
-pub use loaded::{BatchOutput, Outcome, Plugin, PluginInfo};
+pub use loaded::{BatchOutput, Outcome, Plugin, PluginInfo, digest_of};
 pub use registry::{Registry, SwapEvent};
 pub use sandbox::LogLine;
 pub use watch::PluginWatcher;

@@ -147,17 +147,25 @@ impl JushuitanClient {
             attempts += 1;
             let waited = self.limiter.acquire().await;
             if waited > Duration::from_millis(2) {
+                metrics::counter!("ferry_rate_limit_waits_total").increment(1);
+                metrics::counter!("ferry_rate_limit_wait_seconds_total").increment(waited.as_millis() as u64 / 1000);
                 self.stats.rate_waits.fetch_add(1, Ordering::Relaxed);
                 self.stats.rate_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             match self.attempt(path, biz).await {
                 Verdict::Ok(data) => {
+                    metrics::counter!("ferry_source_requests_total", "outcome" => "ok").increment(1);
                     self.stats.pages.fetch_add(1, Ordering::Relaxed);
                     return Ok(data);
                 }
-                Verdict::Fail(e) => return Err(e),
+                Verdict::Fail(e) => {
+                    metrics::counter!("ferry_source_requests_total", "outcome" => "failed").increment(1);
+                    return Err(e);
+                }
                 Verdict::Retry(cause, last) => {
+                    metrics::counter!("ferry_source_requests_total", "outcome" => "retried").increment(1);
+                    metrics::counter!("ferry_retries_total", "cause" => cause.name()).increment(1);
                     self.stats.retried(cause);
                     let Some(delay) = backoff.next() else { return Err(SourceError::Exhausted { attempts, cause, last }) };
                     tracing::debug!(cause = cause.name(), attempt = attempts, ?delay, "retrying Jushuitan call: {last}");

@@ -1,0 +1,106 @@
+//! The serve file: where to listen, which pipelines (with optional
+//! schedules), and which bearer tokens belong to which tenant.
+
+use crate::pipeline::Pipeline;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    /// `host:port` to listen on.
+    #[serde(default = "default_listen")]
+    listen: String,
+    /// The pipelines served.
+    pipelines: Vec<RawEntry>,
+    /// Bearer tokens, each bound to a tenant.
+    #[serde(default)]
+    tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    /// The pipeline file, relative to the serve file.
+    file: PathBuf,
+    /// Run every this long (e.g. `"5m"`); never overlaps a running sync.
+    #[serde(default, with = "humantime_serde")]
+    every: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    /// The token, as `${ENV}`.
+    token: String,
+    /// The tenant it acts as.
+    tenant: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8700".into()
+}
+
+/// One served pipeline.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Its schedule.
+    pub every: Option<Duration>,
+}
+
+/// The resolved serve configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Pipelines by name.
+    pub pipelines: Vec<Served>,
+    /// token -> tenant.
+    pub tokens: Vec<(String, String)>,
+}
+
+/// The tenant of pipelines that name none.
+pub const DEFAULT_TENANT: &str = "default";
+
+impl ServeConfig {
+    /// Reads and validates a serve file (and every pipeline file it names).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let file = path.display();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        let raw: RawServe = toml::from_str(&text).map_err(|e| format!("{file}: invalid serve file: {}", e.to_string().trim()))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let mut pipelines = Vec::new();
+        for (i, e) in raw.pipelines.iter().enumerate() {
+            let pipeline = Pipeline::load(&dir.join(&e.file)).map_err(|e| format!("{file}: pipelines[{i}]: {e}"))?;
+            if pipelines.iter().any(|p: &Served| p.pipeline.name == pipeline.name) {
+                return Err(format!("{file}: pipelines[{i}]: a pipeline named `{}` is already served", pipeline.name));
+            }
+            if e.every.is_some_and(|d| d < Duration::from_secs(1)) {
+                return Err(format!("{file}: pipelines[{i}].every: expected at least 1s"));
+            }
+            pipelines.push(Served { pipeline, every: e.every });
+        }
+        let mut tokens = Vec::new();
+        for (i, t) in raw.tokens.iter().enumerate() {
+            let token = expand(&t.token).map_err(|v| format!("{file}: tokens[{i}].token: environment variable `{v}` is not set"))?;
+            if token.len() < 8 {
+                return Err(format!("{file}: tokens[{i}].token: expected at least 8 characters"));
+            }
+            tokens.push((token, t.tenant.clone()));
+        }
+        if tokens.is_empty() {
+            return Err(format!("{file}: tokens: at least one bearer token is required (the API has no anonymous access)"));
+        }
+        Ok(ServeConfig { listen: raw.listen, pipelines, tokens })
+    }
+}
+
+fn expand(text: &str) -> Result<String, String> {
+    match text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+        Some(var) => std::env::var(var).map_err(|_| var.to_string()),
+        None => Ok(text.to_string()),
+    }
+}

@@ -1,0 +1,167 @@
+//! `ferry serve`: a Command-pattern control API (seed 001) over the
+//! pipelines of a serve file: sync commands queued per pipeline, plugin
+//! commands that hot-swap through the registry's checks, schedules,
+//! Prometheus metrics, health, tenant auth and an OpenAPI document.
+//!
+//! The server takes its listener and a shutdown future, so tests bind
+//! `127.0.0.1:0`.
+
+mod auth;
+pub mod config;
+mod error;
+pub mod model;
+mod openapi;
+mod pipelines;
+mod plugins;
+mod sync;
+
+pub use config::ServeConfig;
+
+use crate::pipeline::Pipeline;
+use crate::pipeline::summary::Counters;
+use crate::plugin::{PluginEngine, PluginWatcher, Registry};
+use crate::state::{SqliteStore, StateStore};
+use axum::Router;
+use axum::routing::{get, put};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// One served pipeline: its plugin registry, state, queue and runner slot.
+pub struct PipelineHandle {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) tenant: String,
+    pub(crate) every: Option<Duration>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) queue: Mutex<VecDeque<uuid::Uuid>>,
+    pub(crate) wake: Notify,
+    pub(crate) running: Mutex<Option<(uuid::Uuid, Arc<Counters>)>>,
+    _watcher: Option<PluginWatcher>,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub(crate) pipelines: HashMap<String, Arc<PipelineHandle>>,
+    pub(crate) tokens: HashMap<String, String>,
+    pub(crate) syncs: Mutex<HashMap<uuid::Uuid, sync::SyncCommand>>,
+    pub(crate) plugins: Mutex<HashMap<uuid::Uuid, plugins::PluginCommand>>,
+    pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub(crate) stop: watch::Receiver<bool>,
+    pub(crate) ready: AtomicBool,
+}
+
+impl AppState {
+    /// The pipeline if the tenant may act on it: 404 unknown, 403 another tenant's.
+    pub(crate) fn pipeline_for(&self, name: &str, tenant: &auth::Tenant) -> Result<&Arc<PipelineHandle>, error::ApiError> {
+        let p = self.pipelines.get(name).ok_or_else(|| error::ApiError::not_found(format!("no pipeline named `{name}`")))?;
+        if p.tenant != tenant.0 {
+            return Err(error::ApiError::forbidden(format!("pipeline `{name}` belongs to another tenant")));
+        }
+        Ok(p)
+    }
+}
+
+/// The metrics recorder, installed once per process.
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!("metrics recorder not installed: {e}");
+                None
+            }
+        })
+        .clone()
+}
+
+/// Builds the shared state: opens every pipeline's state, loads its plugin
+/// (through the registry's checks) and watches the plugin file.
+pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Receiver<bool>) -> anyhow::Result<Arc<AppState>> {
+    let mut pipelines = HashMap::new();
+    for served in &config.pipelines {
+        let p = &served.pipeline;
+        let registry = Arc::new(Registry::new(engine.clone()));
+        registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
+        registry.install_file(&p.name, &p.mapping.plugin)?;
+        let watcher = match PluginWatcher::watch(registry.clone(), &p.name, &p.mapping.plugin) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(pipeline = %p.name, "cannot watch the plugin file: {e}");
+                None
+            }
+        };
+        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&p.state_path)?);
+        let handle = PipelineHandle {
+            pipeline: p.clone(),
+            tenant: p.tenant.clone().unwrap_or_else(|| config::DEFAULT_TENANT.to_string()),
+            every: served.every,
+            registry,
+            state,
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            running: Mutex::new(None),
+            _watcher: watcher,
+        };
+        pipelines.insert(p.name.clone(), Arc::new(handle));
+    }
+    Ok(Arc::new(AppState {
+        pipelines,
+        tokens: config.tokens.iter().cloned().collect(),
+        syncs: Mutex::new(HashMap::new()),
+        plugins: Mutex::new(HashMap::new()),
+        metrics: metrics_handle(),
+        stop,
+        ready: AtomicBool::new(false),
+    }))
+}
+
+/// The routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/sync-commands", axum::routing::post(sync::post))
+        .route("/sync-commands/{id}", put(sync::put).get(sync::get))
+        .route("/sync-commands/{id}/tasks", get(sync::tasks))
+        .route("/plugin-commands/{id}", put(plugins::put).get(plugins::get))
+        .route("/pipelines", get(pipelines::list))
+        .route("/pipelines/{name}", get(pipelines::one))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_tenant));
+    Router::new()
+        .merge(api)
+        .route("/metrics", get(pipelines::metrics))
+        .route("/healthz", get(pipelines::healthz))
+        .route("/readyz", get(pipelines::readyz))
+        .route("/openapi.json", get(openapi::document))
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; then stops the runners cleanly
+/// (in-flight batches finish or stay in the outbox).
+pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sender<bool>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let mut workers = tokio::task::JoinSet::new();
+    for handle in state.pipelines.values() {
+        workers.spawn(sync::worker(state.clone(), handle.clone()));
+        if let Some(every) = handle.every {
+            workers.spawn(sync::schedule(state.clone(), handle.clone(), every));
+        }
+    }
+    state.ready.store(true, Ordering::SeqCst);
+    let app = router(state.clone());
+    let stop_rx = state.stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await?;
+    state.ready.store(false, Ordering::SeqCst);
+    drop(stop_rx);
+    while workers.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The API's request and response bodies (also its OpenAPI schemas).
+
+use crate::state::TaskCount;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Input of a sync command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncInput {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Backfill from (`yyyy-MM-dd HH:mm:ss` Asia/Shanghai, or RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Backfill up to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `POST /sync-commands` body: the input plus an optional client id.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncPost {
+    /// Optional command UUID; made by the server when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Backfill from.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Backfill up to.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// `taskCount` of a command.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct TaskCountView {
+    pub failed: u64,
+    pub success: u64,
+    pub total: u64,
+}
+
+impl From<TaskCount> for TaskCountView {
+    fn from(t: TaskCount) -> Self {
+        TaskCountView { failed: t.failed, success: t.success, total: t.total }
+    }
+}
+
+/// A sync command's status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResource {
+    /// The command UUID.
+    pub id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `queued`, `running`, `succeeded`, `partial`, `failed` or `interrupted`.
+    pub status: String,
+    /// Place in the pipeline's queue (1 = next) while queued.
+    pub queue_position: Option<u64>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, once started.
+    pub started_at: Option<String>,
+    /// RFC 3339, once finished; null until then.
+    pub completed_at: Option<String>,
+    /// Records confirmed so far: success delivered, failed dead-lettered.
+    pub task_count: TaskCountView,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One failed record of a sync.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    /// Source record id (e.g. `o_id`).
+    pub record_id: String,
+    /// Always `FAILED` here.
+    pub status: String,
+    /// The reason.
+    pub message: String,
+}
+
+/// Failed records of a sync.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TasksView {
+    pub tasks: Vec<TaskView>,
+}
+
+/// Input of a plugin command: a component for a pipeline.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginInput {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// The component bytes, base64.
+    pub component: String,
+}
+
+/// A plugin command's status.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginResource {
+    pub id: String,
+    pub pipeline: String,
+    /// `live` or `rejected`.
+    pub status: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// `name@version (sha256:...)` once loaded.
+    pub plugin: Option<String>,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+/// The plugin live for a pipeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginView {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// A pipeline as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineView {
+    pub name: String,
+    pub tenant: String,
+    /// Schedule in seconds, if any.
+    pub every_seconds: Option<u64>,
+    /// Last sync time (Asia/Shanghai).
+    pub checkpoint: Option<String>,
+    pub plugin: Option<PluginView>,
+    pub dead_letters: u64,
+    /// The sync command running now.
+    pub running: Option<String>,
+    /// Commands waiting.
+    pub queued: u64,
+    /// The last runs, newest first, with their summaries.
+    #[schema(value_type = Vec<Object>)]
+    pub last_runs: Vec<serde_json::Value>,
+}
+
+/// An error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong and what was expected.
+    pub error: String,
+}

@@ -1,0 +1,35 @@
+//! The OpenAPI document, generated from the handlers and models (utoipa).
+
+use super::model;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ferry control API", description = "Command-pattern control of Ferry pipelines: sync and plugin commands with client-chosen UUIDs."),
+    paths(
+        super::sync::put, super::sync::post, super::sync::get, super::sync::tasks,
+        super::plugins::put, super::plugins::get,
+        super::pipelines::list, super::pipelines::one,
+        super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz
+    ),
+    components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, model::TaskCountView, model::TaskView, model::TasksView,
+        model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody)),
+    modifiers(&Bearer)
+)]
+struct ApiDoc;
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

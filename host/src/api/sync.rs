@@ -1,0 +1,259 @@
+//! Sync commands: `PUT /sync-commands/{uuid}` (idempotent), `POST` with an
+//! optional id, status by `GET`, failed records by `GET .../tasks`. One run
+//! per pipeline at a time: later commands wait in the pipeline's queue and
+//! say so (`status: queued`, `queuePosition`).
+
+use super::auth::Tenant;
+use super::error::{ApiError, parse_body, parse_id};
+use super::model::{SyncInput, SyncPost, SyncResource, TaskCountView, TaskView, TasksView};
+use super::{AppState, PipelineHandle};
+use crate::pipeline::summary::Counters;
+use crate::pipeline::{RunOptions, Runner};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A sync command and what became of it.
+#[derive(Debug, Clone)]
+pub struct SyncCommand {
+    id: Uuid,
+    tenant: String,
+    input: SyncInput,
+    created: Timestamp,
+    started: Option<Timestamp>,
+    completed: Option<Timestamp>,
+    status: &'static str,
+    count: TaskCountView,
+    error: Option<String>,
+    failed: Vec<TaskView>,
+}
+
+fn live_count(c: &Counters) -> TaskCountView {
+    let success = c.delivered.load(Ordering::Relaxed);
+    let failed = c.failed_mapping.load(Ordering::Relaxed) + c.failed_target.load(Ordering::Relaxed);
+    TaskCountView { failed, success, total: success + failed }
+}
+
+impl SyncCommand {
+    fn resource(&self, state: &AppState) -> SyncResource {
+        let handle = state.pipelines.get(&self.input.pipeline);
+        let mut count = self.count;
+        let mut position = None;
+        if let Some(h) = handle {
+            if let Some((id, counters)) = h.running.lock().expect("running lock").as_ref()
+                && *id == self.id
+            {
+                count = live_count(counters);
+            }
+            if self.status == "queued" {
+                position = h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1);
+            }
+        }
+        SyncResource {
+            id: self.id.to_string(),
+            pipeline: self.input.pipeline.clone(),
+            status: self.status.to_string(),
+            queue_position: position,
+            created_at: self.created.to_string(),
+            started_at: self.started.map(|t| t.to_string()),
+            completed_at: self.completed.map(|t| t.to_string()),
+            task_count: count,
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn validate(input: &SyncInput) -> Result<(), ApiError> {
+    for (name, v) in [("since", &input.since), ("until", &input.until)] {
+        if let Some(t) = v {
+            crate::time::parse(t).map_err(|e| ApiError::bad(format!("{name}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates or replays a command; the check and the insert happen under one
+/// lock, so a concurrent double PUT starts one run.
+fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin: &str) -> Result<(StatusCode, SyncResource), ApiError> {
+    validate(&input)?;
+    let handle = state.pipeline_for(&input.pipeline, tenant)?;
+    let mut syncs = state.syncs.lock().expect("syncs lock");
+    if let Some(existing) = syncs.get(&id) {
+        if existing.tenant == tenant.0 && existing.input == input {
+            return Ok((StatusCode::OK, existing.resource(state)));
+        }
+        return Err(ApiError::conflict(format!("sync command {id} exists with a different body")));
+    }
+    let cmd = SyncCommand {
+        id,
+        tenant: tenant.0.clone(),
+        input,
+        created: Timestamp::now(),
+        started: None,
+        completed: None,
+        status: "queued",
+        count: TaskCountView::default(),
+        error: None,
+        failed: Vec::new(),
+    };
+    handle.queue.lock().expect("queue lock").push_back(id);
+    let resource = cmd.resource(state);
+    syncs.insert(id, cmd);
+    drop(syncs);
+    handle.wake.notify_one();
+    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "created", "origin" => origin.to_string()).increment(1);
+    tracing::info!(pipeline = %resource.pipeline, command = %id, origin, "sync command queued");
+    Ok((StatusCode::CREATED, resource))
+}
+
+/// `PUT /sync-commands/{id}`.
+#[utoipa::path(put, path = "/sync-commands/{id}", request_body = SyncInput, params(("id" = String, Path, description = "client-chosen UUID")),
+    responses((status = 201, body = SyncResource, description = "created and queued"), (status = 200, body = SyncResource, description = "replay of the same command"),
+        (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody),
+        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
+    let id = parse_id(&id)?;
+    let input: SyncInput = parse_body(&body)?;
+    let (status, r) = create(&state, &tenant, id, input, "api")?;
+    Ok((status, Json(r)))
+}
+
+/// `POST /sync-commands`.
+#[utoipa::path(post, path = "/sync-commands", request_body = SyncPost,
+    responses((status = 201, body = SyncResource), (status = 200, body = SyncResource), (status = 400, body = super::model::ErrorBody),
+        (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
+        (status = 409, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
+    let p: SyncPost = parse_body(&body)?;
+    let id = match &p.id {
+        Some(id) => parse_id(id)?,
+        None => Uuid::new_v4(),
+    };
+    let (status, r) = create(&state, &tenant, id, SyncInput { pipeline: p.pipeline, since: p.since, until: p.until }, "api")?;
+    Ok((if status == StatusCode::OK { StatusCode::OK } else { StatusCode::CREATED }, Json(r)))
+}
+
+fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
+    let id = parse_id(id)?;
+    let cmd = state.syncs.lock().expect("syncs lock").get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+    if cmd.tenant != tenant.0 {
+        return Err(ApiError::forbidden(format!("sync command {id} belongs to another tenant")));
+    }
+    Ok(cmd)
+}
+
+/// `GET /sync-commands/{id}`.
+#[utoipa::path(get, path = "/sync-commands/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = SyncResource), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
+    Ok(Json(owned(&state, &tenant, &id)?.resource(&state)))
+}
+
+/// `GET /sync-commands/{id}/tasks`: the failed records with reasons.
+#[utoipa::path(get, path = "/sync-commands/{id}/tasks", params(("id" = String, Path)),
+    responses((status = 200, body = TasksView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn tasks(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<TasksView>, ApiError> {
+    Ok(Json(TasksView { tasks: owned(&state, &tenant, &id)?.failed }))
+}
+
+fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
+    if let Some(c) = state.syncs.lock().expect("syncs lock").get_mut(&id) {
+        f(c);
+    }
+}
+
+/// Runs a pipeline's queued commands one at a time until shutdown.
+pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
+    let mut stop = state.stop.clone();
+    loop {
+        let next = handle.queue.lock().expect("queue lock").pop_front();
+        let Some(id) = next else {
+            tokio::select! {
+                () = handle.wake.notified() => continue,
+                _ = stop.changed() => return,
+            }
+        };
+        if *stop.borrow() {
+            return;
+        }
+        let Some(input) = state.syncs.lock().expect("syncs lock").get(&id).map(|c| c.input.clone()) else { continue };
+        run_one(&state, &handle, id, input).await;
+    }
+}
+
+async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput) {
+    let name = &handle.pipeline.name;
+    let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
+        Ok(r) => r,
+        Err(e) => {
+            update(state, id, |c| {
+                (c.status, c.error, c.completed) = ("failed", Some(e.to_string()), Some(Timestamp::now()));
+            });
+            return;
+        }
+    };
+    *handle.running.lock().expect("running lock") = Some((id, runner.counters.clone()));
+    update(state, id, |c| (c.status, c.started) = ("running", Some(Timestamp::now())));
+    let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
+    let opts = RunOptions {
+        since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
+        until: input.until.as_deref().and_then(|t| crate::time::parse(t).ok()),
+        dry_run: false,
+        stop: Some(state.stop.clone()),
+    };
+    let summary = runner.run(opts).await;
+    let failed: Vec<TaskView> = handle
+        .state
+        .dead_letters(name)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.id > dead_before)
+        .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
+        .collect();
+    let count = live_count(&runner.counters);
+    let status = match summary.status.as_str() {
+        "ok" => "succeeded",
+        "partial" => "partial",
+        "interrupted" => "interrupted",
+        _ => "failed",
+    };
+    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status).increment(1);
+    update(state, id, |c| {
+        (c.status, c.count, c.error, c.failed, c.completed) = (status, count, summary.error.clone(), failed, Some(Timestamp::now()));
+    });
+    *handle.running.lock().expect("running lock") = None;
+}
+
+/// Queues a sync every `every`, unless one is already queued or running.
+pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: Duration) {
+    let mut stop = state.stop.clone();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let busy = handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty();
+        if busy {
+            continue;
+        }
+        let tenant = Tenant(handle.tenant.clone());
+        let input = SyncInput { pipeline: handle.pipeline.name.clone(), since: None, until: None };
+        if let Err(e) = create(&state, &tenant, Uuid::new_v4(), input, "schedule") {
+            tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {}", e.1);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `ferry serve`.
+
+use super::Exit;
+use crate::api::{self, ServeConfig};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The serve file (TOML): listen address, pipelines, schedules, tokens.
+    config: PathBuf,
+    /// Override the listen address (`host:port`, port 0 = any free port).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
+    let mut config = ServeConfig::load(&args.config).map_err(anyhow::Error::msg)?;
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let engine = super::engine()?;
+    super::runtime()?.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let state = api::state(&config, engine, stop_rx)?;
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        println!("ferry serve on http://{} ({} pipelines)", listener.local_addr()?, config.pipelines.len());
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down: in-flight batches finish, the rest stays in the outbox");
+        };
+        api::serve(state, listener, stop_tx, shutdown).await
+    })?;
+    Ok(Exit::Ok)
+}
