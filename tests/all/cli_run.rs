@@ -120,9 +120,7 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency) = (20, 2);
     let f = h.write(&s);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["run", &f])
-        .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+    let child = crate::helpers::ferry_command(&["run", &f])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -1,10 +1,9 @@
 //! The shipped example pipelines validate, and the Chinese-label one runs
 //! into its JSONL file against the simulator.
 
-use crate::helpers::cache_dir;
+use crate::helpers::ferry_command;
 use ferry::sim::jushuitan::{self, JushuitanSimConfig};
 use std::path::Path;
-use std::process::Command;
 
 fn examples() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
@@ -25,9 +24,7 @@ fn localize(name: &str, dir: &Path, source: &str) -> std::path::PathBuf {
 }
 
 fn ferry_env(args: &[&str], app: &str) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env("FERRY_CACHE_DIR", cache_dir())
+    let out = ferry_command(args)
         .env("JST_APP_KEY", app)
         .env("JST_APP_SECRET", "ferry-demo-secret")
         .env("JST_ACCESS_TOKEN", "ferry-demo-token")

@@ -24,13 +24,16 @@ pub fn load(path: &str) -> Arc<Plugin> {
     engine().load_file(path.as_ref()).unwrap_or_else(|e| panic!("load {path}: {e}"))
 }
 
+/// The real `ferry` binary with the shared compile cache.
+pub fn ferry_command(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(args).env("FERRY_CACHE_DIR", cache_dir());
+    cmd
+}
+
 /// Runs the real `ferry` binary; prints its output when a test fails.
 pub fn ferry(args: &[&str]) -> Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env("FERRY_CACHE_DIR", cache_dir())
-        .output()
-        .expect("run ferry");
+    let out = ferry_command(args).output().expect("run ferry");
     eprintln!("ferry {args:?} -> {:?}\n--- stdout\n{}\n--- stderr\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }

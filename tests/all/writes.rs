@@ -80,9 +80,7 @@ async fn crash_and_resume_never_loses_or_doubles() {
         let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
         (s.batch_size, s.concurrency) = (20, 2);
         let file = h.write(&s);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["run", &file])
-            .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+        let mut child = crate::helpers::ferry_command(&["run", &file])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

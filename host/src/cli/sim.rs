@@ -15,14 +15,33 @@ pub enum SimCommand {
     Target(TargetArgs),
 }
 
+/// Flags both simulators take.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Probability of HTTP 500 (before processing).
+    #[arg(long, default_value_t = 0.0)]
+    fault_500: f64,
+    /// Probability of a slow answer.
+    #[arg(long, default_value_t = 0.0)]
+    fault_slow: f64,
+    /// Probability of a connection reset.
+    #[arg(long, default_value_t = 0.0)]
+    fault_reset: f64,
+    /// Delay of a slow answer.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    slow_delay: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct JushuitanArgs {
     /// Port on 127.0.0.1 (0 = any).
     #[arg(long, default_value_t = 8701)]
     port: u16,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    common: Common,
     /// Orders at start.
     #[arg(long, default_value_t = 1000)]
     orders: usize,
@@ -44,21 +63,9 @@ pub struct JushuitanArgs {
     /// Calls per minute per app_key.
     #[arg(long, default_value_t = 100)]
     per_minute: u32,
-    /// Probability of HTTP 500.
-    #[arg(long, default_value_t = 0.0)]
-    fault_500: f64,
-    /// Probability of a slow answer.
-    #[arg(long, default_value_t = 0.0)]
-    fault_slow: f64,
-    /// Probability of a connection reset.
-    #[arg(long, default_value_t = 0.0)]
-    fault_reset: f64,
     /// Probability of truncated JSON.
     #[arg(long, default_value_t = 0.0)]
     fault_truncated: f64,
-    /// Delay of a slow answer.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    slow_delay: Duration,
     /// Expected orders changed per accepted request.
     #[arg(long, default_value_t = 0.0)]
     mutate: f64,
@@ -72,24 +79,11 @@ pub struct TargetArgs {
     /// Port on 127.0.0.1 (0 = any).
     #[arg(long, default_value_t = 8702)]
     port: u16,
-    /// Seed of the fault rolls.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Probability of 500 before processing.
-    #[arg(long, default_value_t = 0.0)]
-    fault_500: f64,
-    /// Probability of a slow answer.
-    #[arg(long, default_value_t = 0.0)]
-    fault_slow: f64,
-    /// Probability of a reset before processing.
-    #[arg(long, default_value_t = 0.0)]
-    fault_reset: f64,
+    #[command(flatten)]
+    common: Common,
     /// Probability of applying, then answering 500.
     #[arg(long, default_value_t = 0.0)]
     fault_apply_then_500: f64,
-    /// Delay of a slow answer.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    slow_delay: Duration,
     /// Commands complete this long after creation (async completion).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     completion_delay: Duration,
@@ -100,12 +94,13 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
     rt.block_on(async {
         match cmd {
             SimCommand::Jushuitan(a) => {
-                let mut c = JushuitanSimConfig::new(a.seed);
+                let f = &a.common;
+                let mut c = JushuitanSimConfig::new(f.seed);
                 c.orders = a.orders;
                 c.from = c.until - jiff::SignedDuration::from_hours(24 * i64::from(a.days.max(1)));
                 (c.app_key, c.app_secret, c.access_token) = (a.app_key, a.app_secret, a.access_token);
                 (c.per_second, c.per_minute) = (a.per_second, a.per_minute);
-                c.faults = Faults { http500: a.fault_500, slow: a.fault_slow, reset: a.fault_reset, truncated: a.fault_truncated, slow_delay: a.slow_delay };
+                c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
                 c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders };
                 let sim = crate::sim::jushuitan::start(c, a.port).await?;
                 println!("jushuitan simulator on {} (POST {}/open/orders/out/simple/query, truth at /__sim/truth)", sim.url, sim.url);
@@ -113,9 +108,10 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                 sim.stop().await;
             }
             SimCommand::Target(a) => {
+                let f = &a.common;
                 let c = TargetSimConfig {
-                    seed: a.seed,
-                    faults: TargetFaults { http500: a.fault_500, slow: a.fault_slow, reset: a.fault_reset, apply_then_500: a.fault_apply_then_500, slow_delay: a.slow_delay },
+                    seed: f.seed,
+                    faults: TargetFaults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, apply_then_500: a.fault_apply_then_500, slow_delay: f.slow_delay },
                     completion_delay: a.completion_delay,
                 };
                 let sim = crate::sim::target::start(c, a.port).await?;
