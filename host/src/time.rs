@@ -17,6 +17,11 @@ pub fn format(ts: Timestamp) -> String {
     ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// RFC 3339 in UTC with nine fraction digits, so that texts sort as times.
+pub fn sortable(ts: Timestamp) -> String {
+    format!("{}.{:09}Z", ts.strftime("%Y-%m-%dT%H:%M:%S"), ts.subsec_nanosecond())
+}
+
 /// Parses `yyyy-MM-dd HH:mm:ss[.fff]` (Asia/Shanghai), `yyyy-MM-dd`, or an
 /// RFC 3339 timestamp.
 pub fn parse(text: &str) -> Result<Timestamp, String> {

@@ -21,3 +21,6 @@ mod examples;
 
 // ferry serve: the control API.
 mod serve;
+
+// Commands as objects: history, queue, undo.
+mod commands;

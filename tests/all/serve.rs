@@ -7,18 +7,18 @@ use ferry::sim::target::TargetSimConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const TOKEN_A: &str = "token-tenant-a-123";
-const TOKEN_B: &str = "token-tenant-b-456";
+pub const TOKEN_A: &str = "token-tenant-a-123";
+pub const TOKEN_B: &str = "token-tenant-b-456";
 
-struct Server {
-    url: String,
+pub struct Server {
+    pub url: String,
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    async fn start(h: &Harness, plugin: &str, every: Option<&str>) -> Server {
+    pub async fn start(h: &Harness, plugin: &str, every: Option<&str>) -> Server {
         let mut spec = h.spec(plugin);
         (spec.batch_size, spec.concurrency) = (20, 2);
         let pipeline = spec.toml().replace("name = \"it-orders\"", "name = \"it-orders\"\ntenant = \"a\"");
@@ -45,7 +45,7 @@ impl Server {
         Server { url, http: reqwest::Client::new(), stop: Some(tx), task }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -59,7 +59,7 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    async fn wait_done(&self, id: &str) -> Value {
+    pub async fn wait_done(&self, id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (_, v) = self.call(reqwest::Method::GET, &format!("/sync-commands/{id}"), Some(TOKEN_A), None).await;
@@ -71,7 +71,7 @@ impl Server {
         }
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }

@@ -17,6 +17,13 @@ struct RawServe {
     /// Bearer tokens, each bound to a tenant.
     #[serde(default)]
     tokens: Vec<RawToken>,
+    /// How long command history is kept (e.g. `"30d"`).
+    #[serde(default = "thirty_days", with = "humantime_serde")]
+    history: Duration,
+}
+
+fn thirty_days() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +67,8 @@ pub struct ServeConfig {
     pub pipelines: Vec<Served>,
     /// token -> tenant.
     pub tokens: Vec<(String, String)>,
+    /// Command history retention.
+    pub history: Duration,
 }
 
 /// The tenant of pipelines that name none.
@@ -94,7 +103,7 @@ impl ServeConfig {
         if tokens.is_empty() {
             return Err(format!("{file}: tokens: at least one bearer token is required (the API has no anonymous access)"));
         }
-        Ok(ServeConfig { listen: raw.listen, pipelines, tokens })
+        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history })
     }
 }
 

@@ -9,6 +9,7 @@
 mod auth;
 pub mod config;
 mod error;
+mod history;
 pub mod model;
 mod openapi;
 mod pipelines;
@@ -53,6 +54,7 @@ pub struct AppState {
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) ready: AtomicBool,
+    pub(crate) history: Duration,
 }
 
 impl AppState {
@@ -86,7 +88,9 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
     let mut pipelines = HashMap::new();
     for served in &config.pipelines {
         let p = &served.pipeline;
+        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&p.state_path)?);
         let registry = Arc::new(Registry::new(engine.clone()));
+        registry.set_recorder(crate::pipeline::history::store_recorder(state.clone()));
         registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
         registry.install_file(&p.name, &p.mapping.plugin)?;
         let watcher = match PluginWatcher::watch(registry.clone(), &p.name, &p.mapping.plugin) {
@@ -96,7 +100,6 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
                 None
             }
         };
-        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&p.state_path)?);
         let handle = PipelineHandle {
             pipeline: p.clone(),
             tenant: p.tenant.clone().unwrap_or_else(|| config::DEFAULT_TENANT.to_string()),
@@ -110,7 +113,7 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
         };
         pipelines.insert(p.name.clone(), Arc::new(handle));
     }
-    Ok(Arc::new(AppState {
+    let state = Arc::new(AppState {
         pipelines,
         tokens: config.tokens.iter().cloned().collect(),
         syncs: Mutex::new(HashMap::new()),
@@ -118,16 +121,24 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
         metrics: metrics_handle(),
         stop,
         ready: AtomicBool::new(false),
-    }))
+        history: config.history,
+    });
+    history::prune(&state);
+    sync::restore(&state);
+    plugins::restore(&state);
+    Ok(state)
 }
 
 /// The routes.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
-        .route("/sync-commands", axum::routing::post(sync::post))
-        .route("/sync-commands/{id}", put(sync::put).get(sync::get))
+        .route("/sync-commands", axum::routing::post(sync::post).get(sync::list))
+        .route("/sync-commands/{id}", put(sync::put).get(sync::get).delete(sync::cancel))
         .route("/sync-commands/{id}/tasks", get(sync::tasks))
+        .route("/sync-commands/{id}/records", get(sync::records))
+        .route("/plugin-commands", get(plugins::list))
         .route("/plugin-commands/{id}", put(plugins::put).get(plugins::get))
+        .route("/plugin-commands/{id}/undo", axum::routing::post(plugins::undo))
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/{name}", get(pipelines::one))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_tenant));
@@ -150,6 +161,18 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sen
         if let Some(every) = handle.every {
             workers.spawn(sync::schedule(state.clone(), handle.clone(), every));
         }
+    }
+    {
+        let (state, mut stop) = (state.clone(), state.stop.clone());
+        workers.spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = hourly.tick() => history::prune(&state),
+                    _ = stop.changed() => return,
+                }
+            }
+        });
     }
     state.ready.store(true, Ordering::SeqCst);
     let app = router(state.clone());

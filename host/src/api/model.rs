@@ -36,7 +36,7 @@ pub struct SyncPost {
 }
 
 /// `taskCount` of a command.
-#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
 pub struct TaskCountView {
     pub failed: u64,
     pub success: u64,
@@ -57,7 +57,13 @@ pub struct SyncResource {
     pub id: String,
     /// Pipeline name.
     pub pipeline: String,
-    /// `queued`, `running`, `succeeded`, `partial`, `failed` or `interrupted`.
+    /// Who issued it.
+    pub tenant: String,
+    /// What was asked.
+    pub input: SyncInput,
+    /// `api` or `schedule`.
+    pub origin: String,
+    /// `queued`, `running`, `succeeded`, `partial`, `failed`, `interrupted` or `cancelled`.
     pub status: String,
     /// Place in the pipeline's queue (1 = next) while queued.
     pub queue_position: Option<u64>,
@@ -74,7 +80,7 @@ pub struct SyncResource {
 }
 
 /// One failed record of a sync.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskView {
     /// Source record id (e.g. `o_id`).
@@ -102,15 +108,21 @@ pub struct PluginInput {
 }
 
 /// A plugin command's status.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginResource {
     pub id: String,
     pub pipeline: String,
-    /// `live` or `rejected`.
+    /// Who issued it.
+    pub tenant: String,
+    /// `validating`, `live`, `rejected` or `undone`.
     pub status: String,
     /// sha256 of the component.
     pub digest: String,
+    /// sha256 of the version live before this command (what undo puts back).
+    pub previous: Option<String>,
+    /// When it was undone.
+    pub undone_at: Option<String>,
     /// `name@version (sha256:...)` once loaded.
     pub plugin: Option<String>,
     /// Why it was rejected.
@@ -153,4 +165,31 @@ pub struct PipelineView {
 pub struct ErrorBody {
     /// What was wrong and what was expected.
     pub error: String,
+}
+
+/// A page of sync-command history, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SyncPage {
+    pub items: Vec<SyncResource>,
+    /// Matching commands in all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A page of plugin-command history, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginPage {
+    pub items: Vec<PluginResource>,
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// The records a sync delivered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordsView {
+    /// Mapped record ids confirmed by the target during the run, in order.
+    pub records: Vec<String>,
+    pub count: u64,
 }

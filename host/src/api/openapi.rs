@@ -18,13 +18,14 @@ impl Modify for Bearer {
 #[openapi(
     info(title = "Ferry control API", description = "Command-pattern control of Ferry pipelines: sync and plugin commands with client-chosen UUIDs."),
     paths(
-        super::sync::put, super::sync::post, super::sync::get, super::sync::tasks,
-        super::plugins::put, super::plugins::get,
+        super::sync::put, super::sync::post, super::sync::get, super::sync::tasks, super::sync::cancel, super::sync::list, super::sync::records,
+        super::plugins::put, super::plugins::get, super::plugins::undo, super::plugins::list,
         super::pipelines::list, super::pipelines::one,
         super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz
     ),
     components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, model::TaskCountView, model::TaskView, model::TasksView,
-        model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody)),
+        model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody,
+        model::SyncPage, model::PluginPage, model::RecordsView)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;

@@ -19,16 +19,18 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A sync command and what became of it.
-#[derive(Debug, Clone)]
+/// A sync command and what became of it (kept in the pipeline's state store).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SyncCommand {
     id: Uuid,
     tenant: String,
     input: SyncInput,
+    #[serde(default)]
+    origin: String,
     created: Timestamp,
     started: Option<Timestamp>,
     completed: Option<Timestamp>,
-    status: &'static str,
+    status: String,
     count: TaskCountView,
     error: Option<String>,
     failed: Vec<TaskView>,
@@ -41,6 +43,13 @@ fn live_count(c: &Counters) -> TaskCountView {
 }
 
 impl SyncCommand {
+    fn persist(&self, state: &AppState) {
+        if let Some(h) = state.pipelines.get(&self.input.pipeline) {
+            let record = serde_json::to_value(self).unwrap_or_default();
+            super::history::persist(h, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record);
+        }
+    }
+
     fn resource(&self, state: &AppState) -> SyncResource {
         let handle = state.pipelines.get(&self.input.pipeline);
         let mut count = self.count;
@@ -58,7 +67,10 @@ impl SyncCommand {
         SyncResource {
             id: self.id.to_string(),
             pipeline: self.input.pipeline.clone(),
-            status: self.status.to_string(),
+            tenant: self.tenant.clone(),
+            input: self.input.clone(),
+            origin: self.origin.clone(),
+            status: self.status.clone(),
             queue_position: position,
             created_at: self.created.to_string(),
             started_at: self.started.map(|t| t.to_string()),
@@ -94,16 +106,18 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
         id,
         tenant: tenant.0.clone(),
         input,
+        origin: origin.to_string(),
         created: Timestamp::now(),
         started: None,
         completed: None,
-        status: "queued",
+        status: "queued".into(),
         count: TaskCountView::default(),
         error: None,
         failed: Vec::new(),
     };
     handle.queue.lock().expect("queue lock").push_back(id);
     let resource = cmd.resource(state);
+    cmd.persist(state);
     syncs.insert(id, cmd);
     drop(syncs);
     handle.wake.notify_one();
@@ -169,8 +183,10 @@ pub async fn tasks(State(state): State<Arc<AppState>>, axum::Extension(tenant): 
 }
 
 fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
-    if let Some(c) = state.syncs.lock().expect("syncs lock").get_mut(&id) {
+    let mut syncs = state.syncs.lock().expect("syncs lock");
+    if let Some(c) = syncs.get_mut(&id) {
         f(c);
+        c.persist(state);
     }
 }
 
@@ -188,7 +204,19 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
         if *stop.borrow() {
             return;
         }
-        let Some(input) = state.syncs.lock().expect("syncs lock").get(&id).map(|c| c.input.clone()) else { continue };
+        // queued -> running under the commands lock, so a cancel cannot slip in between.
+        let input = {
+            let mut syncs = state.syncs.lock().expect("syncs lock");
+            match syncs.get_mut(&id) {
+                Some(c) if c.status == "queued" => {
+                    (c.status, c.started) = ("running".into(), Some(Timestamp::now()));
+                    c.persist(&state);
+                    Some(c.input.clone())
+                }
+                _ => None,
+            }
+        };
+        let Some(input) = input else { continue };
         run_one(&state, &handle, id, input).await;
     }
 }
@@ -199,13 +227,12 @@ async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: Syn
         Ok(r) => r,
         Err(e) => {
             update(state, id, |c| {
-                (c.status, c.error, c.completed) = ("failed", Some(e.to_string()), Some(Timestamp::now()));
+                (c.status, c.error, c.completed) = ("failed".into(), Some(e.to_string()), Some(Timestamp::now()));
             });
             return;
         }
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.counters.clone()));
-    update(state, id, |c| (c.status, c.started) = ("running", Some(Timestamp::now())));
     let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
     let opts = RunOptions {
         since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
@@ -231,7 +258,7 @@ async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: Syn
     };
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status).increment(1);
     update(state, id, |c| {
-        (c.status, c.count, c.error, c.failed, c.completed) = (status, count, summary.error.clone(), failed, Some(Timestamp::now()));
+        (c.status, c.count, c.error, c.failed, c.completed) = (status.into(), count, summary.error.clone(), failed, Some(Timestamp::now()));
     });
     *handle.running.lock().expect("running lock") = None;
 }
@@ -254,6 +281,101 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
         let input = SyncInput { pipeline: handle.pipeline.name.clone(), since: None, until: None };
         if let Err(e) = create(&state, &tenant, Uuid::new_v4(), input, "schedule") {
             tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {}", e.1);
+        }
+    }
+}
+
+/// `DELETE /sync-commands/{id}`: cancels a command that has not started
+/// (idempotently); 409 once it has.
+#[utoipa::path(delete, path = "/sync-commands/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = SyncResource, description = "cancelled (or already cancelled)"), (status = 400, body = super::model::ErrorBody),
+        (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
+        (status = 409, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
+    let id = parse_id(&id)?;
+    let mut syncs = state.syncs.lock().expect("syncs lock");
+    let cmd = syncs.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+    if cmd.tenant != tenant.0 {
+        return Err(ApiError::forbidden(format!("sync command {id} belongs to another tenant")));
+    }
+    match cmd.status.as_str() {
+        "cancelled" => {}
+        "queued" => {
+            if let Some(h) = state.pipelines.get(&cmd.input.pipeline) {
+                h.queue.lock().expect("queue lock").retain(|q| *q != id);
+            }
+            (cmd.status, cmd.completed) = ("cancelled".into(), Some(Timestamp::now()));
+            cmd.persist(&state);
+            metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "cancelled").increment(1);
+        }
+        other => return Err(ApiError::conflict(format!("sync command {id} has already started (status `{other}`); only queued commands can be cancelled"))),
+    }
+    Ok(Json(cmd.resource(&state)))
+}
+
+/// `GET /sync-commands`: the history, newest first.
+#[utoipa::path(get, path = "/sync-commands",
+    params(("pipeline" = Option<String>, Query), ("status" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+        ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
+    responses((status = 200, body = super::model::SyncPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<super::model::SyncPage>, ApiError> {
+    let q = super::history::parse_query(raw.as_deref())?;
+    let (records, total) = super::history::list(&state, &tenant, "sync", &q)?;
+    let syncs = state.syncs.lock().expect("syncs lock");
+    let items = records
+        .into_iter()
+        .filter_map(|r| {
+            let id = Uuid::parse_str(&r.id).ok()?;
+            match syncs.get(&id) {
+                Some(live) => Some(live.resource(&state)),
+                None => serde_json::from_value::<SyncCommand>(r.record).ok().map(|c| c.resource(&state)),
+            }
+        })
+        .collect();
+    Ok(Json(super::model::SyncPage { items, total, limit: q.limit, offset: q.offset }))
+}
+
+/// `GET /sync-commands/{id}/records`: ids of the records the sync delivered.
+#[utoipa::path(get, path = "/sync-commands/{id}/records", params(("id" = String, Path)),
+    responses((status = 200, body = super::model::RecordsView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn records(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<super::model::RecordsView>, ApiError> {
+    let cmd = owned(&state, &tenant, &id)?;
+    let Some(started) = cmd.started else { return Ok(Json(super::model::RecordsView { records: vec![], count: 0 })) };
+    let handle = state.pipeline_for(&cmd.input.pipeline, &tenant)?;
+    let to = crate::time::sortable(cmd.completed.unwrap_or_else(Timestamp::now));
+    let records = handle
+        .state
+        .confirmed_record_ids(&handle.pipeline.name, &crate::time::sortable(started), &to)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(super::model::RecordsView { count: records.len() as u64, records }))
+}
+
+/// Loads the stored history at start: queued commands queue again in order;
+/// ones that were running when the server stopped are marked interrupted.
+pub fn restore(state: &AppState) {
+    for h in state.pipelines.values() {
+        let filter = crate::state::CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), ..Default::default() };
+        let mut records = h.state.commands(&filter).unwrap_or_default();
+        records.reverse();
+        let mut syncs = state.syncs.lock().expect("syncs lock");
+        for r in records {
+            let Ok(mut cmd) = serde_json::from_value::<SyncCommand>(r.record) else { continue };
+            match cmd.status.as_str() {
+                "queued" => h.queue.lock().expect("queue lock").push_back(cmd.id),
+                "running" => {
+                    cmd.status = "interrupted".into();
+                    cmd.error = Some("the server stopped during the run; the next run resumes from the outbox and checkpoint".into());
+                    cmd.completed = Some(Timestamp::now());
+                    cmd.persist(state);
+                }
+                _ => {}
+            }
+            syncs.insert(cmd.id, cmd);
         }
     }
 }

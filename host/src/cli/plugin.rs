@@ -30,6 +30,18 @@ pub enum PluginCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Every attempt to put a version of a pipeline's plugin live, oldest first.
+    History {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
+    /// Put back the version that was live before the current one: it passes
+    /// the same checks, then replaces the pipeline's plugin file (a running
+    /// `ferry serve` picks it up through its file watch).
+    Rollback {
+        /// The pipeline file.
+        pipeline: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +76,8 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     match cmd {
         PluginCommand::Check { file, common } => check(&file, &common),
         PluginCommand::Test { file, input, batch_size, common } => test(&file, &input, batch_size.max(1), &common),
+        PluginCommand::History { pipeline } => history(&pipeline),
+        PluginCommand::Rollback { pipeline } => rollback(&pipeline),
     }
 }
 
@@ -128,5 +142,49 @@ fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow
         eprintln!("{errors} of {} records errored", records.len());
         return Ok(Exit::Partial);
     }
+    Ok(Exit::Ok)
+}
+
+fn history(path: &Path) -> anyhow::Result<Exit> {
+    use crate::state::StateStore;
+    let p = crate::pipeline::Pipeline::load(path)?;
+    let store = crate::state::SqliteStore::open(&p.state_path)?;
+    let swaps = store.swaps(&p.name)?;
+    let mut out = std::io::stdout().lock();
+    for s in &swaps {
+        let short = |d: &str| d.chars().take(12).collect::<String>();
+        let state = if s.accepted { "live    " } else { "REJECTED" };
+        let previous = s.previous.as_deref().map(short).unwrap_or_else(|| "-".into());
+        writeln!(out, "{}  {state}  {}  from {}  (before: {previous})", s.at, s.label, s.origin)?;
+        if let Some(r) = &s.reason {
+            writeln!(out, "    reason: {r}")?;
+        }
+    }
+    eprintln!("{} plugin swaps for {}", swaps.len(), p.name);
+    Ok(Exit::Ok)
+}
+
+fn rollback(path: &Path) -> anyhow::Result<Exit> {
+    use crate::state::StateStore;
+    let p = crate::pipeline::Pipeline::load(path)?;
+    let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(crate::state::SqliteStore::open(&p.state_path)?);
+    let swaps = store.swaps(&p.name)?;
+    let current = swaps.iter().rev().find(|s| s.accepted).ok_or_else(|| anyhow::anyhow!("{}: no plugin version has gone live yet; nothing to roll back", p.name))?;
+    let previous = current
+        .previous
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{}: {} was the first version; there is nothing before it", p.name, current.label))?;
+    let bytes = store
+        .plugin_version(&previous)?
+        .ok_or_else(|| anyhow::anyhow!("{}: version sha256:{previous} is no longer kept in {}", p.name, p.state_path.display()))?;
+    let registry = crate::plugin::Registry::new(super::engine()?);
+    registry.set_recorder(crate::pipeline::history::store_recorder(store.clone()));
+    registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
+    let plugin = registry.install_bytes(&p.name, &bytes, "rollback")?;
+    let file = &p.mapping.plugin;
+    let tmp = file.with_extension(format!("rollback-{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot replace {}", file.display()))?;
+    println!("{}: {} is live again (was {}); wrote {}", p.name, plugin.label(), current.label, file.display());
     Ok(Exit::Ok)
 }

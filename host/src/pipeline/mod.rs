@@ -2,6 +2,7 @@
 //! that moves its records ([`run`]) with its summary ([`summary`]).
 
 pub mod config;
+pub mod history;
 pub mod replay;
 pub mod run;
 pub mod summary;

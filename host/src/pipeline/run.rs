@@ -113,11 +113,12 @@ impl Runner {
     /// Opens the state, loads the plugin through the registry's checks,
     /// builds the sink (none for a dry run) and the source client.
     pub fn new(pipeline: Pipeline, engine: Arc<PluginEngine>, dry_run: bool) -> Result<Self, RunError> {
+        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&pipeline.state_path)?);
         let registry = Arc::new(Registry::new(engine));
+        registry.set_recorder(super::history::store_recorder(state.clone()));
         let m = &pipeline.mapping;
         registry.register(&pipeline.name, m.options.clone(), m.limits.clone(), m.examples.clone());
         registry.install_file(&pipeline.name, &m.plugin)?;
-        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&pipeline.state_path)?);
         Self::from_parts(pipeline, registry, state, dry_run)
     }
 

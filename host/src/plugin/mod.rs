@@ -29,7 +29,7 @@ pub use engine::{EngineOptions, PluginEngine};
 pub use error::PluginError;
 pub use limits::{LimitKind, Limits};
 pub use loaded::{BatchOutput, Outcome, Plugin, PluginInfo, digest_of};
-pub use registry::{Registry, SwapEvent};
+pub use registry::{Registry, SwapEvent, SwapRecorder};
 pub use sandbox::LogLine;
 pub use watch::PluginWatcher;
 

@@ -33,7 +33,15 @@ pub struct SwapEvent {
     pub accepted: bool,
     /// Why not, when rejected.
     pub reason: Option<String>,
+    /// Where it came from: `file ...`, `plugin command ...`, `undo of ...`.
+    pub origin: String,
+    /// The digest live before the attempt.
+    pub previous: Option<String>,
 }
+
+/// Called on every swap attempt with the pipeline, the event and, when it
+/// went live, the component bytes (so they can be kept for undo).
+pub type SwapRecorder = Arc<dyn Fn(&str, &SwapEvent, Option<&[u8]>) + Send + Sync>;
 
 struct Slot {
     live: ArcSwapOption<Plugin>,
@@ -49,12 +57,18 @@ struct Slot {
 pub struct Registry {
     engine: Arc<PluginEngine>,
     slots: RwLock<HashMap<String, Arc<Slot>>>,
+    recorder: RwLock<Option<SwapRecorder>>,
 }
 
 impl Registry {
     /// An empty registry over an engine.
     pub fn new(engine: Arc<PluginEngine>) -> Self {
-        Registry { engine, slots: RwLock::new(HashMap::new()) }
+        Registry { engine, slots: RwLock::new(HashMap::new()), recorder: RwLock::new(None) }
+    }
+
+    /// Sets the hook that persists swap attempts.
+    pub fn set_recorder(&self, recorder: SwapRecorder) {
+        *self.recorder.write().expect("recorder lock") = Some(recorder);
     }
 
     /// The engine.
@@ -98,50 +112,67 @@ impl Registry {
 
     /// Loads a file and swaps it in if it passes every check.
     pub fn install_file(&self, pipeline: &str, path: &Path) -> Result<Arc<Plugin>, PluginError> {
-        let loaded = self.engine.load_file(path);
-        self.install(pipeline, loaded, &path.display().to_string())
+        let origin = format!("file {}", path.display());
+        match std::fs::read(path) {
+            Ok(bytes) => self.install_bytes(pipeline, &bytes, &origin),
+            Err(source) => {
+                let err = PluginError::Io { path: path.display().to_string(), source };
+                let slot = self.slot(pipeline)?;
+                Err(self.reject(pipeline, &slot, String::new(), &origin, err))
+            }
+        }
     }
 
     /// Loads bytes and swaps them in if they pass every check.
     pub fn install_bytes(&self, pipeline: &str, bytes: &[u8], origin: &str) -> Result<Arc<Plugin>, PluginError> {
-        let loaded = self.engine.load_bytes(bytes, origin);
-        self.install(pipeline, loaded, origin)
-    }
-
-    fn install(&self, pipeline: &str, loaded: Result<Arc<Plugin>, PluginError>, origin: &str) -> Result<Arc<Plugin>, PluginError> {
         let slot = self.slot(pipeline)?;
         let _one_at_a_time = slot.install.lock().expect("install lock");
-        let checked = loaded.and_then(|p| self.check(&slot, &p).map(|()| p));
-        let at = jiff::Timestamp::now().to_string();
-        match checked {
-            Ok(plugin) => {
-                if slot.live.load().as_ref().is_some_and(|l| l.digest == plugin.digest) {
-                    return Ok(plugin);
-                }
-                slot.live.store(Some(plugin.clone()));
-                tracing::info!(pipeline, plugin = %plugin.label(), "plugin version is live");
-                slot.history.lock().expect("history lock").push(SwapEvent {
-                    at,
-                    digest: plugin.digest.clone(),
-                    plugin: plugin.label(),
-                    accepted: true,
-                    reason: None,
-                });
-                Ok(plugin)
-            }
-            Err(reason) => {
-                let live = slot.live.load().as_ref().map_or_else(|| "nothing".to_string(), |p| p.label());
-                tracing::warn!(pipeline, origin, %live, "plugin version rejected: {reason}");
-                slot.history.lock().expect("history lock").push(SwapEvent {
-                    at,
-                    digest: String::new(),
-                    plugin: origin.to_string(),
-                    accepted: false,
-                    reason: Some(reason.to_string()),
-                });
-                Err(PluginError::Rejected { pipeline: pipeline.into(), live, reason: Box::new(reason) })
-            }
+        let digest = super::loaded::digest_of(bytes);
+        let checked = self.engine.load_bytes(bytes, origin).and_then(|p| self.check(&slot, &p).map(|()| p));
+        let plugin = match checked {
+            Ok(p) => p,
+            Err(e) => return Err(self.reject(pipeline, &slot, digest, origin, e)),
+        };
+        let previous = slot.live.load().as_ref().map(|l| l.digest.clone());
+        if previous.as_deref() == Some(plugin.digest.as_str()) {
+            return Ok(plugin);
         }
+        slot.live.store(Some(plugin.clone()));
+        tracing::info!(pipeline, plugin = %plugin.label(), origin, "plugin version is live");
+        let event = SwapEvent {
+            at: jiff::Timestamp::now().to_string(),
+            digest: plugin.digest.clone(),
+            plugin: plugin.label(),
+            accepted: true,
+            reason: None,
+            origin: origin.to_string(),
+            previous,
+        };
+        self.record(pipeline, &slot, event, Some(bytes));
+        Ok(plugin)
+    }
+
+    fn record(&self, pipeline: &str, slot: &Slot, event: SwapEvent, bytes: Option<&[u8]>) {
+        if let Some(r) = self.recorder.read().expect("recorder lock").as_ref() {
+            r(pipeline, &event, bytes);
+        }
+        slot.history.lock().expect("history lock").push(event);
+    }
+
+    fn reject(&self, pipeline: &str, slot: &Slot, digest: String, origin: &str, reason: PluginError) -> PluginError {
+        let live = slot.live.load().as_ref().map_or_else(|| "nothing".to_string(), |p| p.label());
+        tracing::warn!(pipeline, origin, %live, "plugin version rejected: {reason}");
+        let event = SwapEvent {
+            at: jiff::Timestamp::now().to_string(),
+            digest,
+            plugin: origin.to_string(),
+            accepted: false,
+            reason: Some(reason.to_string()),
+            origin: origin.to_string(),
+            previous: slot.live.load().as_ref().map(|l| l.digest.clone()),
+        };
+        self.record(pipeline, slot, event, None);
+        PluginError::Rejected { pipeline: pipeline.into(), live, reason: Box::new(reason) }
     }
 
     fn check(&self, slot: &Slot, plugin: &Plugin) -> Result<(), PluginError> {

@@ -6,7 +6,7 @@ mod sqlite;
 mod types;
 
 pub use sqlite::SqliteStore;
-pub use types::{DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, TaskCount};
+pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount};
 
 use jiff::Timestamp;
 use uuid::Uuid;
@@ -52,4 +52,20 @@ pub trait StateStore: Send + Sync {
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError>;
     /// The last `limit` runs, newest first.
     fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError>;
+    /// Stores or updates a control-API command (history survives restarts).
+    fn put_command(&self, command: &CommandRecord) -> Result<(), StateError>;
+    /// Commands matching the filter, newest first.
+    fn commands(&self, filter: &CommandFilter) -> Result<Vec<CommandRecord>, StateError>;
+    /// Forgets commands created before `before` (RFC 3339); returns how many.
+    fn prune_commands(&self, before: &str) -> Result<u64, StateError>;
+    /// Keeps a plugin version's bytes by digest (for undo and rollback).
+    fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError>;
+    /// A kept plugin version.
+    fn plugin_version(&self, digest: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Records an attempt to put a plugin version live.
+    fn record_swap(&self, pipeline: &str, swap: &SwapRecord) -> Result<(), StateError>;
+    /// The pipeline's plugin swaps, oldest first.
+    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError>;
+    /// Ids of the records confirmed between two times (RFC 3339), in order.
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError>;
 }

@@ -1,7 +1,7 @@
 //! The SQLite state store (rusqlite, bundled): WAL journal, one connection
 //! behind a mutex, schema migrations by `PRAGMA user_version`.
 
-use super::types::{DeadLetter, OutboxEntry, RecordKey, RunRecord, TaskCount};
+use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount};
 use super::{StateError, StateStore};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -24,6 +24,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, kind TEXT NOT NULL, started TEXT NOT NULL,
                         finished TEXT, status TEXT NOT NULL, summary TEXT);
      CREATE INDEX runs_by_pipeline ON runs (pipeline, id);",
+    "CREATE TABLE commands (id TEXT PRIMARY KEY, kind TEXT NOT NULL, pipeline TEXT NOT NULL, tenant TEXT NOT NULL,
+                            created TEXT NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL);
+     CREATE INDEX commands_by_kind ON commands (kind, created);
+     CREATE TABLE plugin_versions (digest TEXT PRIMARY KEY, label TEXT NOT NULL, bytes BLOB NOT NULL, added TEXT NOT NULL);
+     CREATE TABLE plugin_swaps (id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, at TEXT NOT NULL, digest TEXT NOT NULL,
+                                label TEXT NOT NULL, origin TEXT NOT NULL, previous TEXT, accepted INTEGER NOT NULL, reason TEXT);
+     CREATE INDEX plugin_swaps_by_pipeline ON plugin_swaps (pipeline, id);",
 ];
 
 /// State in one SQLite file.
@@ -33,7 +40,7 @@ pub struct SqliteStore {
 }
 
 fn now() -> String {
-    Timestamp::now().to_string()
+    crate::time::sortable(Timestamp::now())
 }
 
 impl SqliteStore {
@@ -226,5 +233,93 @@ impl StateStore for SqliteStore {
             })?
             .collect()
         })
+    }
+
+    fn put_command(&self, c: &CommandRecord) -> Result<(), StateError> {
+        let record = serde_json::to_string(&c.record).map_err(|e| self.err(e))?;
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                params![c.id, c.kind, c.pipeline, c.tenant, c.created, c.status, record],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn commands(&self, f: &CommandFilter) -> Result<Vec<CommandRecord>, StateError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, kind, pipeline, tenant, created, status, record FROM commands
+                 WHERE kind = ?1 AND (?2 IS NULL OR pipeline = ?2) AND (?3 IS NULL OR tenant = ?3) AND (?4 IS NULL OR status = ?4)
+                   AND (?5 IS NULL OR created >= ?5) AND (?6 IS NULL OR created < ?6)
+                 ORDER BY created DESC, id DESC",
+            )?;
+            let rows = stmt.query_map(params![f.kind, f.pipeline, f.tenant, f.status, f.since, f.until], |r| {
+                Ok(CommandRecord {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    pipeline: r.get(2)?,
+                    tenant: r.get(3)?,
+                    created: r.get(4)?,
+                    status: r.get(5)?,
+                    record: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn prune_commands(&self, before: &str) -> Result<u64, StateError> {
+        self.with(|conn| conn.execute("DELETE FROM commands WHERE created < ?1", [before]).map(|n| n as u64))
+    }
+
+    fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO plugin_versions (digest, label, bytes, added) VALUES (?1, ?2, ?3, ?4)",
+                params![digest, label, bytes, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn plugin_version(&self, digest: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.with(|conn| conn.query_row("SELECT bytes FROM plugin_versions WHERE digest = ?1", [digest], |r| r.get(0)).optional())
+    }
+
+    fn record_swap(&self, pipeline: &str, s: &SwapRecord) -> Result<(), StateError> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO plugin_swaps (pipeline, at, digest, label, origin, previous, accepted, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![pipeline, s.at, s.digest, s.label, s.origin, s.previous, s.accepted, s.reason],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare("SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = ?1 ORDER BY id")?;
+            stmt.query_map([pipeline], |r| {
+                Ok(SwapRecord { at: r.get(0)?, digest: r.get(1)?, label: r.get(2)?, origin: r.get(3)?, previous: r.get(4)?, accepted: r.get(5)?, reason: r.get(6)? })
+            })?
+            .collect()
+        })
+    }
+
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
+        let entries: Vec<String> = self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT entry FROM outbox WHERE pipeline = ?1 AND status = 'confirmed' AND confirmed >= ?2 AND confirmed <= ?3 ORDER BY seq",
+            )?;
+            stmt.query_map(params![pipeline, from, to], |r| r.get(0))?.collect()
+        })?;
+        let mut ids = Vec::new();
+        for e in entries {
+            let v: serde_json::Value = serde_json::from_str(&e).map_err(|e| self.err(e))?;
+            ids.extend(v["record_ids"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from)));
+        }
+        Ok(ids)
     }
 }

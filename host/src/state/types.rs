@@ -96,3 +96,58 @@ pub struct RunRecord {
     /// The run summary.
     pub summary: Option<serde_json::Value>,
 }
+
+/// A control-API command kept in the history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandRecord {
+    /// The UUID.
+    pub id: String,
+    /// `sync` or `plugin`.
+    pub kind: String,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Who issued it.
+    pub tenant: String,
+    /// RFC 3339.
+    pub created: String,
+    /// Its status now.
+    pub status: String,
+    /// Everything else (input, times, taskCount, outcome), as the API shows it.
+    pub record: serde_json::Value,
+}
+
+/// Which commands to list.
+#[derive(Debug, Clone, Default)]
+pub struct CommandFilter {
+    /// `sync` or `plugin`.
+    pub kind: String,
+    /// Only this pipeline.
+    pub pipeline: Option<String>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+}
+
+/// One attempt to put a plugin version live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwapRecord {
+    /// RFC 3339.
+    pub at: String,
+    /// sha256 of the candidate.
+    pub digest: String,
+    /// `name@version (sha256:...)` or the origin when it never loaded.
+    pub label: String,
+    /// `file`, `plugin command <id>`, `undo of <id>`, `rollback`, ...
+    pub origin: String,
+    /// The digest live before, if any.
+    pub previous: Option<String>,
+    /// Whether it went live.
+    pub accepted: bool,
+    /// Why not.
+    pub reason: Option<String>,
+}
