@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod config;
+mod dashboard;
 mod error;
 mod history;
 pub mod model;
@@ -19,7 +20,6 @@ mod sync;
 pub use config::ServeConfig;
 
 use crate::pipeline::Pipeline;
-use crate::pipeline::summary::Counters;
 use crate::plugin::{PluginEngine, PluginWatcher, Registry};
 use crate::state::{SqliteStore, StateStore};
 use axum::Router;
@@ -41,7 +41,7 @@ pub struct PipelineHandle {
     pub(crate) state: Arc<dyn StateStore>,
     pub(crate) queue: Mutex<VecDeque<uuid::Uuid>>,
     pub(crate) wake: Notify,
-    pub(crate) running: Mutex<Option<(uuid::Uuid, Arc<Counters>)>>,
+    pub(crate) running: Mutex<Option<(uuid::Uuid, Arc<crate::pipeline::Runner>)>>,
     _watcher: Option<PluginWatcher>,
 }
 
@@ -141,9 +141,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/plugin-commands/{id}/undo", axum::routing::post(plugins::undo))
         .route("/pipelines", get(pipelines::list))
         .route("/pipelines/{name}", get(pipelines::one))
+        .route("/pipelines/{name}/dead-letters", get(pipelines::dead_letters))
+        .route("/pipelines/{name}/dead-letters/replay", axum::routing::post(pipelines::replay))
+        .route("/pipelines/{name}/plugin-history", get(pipelines::plugin_history))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_tenant));
     Router::new()
         .merge(api)
+        .route("/", get(dashboard::page))
         .route("/metrics", get(pipelines::metrics))
         .route("/healthz", get(pipelines::healthz))
         .route("/readyz", get(pipelines::readyz))

@@ -158,6 +158,63 @@ pub struct PipelineView {
     /// The last runs, newest first, with their summaries.
     #[schema(value_type = Vec<Object>)]
     pub last_runs: Vec<serde_json::Value>,
+    /// Progress of the running sync.
+    pub live: Option<LiveView>,
+}
+
+/// Progress of a running sync.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveView {
+    /// The sync command.
+    pub command: String,
+    /// The window being read.
+    pub window: String,
+    pub windows_done: u64,
+    pub pages: u64,
+    pub requests: u64,
+    pub fetched: u64,
+    pub rate_limit_waits: u64,
+    pub retries: u64,
+    pub task_count: TaskCountView,
+}
+
+/// A dead letter as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterView {
+    pub id: i64,
+    pub record_id: String,
+    pub version: String,
+    pub reason: String,
+    /// sha256 of the plugin involved.
+    pub plugin: String,
+    /// The raw source record.
+    pub raw: String,
+    pub created: String,
+}
+
+/// What a dead-letter replay did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayView {
+    pub total: u64,
+    pub resolved: u64,
+    pub still_failing: u64,
+    pub refused_again: u64,
+}
+
+/// One attempt to put a plugin version live.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwapView {
+    pub at: String,
+    pub digest: String,
+    pub label: String,
+    pub origin: String,
+    pub previous: Option<String>,
+    pub accepted: bool,
+    pub reason: Option<String>,
 }
 
 /// An error.

@@ -3,7 +3,7 @@
 
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::model::{PipelineView, PluginView};
+use super::model::{DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapView};
 use super::{AppState, PipelineHandle};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,6 +13,25 @@ use std::sync::Arc;
 
 fn view(h: &PipelineHandle) -> PipelineView {
     let name = &h.pipeline.name;
+    let (running, live) = {
+        let slot = h.running.lock().expect("running lock");
+        let live = slot.as_ref().map(|(id, runner)| {
+            let (c, s) = (&runner.counters, &runner.client.stats);
+            let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            LiveView {
+                command: id.to_string(),
+                window: runner.current_window.lock().map(|w| w.clone()).unwrap_or_default(),
+                windows_done: get(&c.windows_done),
+                pages: get(&s.pages),
+                requests: get(&s.requests),
+                fetched: get(&c.fetched),
+                rate_limit_waits: get(&s.rate_waits),
+                retries: s.total_retries(),
+                task_count: super::sync::live_count(c),
+            }
+        });
+        (slot.as_ref().map(|r| r.0.to_string()), live)
+    };
     PipelineView {
         name: name.clone(),
         tenant: h.tenant.clone(),
@@ -20,7 +39,8 @@ fn view(h: &PipelineHandle) -> PipelineView {
         checkpoint: h.state.checkpoint(name).ok().flatten().map(crate::time::format),
         plugin: h.registry.live(name).map(|p| PluginView { name: p.info.name.clone(), version: p.info.version.clone(), digest: p.digest.clone() }),
         dead_letters: h.state.dead_letters(name).map(|d| d.len() as u64).unwrap_or(0),
-        running: h.running.lock().expect("running lock").as_ref().map(|r| r.0.to_string()),
+        running,
+        live,
         queued: h.queue.lock().expect("queue lock").len() as u64,
         last_runs: h.state.runs(name, 5).unwrap_or_default().into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect(),
     }
@@ -59,4 +79,50 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready", content_type = "text/plain"), (status = 503, description = "not ready", content_type = "text/plain")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     if state.ready.load(std::sync::atomic::Ordering::SeqCst) { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
+}
+
+/// `GET /pipelines/{name}/dead-letters`.
+#[utoipa::path(get, path = "/pipelines/{name}/dead-letters", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn dead_letters(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    let h = state.pipeline_for(&name, &tenant)?;
+    let dead = h.state.dead_letters(&name).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(
+        dead.into_iter()
+            .map(|d| DeadLetterView { id: d.id, record_id: d.key.id, version: d.key.version, reason: d.reason, plugin: d.plugin, raw: d.raw, created: d.created })
+            .collect(),
+    ))
+}
+
+/// `POST /pipelines/{name}/dead-letters/replay`: maps the dead letters again
+/// with the live plugin and writes them; 409 while a sync runs.
+#[utoipa::path(post, path = "/pipelines/{name}/dead-letters/replay", params(("name" = String, Path)),
+    responses((status = 200, body = ReplayView), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody),
+        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<ReplayView>, ApiError> {
+    let h = state.pipeline_for(&name, &tenant)?.clone();
+    if h.running.lock().expect("running lock").is_some() {
+        return Err(ApiError::conflict(format!("a sync of `{name}` is running; replay when it is done")));
+    }
+    let runner = crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let r = runner.replay_dead_letters().await.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
+    Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
+}
+
+/// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest first.
+#[utoipa::path(get, path = "/pipelines/{name}/plugin-history", params(("name" = String, Path)),
+    responses((status = 200, body = Vec<SwapView>), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn plugin_history(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<SwapView>>, ApiError> {
+    let h = state.pipeline_for(&name, &tenant)?;
+    let swaps = h.state.swaps(&name).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(
+        swaps
+            .into_iter()
+            .map(|s| SwapView { at: s.at, digest: s.digest, label: s.label, origin: s.origin, previous: s.previous, accepted: s.accepted, reason: s.reason })
+            .collect(),
+    ))
 }

@@ -36,7 +36,7 @@ pub struct SyncCommand {
     failed: Vec<TaskView>,
 }
 
-fn live_count(c: &Counters) -> TaskCountView {
+pub(crate) fn live_count(c: &Counters) -> TaskCountView {
     let success = c.delivered.load(Ordering::Relaxed);
     let failed = c.failed_mapping.load(Ordering::Relaxed) + c.failed_target.load(Ordering::Relaxed);
     TaskCountView { failed, success, total: success + failed }
@@ -55,10 +55,10 @@ impl SyncCommand {
         let mut count = self.count;
         let mut position = None;
         if let Some(h) = handle {
-            if let Some((id, counters)) = h.running.lock().expect("running lock").as_ref()
+            if let Some((id, runner)) = h.running.lock().expect("running lock").as_ref()
                 && *id == self.id
             {
-                count = live_count(counters);
+                count = live_count(&runner.counters);
             }
             if self.status == "queued" {
                 position = h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1);
@@ -224,7 +224,7 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
 async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput) {
     let name = &handle.pipeline.name;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
-        Ok(r) => r,
+        Ok(r) => Arc::new(r),
         Err(e) => {
             update(state, id, |c| {
                 (c.status, c.error, c.completed) = ("failed".into(), Some(e.to_string()), Some(Timestamp::now()));
@@ -232,7 +232,7 @@ async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: Syn
             return;
         }
     };
-    *handle.running.lock().expect("running lock") = Some((id, runner.counters.clone()));
+    *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
     let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
     let opts = RunOptions {
         since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
