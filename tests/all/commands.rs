@@ -165,3 +165,28 @@ async fn undo_puts_the_previous_version_back() {
     let v: Value = json!(String::from_utf8_lossy(&out.stdout));
     assert!(v.as_str().unwrap().contains("versioned@2.0.0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_replay_through_the_api_after_a_plugin_fix() {
+    let h = harness(source_config(104, "app-api-replay", 80), TargetSimConfig::default()).await;
+    let s = Server::start(&h, ferry_fixtures::VERSIONED_V3_BROKEN, None).await;
+    let (_, r) = s.call(Method::POST, "/sync-commands", Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
+    let done = s.wait_done(r["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], json!("partial"), "{done}");
+    let (_, dead) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_A), None).await;
+    let n = dead.as_array().unwrap().len();
+    assert!(n > 0 && dead[0]["reason"].as_str().unwrap().contains("broken on purpose"));
+    let (code, _) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_B), None).await;
+    assert_eq!(code, 403);
+    let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::VERSIONED_V2)}))).await;
+    assert_eq!((code, r["status"].as_str()), (201, Some("live")));
+    let (code, report) = s.call(Method::POST, "/pipelines/it-orders/dead-letters/replay", Some(TOKEN_A), None).await;
+    assert_eq!(code, 200, "{report}");
+    assert_eq!((report["total"].as_u64(), report["resolved"].as_u64()), (Some(n as u64), Some(n as u64)));
+    let (_, dead) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_A), None).await;
+    assert_eq!(dead, json!([]));
+    assert!(h.missing().is_empty() && h.each_once());
+    let (_, swaps) = s.call(Method::GET, "/pipelines/it-orders/plugin-history", Some(TOKEN_A), None).await;
+    assert_eq!(swaps.as_array().unwrap().len(), 2, "{swaps}");
+    s.stop().await;
+}
