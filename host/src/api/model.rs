@@ -1,6 +1,7 @@
 //! The API's request and response bodies (also its OpenAPI schemas).
 
 use crate::state::TaskCount;
+pub use crate::state::SwapRecord as SwapView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -35,19 +36,8 @@ pub struct SyncPost {
     pub until: Option<String>,
 }
 
-/// `taskCount` of a command.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
-pub struct TaskCountView {
-    pub failed: u64,
-    pub success: u64,
-    pub total: u64,
-}
-
-impl From<TaskCount> for TaskCountView {
-    fn from(t: TaskCount) -> Self {
-        TaskCountView { failed: t.failed, success: t.success, total: t.total }
-    }
-}
+/// `taskCount` of a command (the state store's type).
+pub type TaskCountView = TaskCount;
 
 /// A sync command's status.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -204,18 +194,6 @@ pub struct ReplayView {
     pub refused_again: u64,
 }
 
-/// One attempt to put a plugin version live.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SwapView {
-    pub at: String,
-    pub digest: String,
-    pub label: String,
-    pub origin: String,
-    pub previous: Option<String>,
-    pub accepted: bool,
-    pub reason: Option<String>,
-}
 
 /// An error.
 #[derive(Debug, Clone, Serialize, ToSchema)]

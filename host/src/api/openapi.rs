@@ -23,9 +23,9 @@ impl Modify for Bearer {
         super::pipelines::list, super::pipelines::one, super::pipelines::dead_letters, super::pipelines::replay, super::pipelines::plugin_history,
         super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz
     ),
-    components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, model::TaskCountView, model::TaskView, model::TasksView,
+    components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, crate::state::TaskCount, model::TaskView, model::TasksView,
         model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody,
-        model::SyncPage, model::PluginPage, model::RecordsView, model::LiveView, model::DeadLetterView, model::ReplayView, model::SwapView)),
+        model::SyncPage, model::PluginPage, model::RecordsView, model::LiveView, model::DeadLetterView, model::ReplayView, crate::state::SwapRecord)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;

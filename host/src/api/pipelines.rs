@@ -118,11 +118,5 @@ pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant):
     security(("bearer" = [])))]
 pub async fn plugin_history(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<SwapView>>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?;
-    let swaps = h.state.swaps(&name).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(
-        swaps
-            .into_iter()
-            .map(|s| SwapView { at: s.at, digest: s.digest, label: s.label, origin: s.origin, previous: s.previous, accepted: s.accepted, reason: s.reason })
-            .collect(),
-    ))
+    Ok(Json(h.state.swaps(&name).map_err(|e| ApiError::internal(e.to_string()))?))
 }

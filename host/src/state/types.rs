@@ -51,7 +51,7 @@ impl OutboxEntry {
 }
 
 /// `taskCount` of a command.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskCount {
     /// Failed tasks.
     pub failed: u64,
@@ -134,7 +134,7 @@ pub struct CommandFilter {
 }
 
 /// One attempt to put a plugin version live.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SwapRecord {
     /// RFC 3339.
     pub at: String,
