@@ -127,6 +127,11 @@ async fn sync_commands_are_idempotent() {
     assert_eq!(code, 200);
     let (code, _) = s.call(Method::PUT, &pid, Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": "AAAA"}))).await;
     assert_eq!(code, 409);
+    let (code, _) = s.call(Method::PUT, "/plugin-commands/nope", Some(TOKEN_A), Some(pbody.clone())).await;
+    assert_eq!(code, 400, "a plugin command needs a UUID");
+    let (code, err) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": "not base64!"}))).await;
+    assert_eq!(code, 400);
+    assert!(err["error"].as_str().unwrap().contains("base64"));
     let bad = json!({"pipeline": "it-orders", "component": base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0")});
     let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(bad)).await;
     assert_eq!((code, r["status"].as_str()), (201, Some("rejected")));
@@ -230,4 +235,49 @@ async fn metrics_health_and_openapi() {
     }
     assert!(!text.contains(TOKEN_A));
     s.stop().await;
+}
+
+/// The real binary: ready, then SIGTERM stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_binary_stops_on_sigterm() {
+    let h = harness(source_config(95, "app-serve-term", 50), TargetSimConfig::default()).await;
+    let mut spec = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    spec.batch_size = 20;
+    std::fs::write(&h.file, spec.toml()).unwrap();
+    let serve_file = h.dir.path().join("serve.toml");
+    std::fs::write(&serve_file, format!("[[pipelines]]\nfile = \"p.toml\"\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"default\"\n")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = crate::helpers::ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if reqwest::get(format!("{url}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pipelines: Value = reqwest::Client::new().get(format!("{url}/pipelines")).bearer_auth(TOKEN_A).send().await.unwrap().json().await.unwrap();
+    assert_eq!(pipelines[0]["name"], json!("it-orders"), "pipelines without a tenant belong to `default`");
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGTERM stops serve cleanly");
 }
