@@ -214,7 +214,9 @@ async fn plugin_swap_through_the_api_during_scheduled_syncs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_openapi() {
-    let h = harness(source_config(94, "app-serve-ops", 100), TargetSimConfig::default()).await;
+    let mut cfg = source_config(94, "app-serve-ops", 300);
+    cfg.per_second = 5;
+    let h = harness(cfg, TargetSimConfig::default()).await;
     let s = Server::start(&h, ferry_fixtures::JUSHUITAN_ORDERS, None).await;
     let (code, _) = s.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(code, 200);
@@ -225,7 +227,7 @@ async fn metrics_health_and_openapi() {
     let (code, text) = s.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(code, 200);
     let text = text.as_str().unwrap().to_string();
-    for name in ["ferry_source_requests_total", "ferry_records_total", "ferry_plugin_batch_seconds", "ferry_batch_send_seconds", "ferry_commands_total", "ferry_plugin_fuel_total"] {
+    for name in ["ferry_source_requests_total", "ferry_records_total", "ferry_plugin_batch_seconds", "ferry_batch_send_seconds", "ferry_commands_total", "ferry_plugin_fuel_total", "ferry_rate_limit_waits_total"] {
         assert!(text.contains(name), "metrics lack {name}");
     }
     let (code, doc) = s.call(Method::GET, "/openapi.json", None, None).await;

@@ -148,7 +148,7 @@ impl JushuitanClient {
             let waited = self.limiter.acquire().await;
             if waited > Duration::from_millis(2) {
                 metrics::counter!("ferry_rate_limit_waits_total").increment(1);
-                metrics::counter!("ferry_rate_limit_wait_seconds_total").increment(waited.as_millis() as u64 / 1000);
+                metrics::histogram!("ferry_rate_limit_wait_seconds").record(waited.as_secs_f64());
                 self.stats.rate_waits.fetch_add(1, Ordering::Relaxed);
                 self.stats.rate_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             }
