@@ -13,3 +13,12 @@ mod server;
 pub use config::{Faults, JushuitanSimConfig, Mutation};
 pub use orders::{Order, OrderItem};
 pub use server::{SimState, Stats, Truth, router, start};
+
+/// `n` realistic orders as JSON text, deterministic from `seed` (for
+/// benchmarks and plugin tests).
+pub fn sample_orders(seed: u64, n: usize) -> Vec<String> {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let at = jiff::Timestamp::from_second(1_735_689_600).expect("fixed time");
+    (0..n).map(|i| serde_json::to_string(&orders::generate(&mut rng, 10_000_001 + i as u64, at, i as u64 + 1)).expect("order JSON")).collect()
+}
