@@ -2,7 +2,7 @@
 //! written like any batch (outbox first, deterministic UUID, confirm);
 //! the ones that go through leave the table.
 
-use super::run::{RunError, Runner, confirm};
+use super::run::{RunError, Runner, confirm, record_id};
 use crate::plugin::Outcome;
 use crate::state::{OutboxEntry, SourceRecord};
 use serde::Serialize;
@@ -39,11 +39,7 @@ impl Runner {
                     Outcome::Mapped(recs) if !recs.is_empty() => {
                         for r in recs {
                             origins.push(sources.len());
-                            record_ids.push(serde_json::from_str::<serde_json::Value>(r.get()).ok().and_then(|v| match v.get("id") {
-                                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                                Some(v) if !v.is_null() => Some(v.to_string()),
-                                _ => None,
-                            }));
+                            record_ids.push(record_id(r.get()));
                             records.push(r.get().to_string());
                         }
                         sources.push(SourceRecord { key: d.key.clone(), raw: d.raw.clone() });

@@ -454,7 +454,7 @@ impl Runner {
 }
 
 /// The `id` of a mapped record, as text.
-fn record_id(json: &str) -> Option<String> {
+pub(crate) fn record_id(json: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct IdOnly {
         id: Option<Value>,
