@@ -38,7 +38,7 @@ fn view(h: &PipelineHandle) -> PipelineView {
         every_seconds: h.every.map(|d| d.as_secs()),
         checkpoint: h.state.checkpoint(name).ok().flatten().map(crate::time::format),
         plugin: h.registry.live(name).map(|p| PluginView { name: p.info.name.clone(), version: p.info.version.clone(), digest: p.digest.clone() }),
-        dead_letters: h.state.dead_letters(name).map(|d| d.len() as u64).unwrap_or(0),
+        dead_letters: h.state.dead_letter_count(name).unwrap_or(0),
         running,
         live,
         queued: h.queue.lock().expect("queue lock").len() as u64,

@@ -139,7 +139,7 @@ pub fn state(args: ValidateArgs) -> anyhow::Result<Exit> {
     println!("checkpoint:  {}", checkpoint.map_or("none (the next run starts at source.start)".into(), crate::time::format));
     println!("outbox:      {} pending commands", store.pending(&p.name)?.len());
     println!("idCheck:     {} record versions handled", store.handled_count(&p.name)?);
-    println!("dead letters: {}", store.dead_letters(&p.name)?.len());
+    println!("dead letters: {}", store.dead_letter_count(&p.name)?);
     for r in store.runs(&p.name, 5)? {
         let s = r.summary.as_ref();
         let n = |k: &str| s.and_then(|s| s.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);

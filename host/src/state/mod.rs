@@ -42,6 +42,8 @@ pub trait StateStore: Send + Sync {
     fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError>;
     /// Dead letters, oldest first.
     fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError>;
+    /// How many dead letters the pipeline has (without loading them).
+    fn dead_letter_count(&self, pipeline: &str) -> Result<u64, StateError>;
     /// Removes replayed dead letters.
     fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError>;
     /// Size of the idCheck index.

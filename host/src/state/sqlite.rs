@@ -200,6 +200,10 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn dead_letter_count(&self, pipeline: &str) -> Result<u64, StateError> {
+        self.with(|c| c.query_row("SELECT COUNT(*) FROM dead_letters WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
+    }
+
     fn handled_count(&self, pipeline: &str) -> Result<u64, StateError> {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM id_check WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
     }
