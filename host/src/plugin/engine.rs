@@ -5,7 +5,9 @@ use super::bindings::Mapper;
 use super::cache::DiskCache;
 use super::error::PluginError;
 use super::sandbox::StoreData;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -51,6 +53,9 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<StoreData>,
     pub(crate) cache: Option<DiskCache>,
     pub(crate) options: EngineOptions,
+    /// One gate per digest being compiled, so concurrent loads of the same
+    /// component compile it once and the others take it from the disk cache.
+    compiling: Mutex<HashMap<String, Weak<Mutex<()>>>>,
 }
 
 impl PluginEngine {
@@ -72,12 +77,25 @@ impl PluginEngine {
             spawn_ticker(&engine);
         }
         let cache = options.cache_dir.clone().map(|dir| DiskCache::new(dir, &engine));
-        Ok(PluginEngine { engine, linker, cache, options })
+        Ok(PluginEngine { engine, linker, cache, options, compiling: Mutex::default() })
     }
 
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The gate for compiling `digest`: hold its lock while looking in the
+    /// disk cache and compiling.
+    pub(crate) fn compile_gate(&self, digest: &str) -> Arc<Mutex<()>> {
+        let mut gates = self.compiling.lock().unwrap_or_else(|e| e.into_inner());
+        gates.retain(|_, gate| gate.strong_count() > 0);
+        if let Some(gate) = gates.get(digest).and_then(Weak::upgrade) {
+            return gate;
+        }
+        let gate = Arc::new(Mutex::new(()));
+        gates.insert(digest.to_string(), Arc::downgrade(&gate));
+        gate
     }
 }
 

@@ -58,6 +58,9 @@ pub struct BatchOutput {
     pub logs: Vec<LogLine>,
     /// Guest output dropped past the cap, in bytes.
     pub dropped_log_bytes: u64,
+    /// The largest linear memory the batch's instance grew to, in bytes
+    /// (what `memory_bytes` must allow for this plugin and batch).
+    pub peak_memory_bytes: u64,
 }
 
 /// A loaded plugin version.
@@ -115,6 +118,8 @@ impl PluginEngine {
     pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Arc<Plugin>, PluginError> {
         check_header(bytes, origin)?;
         let digest = digest_of(bytes);
+        let gate = self.compile_gate(&digest);
+        let compiling = gate.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
         let cached = self.cache.as_ref().and_then(|c| c.get(&self.engine, &digest));
         let from_cache = cached.is_some();
@@ -130,6 +135,7 @@ impl PluginEngine {
             }
         };
         let compile_time = started.elapsed();
+        drop(compiling);
         let wrong = |e: wasmtime::Error| PluginError::WrongWorld { origin: origin.into(), reason: format!("{e:#}") };
         let pre = MapperPre::new(self.linker.instantiate_pre(&component).map_err(wrong)?).map_err(wrong)?;
         let mut plugin = Plugin {
@@ -237,6 +243,11 @@ impl Plugin {
         let result = mapper.ferry_mapping_mapping().call_map_batch(&mut store, options, records);
         let raw = match result {
             Ok(Ok(outcomes)) => outcomes,
+            // A runtime that catches its own allocation failure (JavaScript
+            // reports "out of memory") still hit the memory limit.
+            Ok(Err(reason)) if store.data().limiter.refused.is_some() => {
+                return Err(self.classify(wasmtime::Error::msg(reason), &store, limits));
+            }
             Ok(Err(reason)) => return Err(PluginError::Batch { plugin: self.label(), reason }),
             Err(e) => return Err(self.classify(e, &store, limits)),
         };
@@ -269,6 +280,7 @@ impl Plugin {
             elapsed: started.elapsed(),
             logs,
             dropped_log_bytes,
+            peak_memory_bytes: store.data().limiter.peak as u64,
         })
     }
 }

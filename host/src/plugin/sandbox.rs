@@ -107,10 +107,12 @@ impl tokio::io::AsyncWrite for CappedPipe {
     }
 }
 
-/// Refuses memory beyond the limit and remembers that it did.
+/// Refuses memory beyond the limit and remembers that it did; tracks the
+/// largest linear memory granted.
 pub(crate) struct MemoryLimiter {
     pub max_bytes: usize,
     pub refused: Option<usize>,
+    pub peak: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -119,6 +121,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.refused = Some(desired);
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -144,7 +147,7 @@ impl StoreData {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        StoreData { wasi, table: ResourceTable::new(), limiter: MemoryLimiter { max_bytes: max_memory, refused: None }, log }
+        StoreData { wasi, table: ResourceTable::new(), limiter: MemoryLimiter { max_bytes: max_memory, refused: None, peak: 0 }, log }
     }
 
     /// The captured output: lines kept, bytes dropped.
