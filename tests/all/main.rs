@@ -5,6 +5,7 @@ mod helpers;
 
 // Plugins: the shipped mappings, the sandbox limits, hot swap, the CLI.
 mod plugin_cli;
+mod plugin_languages;
 mod plugin_mapping;
 mod plugin_sandbox;
 mod plugin_swap;
