@@ -8,8 +8,7 @@ include!(concat!(env!("OUT_DIR"), "/gen.rs"));
 /// `Err(reason)` when the script recorded that the language's toolchain
 /// could not be installed. Panics, naming the script, when it has not run.
 pub fn polyglot(file: &str, language: &str) -> Result<String, String> {
-    let dir = std::env::var("FERRY_POLYGLOT_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/polyglot").to_string());
-    let dir = std::path::Path::new(&dir);
+    let dir = polyglot_dir();
     let path = dir.join(file);
     if let Ok(reason) = std::fs::read_to_string(dir.join(format!("{language}.skipped"))) {
         return Err(reason.trim().to_string());
@@ -18,4 +17,10 @@ pub fn polyglot(file: &str, language: &str) -> Result<String, String> {
         return Ok(path.display().to_string());
     }
     panic!("{} is missing: run scripts/build-plugins.sh (./dev test runs it before the tests)", path.display());
+}
+
+/// Where `scripts/build-plugins.sh` puts its components (`$FERRY_POLYGLOT_DIR`
+/// overrides).
+pub fn polyglot_dir() -> std::path::PathBuf {
+    std::env::var("FERRY_POLYGLOT_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/polyglot").to_string()).into()
 }

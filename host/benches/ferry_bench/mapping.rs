@@ -1,0 +1,45 @@
+//! 1. Mapping throughput: native Rust, the wasm plugin at batch 1/100/1000,
+//! the declarative plugin, and VRL (with the `vrl-baseline` feature).
+
+use crate::util::{self, Scale, best_of, engine, rate, wasm_throughput};
+
+const DECLARATIVE_OPTIONS: &str = r#"{"fields": [
+  {"to": "id", "from": "o_id", "format": "string", "required": true},
+  {"to": "io_id", "from": "io_id"}, {"to": "so_id", "from": "so_id"}, {"to": "shop_id", "from": "shop_id"},
+  {"to": "status", "from": "status"}, {"to": "modified", "from": "modified"}, {"to": "name", "from": "receiver_name"},
+  {"to": "date", "from": "io_date", "format": "date", "pattern": "%Y%m%d"},
+  {"to": "amount", "sum": {"over": "items", "multiply": ["qty", "sale_price"]}, "format": "amount"}
+]}"#;
+
+/// Prints the mapping-throughput table.
+pub fn mapping(scale: &Scale) {
+    let orders = ferry::sim::jushuitan::sample_orders(7, scale.orders);
+    println!("## 1. Mapping throughput ({} orders, best of {})\n", orders.len(), scale.rounds);
+    println!("| mapping | records/s | time vs native |\n|---|---:|---:|");
+    let (native, n) = best_of(scale.rounds, || util::native(&orders));
+    println!("| native Rust (same mapping code, batch 100) | {:.0} | 1.00 |", rate(native, n));
+    let e = engine(true, true, true);
+    let plugin = e.load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
+    for batch in [1, 100, 1000] {
+        let (d, n) = best_of(scale.rounds, || wasm_throughput(&plugin, "{}", &orders, batch));
+        println!("| wasm jushuitan-orders, batch {batch} | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+    }
+    let decl = e.load_file(ferry_fixtures::DECLARATIVE.as_ref()).expect("declarative");
+    let (d, n) = best_of(scale.rounds, || wasm_throughput(&decl, DECLARATIVE_OPTIONS, &orders, 100));
+    println!("| wasm declarative (equivalent options), batch 100 | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+    vrl_row(&orders, native, scale);
+    println!();
+}
+
+
+#[cfg(feature = "vrl-baseline")]
+fn vrl_row(orders: &[String], native: std::time::Duration, scale: &Scale) {
+    let remap = crate::vrl_baseline::Remap::new();
+    let (d, n) = best_of(scale.rounds, || orders.iter().map(|o| remap.map(o).len().min(1)).sum());
+    println!("| VRL (`vrl` crate, equivalent remap program) | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+}
+
+#[cfg(not(feature = "vrl-baseline"))]
+fn vrl_row(_: &[String], _: std::time::Duration, _: &Scale) {
+    println!("| VRL | run with `--features vrl-baseline` | |");
+}

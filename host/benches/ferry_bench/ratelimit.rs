@@ -1,0 +1,57 @@
+//! 6. Rate-limit efficiency: `ferry run` against the simulator's default
+//! budget (5 calls/s and 100 calls/min per app_key, sliding windows) for a
+//! fixed time, then Ctrl-C. Efficiency = calls the simulator accepted ÷ calls
+//! the budget allows in that time; 199/200 answers are counted separately.
+
+use crate::e2e::{FERRY, pipeline};
+use crate::util::Scale;
+use ferry::sim::jushuitan::JushuitanSimConfig;
+use ferry::sim::target::TargetSimConfig;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Calls a 5/s + 100/min sliding budget allows in `t`, starting fresh.
+fn allowed(t: Duration, per_second: u64, per_minute: u64) -> u64 {
+    let secs = t.as_secs();
+    per_minute * (secs / 60) + (per_second * (secs % 60)).min(per_minute)
+}
+
+/// Prints the efficiency table.
+pub fn rate_limit(scale: &Scale) {
+    if !scale.benching {
+        println!("## 6. Rate-limit efficiency: measured under `--bench` only (minutes of wall clock)\n");
+        return;
+    }
+    let span = if scale.quick { Duration::from_secs(70) } else { Duration::from_secs(300) };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut cfg = JushuitanSimConfig::new(5);
+    cfg.orders = 60_000;
+    cfg.from = cfg.until - jiff::SignedDuration::from_hours(24 * 20);
+    let (ps, pm) = (u64::from(cfg.per_second), u64::from(cfg.per_minute));
+    let source = rt.block_on(ferry::sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
+    let target = rt.block_on(ferry::sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
+    let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));
+    let cache = dir.path().join("cache");
+    let warm = Command::new(FERRY).args(["validate", &file]).env("FERRY_CACHE_DIR", &cache).output().expect("ferry validate");
+    assert!(warm.status.success(), "ferry validate: {}", String::from_utf8_lossy(&warm.stderr));
+    let before = source.state.stats().accepted;
+    let started = Instant::now();
+    let mut child = Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry run");
+    std::thread::sleep(span);
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let elapsed = started.elapsed();
+    let _ = child.wait();
+    let s = source.state.stats();
+    let accepted = s.accepted - before;
+    let budget = allowed(elapsed, ps, pm);
+    println!("## 6. Rate-limit efficiency: {ps}/s and {pm}/min, {:.0} s of `ferry run`\n", elapsed.as_secs_f64());
+    println!("| calls accepted | calls the budget allows | efficiency | 199/200 answers | busiest minute | busiest second |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| {accepted} | {budget} | {:.3} | {}/{} | {} | {} |\n", accepted as f64 / budget as f64, s.code199, s.code200, s.max_per_minute, s.max_per_second);
+    rt.block_on(async {
+        source.stop().await;
+        target.stop().await;
+    });
+}
