@@ -36,14 +36,11 @@ impl Drop for Sim {
     }
 }
 
-/// Waits for `child`; returns its own CPU seconds (the kernel's accounting,
-/// via wait4) and its peak RSS in bytes (VmHWM, sampled every 10 ms while it
-/// runs: wait4's ru_maxrss would also count the parent's RSS at spawn).
-#[allow(unsafe_code)]
-fn wait_measured(child: Child) -> (f64, u64) {
-    let pid = child.id() as libc::pid_t;
+/// Samples the peak RSS (VmHWM) of process `pid` every 10 ms until it exits;
+/// wait4's ru_maxrss would also count the parent's RSS at spawn.
+fn sample_peak_rss(pid: u32) -> std::thread::JoinHandle<u64> {
     let status_file = format!("/proc/{pid}/status");
-    let sampler = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut peak = 0;
         while let Ok(text) = std::fs::read_to_string(&status_file) {
             let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
@@ -54,7 +51,13 @@ fn wait_measured(child: Child) -> (f64, u64) {
             std::thread::sleep(Duration::from_millis(10));
         }
         peak
-    });
+    })
+}
+
+/// Waits for `child`; returns its own CPU seconds (the kernel's accounting).
+#[allow(unsafe_code)]
+fn wait_cpu(child: Child) -> f64 {
+    let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: `rusage` is plain old data that wait4 fills in; `pid` is our
     // own child, which nothing else waits for (std's Child is dropped unwaited).
@@ -62,7 +65,7 @@ fn wait_measured(child: Child) -> (f64, u64) {
     let got = unsafe { libc::wait4(pid, &mut status, 0, &mut u) };
     assert_eq!(got, pid, "wait4 on ferry run");
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(u.ru_utime) + secs(u.ru_stime), sampler.join().expect("RSS sampler"))
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 struct Measured {
@@ -71,6 +74,7 @@ struct Measured {
     max_rss: u64,
     delivered: u64,
     fetched: u64,
+    id_check_dropped: u64,
     status: String,
 }
 
@@ -135,14 +139,16 @@ fn run(orders: usize, dry_run: bool) -> Measured {
         cmd.arg("--dry-run");
     }
     let mut child = cmd.spawn().expect("ferry run");
+    let peak = sample_peak_rss(child.id());
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout).expect("read ferry run output");
-    let (cpu, max_rss) = wait_measured(child);
+    let cpu = wait_cpu(child);
+    let max_rss = peak.join().expect("RSS sampler");
     let wall = started.elapsed();
     let out = stdout;
     let summary: serde_json::Value = out.lines().rev().find_map(|l| serde_json::from_str(l).ok()).expect("run summary JSON");
     let n = |k: &str| summary[k].as_u64().unwrap_or(0);
-    Measured { wall, cpu, max_rss, delivered: n("delivered"), fetched: n("fetched"), status: summary["status"].as_str().unwrap_or("?").to_string() }
+    Measured { wall, cpu, max_rss, delivered: n("delivered"), fetched: n("fetched"), id_check_dropped: n("skipped_id_check"), status: summary["status"].as_str().unwrap_or("?").to_string() }
 }
 
 /// Prints the end-to-end table.
@@ -153,16 +159,17 @@ pub fn e2e(scale: &Scale) {
         (true, false) => &[100_000, 1_000_000],
     };
     println!("## 5. End-to-end sync, rate limits off (`ferry run` vs `ferry run --dry-run`)\n");
-    println!("| orders | run | status | fetched | delivered | wall s | orders/s | CPU s per 100k | peak RSS MB | time vs dry run |");
-    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| orders | run | status | fetched | dropped by idCheck | delivered | wall s | orders/s | CPU s per 100k | peak RSS MB | time vs dry run |");
+    println!("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &orders in sizes {
         let base = run(orders, true);
         let full = run(orders, false);
         for (label, m) in [("dry run (baseline)", &base), ("ferry run", &full)] {
             println!(
-                "| {orders} | {label} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                "| {orders} | {label} | {} | {} | {} | {} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} |",
                 m.status,
                 m.fetched,
+                m.id_check_dropped,
                 m.delivered,
                 m.wall.as_secs_f64(),
                 m.fetched as f64 / m.wall.as_secs_f64(),

@@ -1,7 +1,8 @@
 //! Ferry's benchmarks, each printed as a ratio against a baseline run in the
 //! same process. `cargo bench -p ferry --bench ferry_bench` runs them in
 //! full; `-- --quick` shortens them; under `cargo test` they run as a smoke
-//! test of a few iterations. Results go in BENCHMARKS.md.
+//! test of a few iterations; `-- e2e ratelimit` runs only the sections
+//! named. Results go in BENCHMARKS.md.
 
 mod e2e;
 mod languages;
@@ -24,10 +25,21 @@ fn main() {
         (true, true) => Scale { orders: 2_000, rounds: 2, benching, quick },
         (false, _) => Scale { orders: 50, rounds: 1, benching, quick },
     };
-    mapping::mapping(&scale);
-    sandbox::sandbox(&scale);
-    swap::hot_swap(&scale);
-    languages::languages(&scale);
-    e2e::e2e(&scale);
-    ratelimit::rate_limit(&scale);
+    // Optional section names after `--` pick sections: mapping, sandbox, swap,
+    // languages, e2e, ratelimit.
+    let only: Vec<&str> = args.iter().skip(1).filter(|a| !a.starts_with("--")).map(String::as_str).collect();
+    let on = |name: &str| only.is_empty() || only.contains(&name);
+    let sections: [(&str, fn(&Scale)); 6] = [
+        ("mapping", mapping::mapping),
+        ("sandbox", sandbox::sandbox),
+        ("swap", swap::hot_swap),
+        ("languages", languages::languages),
+        ("e2e", e2e::e2e),
+        ("ratelimit", ratelimit::rate_limit),
+    ];
+    for (name, section) in sections {
+        if on(name) {
+            section(&scale);
+        }
+    }
 }
