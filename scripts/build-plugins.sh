@@ -5,7 +5,7 @@
 #   jushuitan_orders_js.wasm  guest/js-orders                (componentize-js + jco, npm)
 #   misbehave_js.wasm         guest/fixtures/js-misbehave
 # Installs the toolchains itself: componentize-py into target/polyglot/venv,
-# componentize-js into guest/js-orders/node_modules (from package-lock.json).
+# componentize-js into guest/js-orders/node_modules (versions from package-lock.json).
 # A toolchain that cannot be installed is not fatal, and never silent: the
 # reason is printed and written to target/polyglot/<language>.skipped, which
 # the golden test reports by name. A component is rebuilt only when one of its
@@ -60,7 +60,10 @@ js_plugins() {
         return
     fi
     if [ ! -x "$tool" ]; then
-        if ! npm ci --prefix guest/js-orders --no-audit --no-fund --loglevel=error; then
+        # `npm install --no-save` follows package-lock.json without rewriting
+        # it. `npm ci` refuses this lock: jco lists optional per-platform
+        # packages that npm 11 never writes into a lock.
+        if ! npm install --prefix guest/js-orders --no-save --no-audit --no-fund --loglevel=error; then
             skip javascript "could not install componentize-js and jco from npm (guest/js-orders/package-lock.json)"
             return
         fi
