@@ -155,13 +155,19 @@ pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
     Ok((if status == StatusCode::OK { StatusCode::OK } else { StatusCode::CREATED }, Json(r)))
 }
 
-fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
-    let id = parse_id(id)?;
-    let cmd = state.syncs.lock().expect("syncs lock").get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+/// The caller's sync command `id` in the held `syncs` map: 404 when there is
+/// none, 403 when it belongs to another tenant.
+fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<Uuid, SyncCommand>, tenant: &Tenant, id: Uuid) -> Result<&'a mut SyncCommand, ApiError> {
+    let cmd = syncs.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
     if cmd.tenant != tenant.0 {
         return Err(ApiError::forbidden(format!("sync command {id} belongs to another tenant")));
     }
     Ok(cmd)
+}
+
+fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
+    let id = parse_id(id)?;
+    owned_in(&mut state.syncs.lock().expect("syncs lock"), tenant, id).map(|cmd| cmd.clone())
 }
 
 /// `GET /sync-commands/{id}`.
@@ -295,10 +301,7 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
 pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
     let id = parse_id(&id)?;
     let mut syncs = state.syncs.lock().expect("syncs lock");
-    let cmd = syncs.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
-    if cmd.tenant != tenant.0 {
-        return Err(ApiError::forbidden(format!("sync command {id} belongs to another tenant")));
-    }
+    let cmd = owned_in(&mut syncs, &tenant, id)?;
     match cmd.status.as_str() {
         "cancelled" => {}
         "queued" => {
