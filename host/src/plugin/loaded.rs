@@ -190,14 +190,10 @@ impl Plugin {
 
     /// Turns a wasmtime error into the limit or trap it was.
     fn classify(&self, err: wasmtime::Error, store: &Store<StoreData>, limits: &Limits) -> PluginError {
-        let plugin = self.label();
-        if let Some(asked) = store.data().limiter.refused {
-            return PluginError::Limit {
-                plugin,
-                limit: LimitKind::Memory,
-                detail: format!("memory_bytes = {}, the plugin asked for {asked} bytes", limits.memory_bytes.min(self.max_memory)),
-            };
+        if let Some(e) = self.memory_refused(store, limits) {
+            return e;
         }
+        let plugin = self.label();
         match err.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => PluginError::Limit {
                 plugin,
@@ -215,6 +211,16 @@ impl Plugin {
                 PluginError::Trap { plugin, message: format!("{err:#}"), stderr: stderr.join("\n") }
             }
         }
+    }
+
+    /// The memory-limit error, when the limiter refused growth in this store.
+    fn memory_refused(&self, store: &Store<StoreData>, limits: &Limits) -> Option<PluginError> {
+        let asked = store.data().limiter.refused?;
+        Some(PluginError::Limit {
+            plugin: self.label(),
+            limit: LimitKind::Memory,
+            detail: format!("memory_bytes = {}, the plugin asked for {asked} bytes", limits.memory_bytes.min(self.max_memory)),
+        })
     }
 
     /// Asks the plugin to validate the pipeline's options.
@@ -245,10 +251,7 @@ impl Plugin {
             Ok(Ok(outcomes)) => outcomes,
             // A runtime that catches its own allocation failure (JavaScript
             // reports "out of memory") still hit the memory limit.
-            Ok(Err(reason)) if store.data().limiter.refused.is_some() => {
-                return Err(self.classify(wasmtime::Error::msg(reason), &store, limits));
-            }
-            Ok(Err(reason)) => return Err(PluginError::Batch { plugin: self.label(), reason }),
+            Ok(Err(reason)) => return Err(self.memory_refused(&store, limits).unwrap_or_else(|| PluginError::Batch { plugin: self.label(), reason })),
             Err(e) => return Err(self.classify(e, &store, limits)),
         };
         let fuel_used = if self.fuel { fuel_before.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
