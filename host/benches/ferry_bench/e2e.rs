@@ -36,6 +36,16 @@ impl Drop for Sim {
     }
 }
 
+/// Compiles the pipeline's plugin into a disk cache under `dir` (by running
+/// `ferry validate`), so a run measures syncing, not compiling; returns the
+/// cache dir for `FERRY_CACHE_DIR`.
+pub fn warm_cache(dir: &Path, file: &str) -> std::path::PathBuf {
+    let cache = dir.join("cache");
+    let out = Command::new(FERRY).args(["validate", file]).env("FERRY_CACHE_DIR", &cache).output().expect("ferry validate");
+    assert!(out.status.success(), "ferry validate: {}", String::from_utf8_lossy(&out.stderr));
+    cache
+}
+
 /// Samples the peak RSS (VmHWM) of process `pid` every 10 ms until it exits;
 /// wait4's ru_maxrss would also count the parent's RSS at spawn.
 fn sample_peak_rss(pid: u32) -> std::thread::JoinHandle<u64> {
@@ -128,10 +138,7 @@ fn run(orders: usize, dry_run: bool) -> Measured {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * (days as i64 + 1));
     let file = pipeline(dir.path(), &source.url, &target.url, &ferry::time::format(start), (100_000, 100_000_000));
-    let cache = dir.path().join("cache");
-    // Compile the plugin into the cache first, so the run measures syncing.
-    let warm = Command::new(FERRY).args(["validate", &file]).env("FERRY_CACHE_DIR", &cache).output().expect("ferry validate");
-    assert!(warm.status.success(), "ferry validate: {}", String::from_utf8_lossy(&warm.stderr));
+    let cache = warm_cache(dir.path(), &file);
     let started = Instant::now();
     let mut cmd = Command::new(FERRY);
     cmd.args(["run", "--log-format", "json", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::piped()).stderr(Stdio::null());

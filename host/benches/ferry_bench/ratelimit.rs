@@ -3,7 +3,7 @@
 //! fixed time, then Ctrl-C. Efficiency = calls the simulator accepted ÷ calls
 //! the budget allows in that time; 199/200 answers are counted separately.
 
-use crate::e2e::{FERRY, pipeline};
+use crate::e2e::{FERRY, pipeline, warm_cache};
 use crate::util::Scale;
 use ferry::sim::jushuitan::JushuitanSimConfig;
 use ferry::sim::target::TargetSimConfig;
@@ -33,9 +33,7 @@ pub fn rate_limit(scale: &Scale) {
     let dir = tempfile::tempdir().expect("tempdir");
     let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
     let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));
-    let cache = dir.path().join("cache");
-    let warm = Command::new(FERRY).args(["validate", &file]).env("FERRY_CACHE_DIR", &cache).output().expect("ferry validate");
-    assert!(warm.status.success(), "ferry validate: {}", String::from_utf8_lossy(&warm.stderr));
+    let cache = warm_cache(dir.path(), &file);
     let before = source.state.stats().accepted;
     let started = Instant::now();
     let mut child = Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry run");
