@@ -2,6 +2,7 @@
 //! `helpers`; guests come from the `ferry-fixtures` crate, built from source.
 
 mod helpers;
+mod pg;
 
 // Plugins: the shipped mappings, the sandbox limits, hot swap, the CLI.
 mod plugin_cli;
@@ -25,3 +26,6 @@ mod serve;
 
 // Commands as objects: history, queue, undo.
 mod commands;
+
+// The state store on SQLite and PostgreSQL: one conformance suite.
+mod state_store;

@@ -27,7 +27,7 @@ fn client(url: &str, sim: &JushuitanSimConfig) -> JushuitanClient {
         max_attempts: 12,
         min_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(100),
-    })
+    }, None)
     .unwrap()
 }
 

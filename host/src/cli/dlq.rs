@@ -2,7 +2,6 @@
 
 use super::Exit;
 use crate::pipeline::{Pipeline, Runner};
-use crate::state::{SqliteStore, StateStore};
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -28,7 +27,7 @@ pub fn run(cmd: DlqCommand) -> anyhow::Result<Exit> {
     match cmd {
         DlqCommand::List { pipeline, json } => {
             let p = Pipeline::load(&pipeline)?;
-            let store = SqliteStore::open(&p.state_path)?;
+            let store = p.state.open()?;
             let dead = store.dead_letters(&p.name)?;
             for d in &dead {
                 if json {

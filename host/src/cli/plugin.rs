@@ -146,9 +146,8 @@ fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow
 }
 
 fn history(path: &Path) -> anyhow::Result<Exit> {
-    use crate::state::StateStore;
     let p = crate::pipeline::Pipeline::load(path)?;
-    let store = crate::state::SqliteStore::open(&p.state_path)?;
+    let store = p.state.open()?;
     let swaps = store.swaps(&p.name)?;
     let mut out = std::io::stdout().lock();
     for s in &swaps {
@@ -165,9 +164,8 @@ fn history(path: &Path) -> anyhow::Result<Exit> {
 }
 
 fn rollback(path: &Path) -> anyhow::Result<Exit> {
-    use crate::state::StateStore;
     let p = crate::pipeline::Pipeline::load(path)?;
-    let store: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(crate::state::SqliteStore::open(&p.state_path)?);
+    let store = p.state.open()?;
     let swaps = store.swaps(&p.name)?;
     let current = swaps.iter().rev().find(|s| s.accepted).ok_or_else(|| anyhow::anyhow!("{}: no plugin version has gone live yet; nothing to roll back", p.name))?;
     let previous = current
@@ -176,7 +174,7 @@ fn rollback(path: &Path) -> anyhow::Result<Exit> {
         .ok_or_else(|| anyhow::anyhow!("{}: {} was the first version; there is nothing before it", p.name, current.label))?;
     let bytes = store
         .plugin_version(&previous)?
-        .ok_or_else(|| anyhow::anyhow!("{}: version sha256:{previous} is no longer kept in {}", p.name, p.state_path.display()))?;
+        .ok_or_else(|| anyhow::anyhow!("{}: version sha256:{previous} is no longer kept in {}", p.name, p.state))?;
     let registry = crate::plugin::Registry::new(super::engine()?);
     registry.set_recorder(crate::pipeline::history::store_recorder(store.clone()));
     registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());

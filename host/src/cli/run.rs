@@ -3,7 +3,6 @@
 use super::{Exit, LogFormat};
 use crate::pipeline::{Pipeline, RunOptions, Runner, Summary};
 use crate::plugin::Registry;
-use crate::state::{SqliteStore, StateStore};
 use anyhow::Context;
 use clap::Args;
 use std::io::IsTerminal;
@@ -123,7 +122,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     println!("  source:   jushuitan {} (page size {}, paging {:?})", p.source.request.api, p.source.request.page_size, p.source.paging);
     println!("  plugin:   {} (options ok, {} examples mapped)", plugin.label(), p.mapping.examples.len());
     println!("  target:   {:?}", p.target.kind);
-    println!("  state:    {}", p.state_path.display());
+    println!("  state:    {}", p.state);
     for w in &p.warnings {
         println!("  warning:  {w}");
     }
@@ -132,10 +131,10 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
 
 pub fn state(args: ValidateArgs) -> anyhow::Result<Exit> {
     let p = load(&args.pipeline)?;
-    let store = SqliteStore::open(&p.state_path).with_context(|| "opening the state store")?;
+    let store = p.state.open().with_context(|| "opening the state store")?;
     let checkpoint = store.checkpoint(&p.name)?;
     println!("pipeline:    {}", p.name);
-    println!("state:       {}", p.state_path.display());
+    println!("state:       {}", p.state);
     println!("checkpoint:  {}", checkpoint.map_or("none (the next run starts at source.start)".into(), crate::time::format));
     println!("outbox:      {} pending commands", store.pending(&p.name)?.len());
     println!("idCheck:     {} record versions handled", store.handled_count(&p.name)?);

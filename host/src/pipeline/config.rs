@@ -6,6 +6,7 @@
 use crate::plugin::Limits;
 use crate::source::jushuitan::metadata::{Metadata, Request};
 use crate::source::jushuitan::{ClientConfig, PagingMode, Secret};
+use crate::state::StateLocation;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -145,6 +146,9 @@ struct RawState {
     /// SQLite file, relative to the pipeline file (default `.ferry/{name}.db`).
     #[serde(default)]
     path: Option<PathBuf>,
+    /// A PostgreSQL database instead (`postgres://...`, or `${ENV}`).
+    #[serde(default)]
+    url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,8 +277,8 @@ pub struct Pipeline {
     pub mapping: MappingSettings,
     /// Target.
     pub target: TargetSettings,
-    /// SQLite state file.
-    pub state_path: PathBuf,
+    /// Where the state lives.
+    pub state: StateLocation,
     /// Things worth saying that are not errors (e.g. the page-size clamp).
     pub warnings: Vec<String>,
 }
@@ -407,10 +411,20 @@ impl Pipeline {
             max_attempts: t.max_attempts.max(1),
             completion_timeout: t.completion_timeout,
         };
-        let state_path = dir.join(raw.state.path.unwrap_or_else(|| PathBuf::from(format!(".ferry/{}.db", raw.name))));
+        let state = match (raw.state.path, raw.state.url) {
+            (Some(_), Some(_)) => return Err("state: expected `path` (SQLite) or `url` (PostgreSQL), not both".into()),
+            (path, None) => StateLocation::Sqlite(dir.join(path.unwrap_or_else(|| PathBuf::from(format!(".ferry/{}.db", raw.name))))),
+            (None, Some(url)) => {
+                let url = expand(&url, "state.url")?;
+                if !StateLocation::is_postgres_url(&url) {
+                    return Err("state.url: expected a `postgres://` URL".into());
+                }
+                StateLocation::Postgres(url)
+            }
+        };
         if source.lookback.is_zero() {
             warnings.push("source.lookback is 0: orders changed right at a window's end rely on the lag alone".into());
         }
-        Ok(Pipeline { name: raw.name, tenant: raw.tenant, file: file.to_path_buf(), source, mapping, target, state_path, warnings })
+        Ok(Pipeline { name: raw.name, tenant: raw.tenant, file: file.to_path_buf(), source, mapping, target, state, warnings })
     }
 }

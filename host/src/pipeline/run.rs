@@ -8,7 +8,7 @@ use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
 use crate::sink::{CommandSink, Delivery, HttpSink, JsonlSink, Sink, SinkError};
 use crate::source::jushuitan::paging::row_key;
 use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
-use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, SqliteStore, StateError, StateStore};
+use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, StateError, StateStore};
 use jiff::Timestamp;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
@@ -113,7 +113,7 @@ impl Runner {
     /// Opens the state, loads the plugin through the registry's checks,
     /// builds the sink (none for a dry run) and the source client.
     pub fn new(pipeline: Pipeline, engine: Arc<PluginEngine>, dry_run: bool) -> Result<Self, RunError> {
-        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&pipeline.state_path)?);
+        let state = pipeline.state.open()?;
         let registry = Arc::new(Registry::new(engine));
         registry.set_recorder(super::history::store_recorder(state.clone()));
         let m = &pipeline.mapping;
@@ -126,7 +126,7 @@ impl Runner {
     /// and state store, as `ferry serve` keeps them between runs.
     pub fn from_parts(pipeline: Pipeline, registry: Arc<Registry>, state: Arc<dyn StateStore>, dry_run: bool) -> Result<Self, RunError> {
         let sink = if dry_run { None } else { Some(Arc::new(build_sink(&pipeline)?)) };
-        let client = Arc::new(JushuitanClient::new(pipeline.source.client.clone())?);
+        let client = Arc::new(JushuitanClient::new(pipeline.source.client.clone(), state.shared_budget())?);
         Ok(Runner {
             pipeline,
             registry,

@@ -1,14 +1,21 @@
 //! Ferry's own state: checkpoints, the outbox, the idCheck index, dead
 //! letters and run history, behind one trait ([`StateStore`]) so that
-//! PostgreSQL can replace SQLite ([`SqliteStore`]) for scale-out.
+//! PostgreSQL ([`PgStore`]) can replace SQLite ([`SqliteStore`]) for
+//! scale-out; [`StateLocation`] picks one from the pipeline's `[state]`.
 
+mod location;
+mod pg;
 mod sqlite;
 mod types;
 
+pub use location::StateLocation;
+pub use pg::{PgStore, describe as describe_postgres_error};
 pub use sqlite::SqliteStore;
 pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount};
 
+use crate::source::jushuitan::ratelimit::SharedBudget;
 use jiff::Timestamp;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A state-store failure.
@@ -56,6 +63,15 @@ pub trait StateStore: Send + Sync {
     fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     /// Stores or updates a control-API command (history survives restarts).
     fn put_command(&self, command: &CommandRecord) -> Result<(), StateError>;
+    /// One command by id.
+    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError>;
+    /// Stores a new command unless its id is taken; returns the command
+    /// already stored under that id, if any (then nothing changed).
+    fn insert_command(&self, command: &CommandRecord) -> Result<Option<CommandRecord>, StateError>;
+    /// Updates a command's status and record only while its stored status
+    /// is one of `from`; returns whether it did (a compare-and-set, so two
+    /// workers cannot both move a command on).
+    fn update_command_if(&self, command: &CommandRecord, from: &[&str]) -> Result<bool, StateError>;
     /// Commands matching the filter, newest first.
     fn commands(&self, filter: &CommandFilter) -> Result<Vec<CommandRecord>, StateError>;
     /// Forgets commands created before `before` (RFC 3339); returns how many.
@@ -70,4 +86,9 @@ pub trait StateStore: Send + Sync {
     fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError>;
     /// Ids of the records confirmed between two times (RFC 3339), in order.
     fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError>;
+    /// A rate budget shared by every process using this store, if it can
+    /// hold one (PostgreSQL does; a SQLite file is one process's).
+    fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        None
+    }
 }

@@ -97,6 +97,18 @@ fn mark_handled<'a>(tx: &rusqlite::Transaction<'_>, pipeline: &str, keys: impl I
     Ok(())
 }
 
+fn command_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CommandRecord> {
+    Ok(CommandRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        pipeline: r.get(2)?,
+        tenant: r.get(3)?,
+        created: r.get(4)?,
+        status: r.get(5)?,
+        record: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
@@ -251,6 +263,42 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError> {
+        self.with(|conn| {
+            conn.query_row("SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE id = ?1", [id], command_row).optional()
+        })
+    }
+
+    fn insert_command(&self, c: &CommandRecord) -> Result<Option<CommandRecord>, StateError> {
+        let record = serde_json::to_string(&c.record).map_err(|e| self.err(e))?;
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![c.id, c.kind, c.pipeline, c.tenant, c.created, c.status, record],
+            )?;
+            let existing = if inserted == 0 {
+                Some(tx.query_row("SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE id = ?1", [&c.id], command_row)?)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(existing)
+        })
+    }
+
+    fn update_command_if(&self, c: &CommandRecord, from: &[&str]) -> Result<bool, StateError> {
+        let record = serde_json::to_string(&c.record).map_err(|e| self.err(e))?;
+        let from = serde_json::to_string(from).map_err(|e| self.err(e))?;
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
+                params![c.id, c.status, record, from],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
     fn commands(&self, f: &CommandFilter) -> Result<Vec<CommandRecord>, StateError> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
@@ -259,17 +307,7 @@ impl StateStore for SqliteStore {
                    AND (?5 IS NULL OR created >= ?5) AND (?6 IS NULL OR created < ?6)
                  ORDER BY created DESC, id DESC",
             )?;
-            let rows = stmt.query_map(params![f.kind, f.pipeline, f.tenant, f.status, f.since, f.until], |r| {
-                Ok(CommandRecord {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    pipeline: r.get(2)?,
-                    tenant: r.get(3)?,
-                    created: r.get(4)?,
-                    status: r.get(5)?,
-                    record: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or(serde_json::Value::Null),
-                })
-            })?;
+            let rows = stmt.query_map(params![f.kind, f.pipeline, f.tenant, f.status, f.since, f.until], command_row)?;
             rows.collect()
         })
     }
@@ -319,11 +357,6 @@ impl StateStore for SqliteStore {
             )?;
             stmt.query_map(params![pipeline, from, to], |r| r.get(0))?.collect()
         })?;
-        let mut ids = Vec::new();
-        for e in entries {
-            let v: serde_json::Value = serde_json::from_str(&e).map_err(|e| self.err(e))?;
-            ids.extend(v["record_ids"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from)));
-        }
-        Ok(ids)
+        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
     }
 }

@@ -50,6 +50,16 @@ impl OutboxEntry {
     }
 }
 
+/// The record ids kept in confirmed outbox entries, in order.
+pub fn kept_record_ids(entries: &[String]) -> Result<Vec<String>, serde_json::Error> {
+    let mut ids = Vec::new();
+    for e in entries {
+        let v: serde_json::Value = serde_json::from_str(e)?;
+        ids.extend(v["record_ids"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(String::from)));
+    }
+    Ok(ids)
+}
+
 /// `taskCount` of a command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskCount {

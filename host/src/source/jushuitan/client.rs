@@ -2,7 +2,7 @@
 //! shared rate limiter, with retries and backoff (backon) decided by
 //! `retry`. Secrets never reach a log line or an error message.
 
-use super::ratelimit::{self, AppLimiter};
+use super::ratelimit::{Budget, SharedBudget};
 use super::retry::{Cause, SourceError, Verdict, classify_body, classify_status, classify_transport};
 use super::sign;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -103,20 +103,21 @@ impl SourceStats {
 pub struct JushuitanClient {
     http: reqwest::Client,
     config: ClientConfig,
-    limiter: Arc<AppLimiter>,
+    limiter: Budget,
     /// Counters.
     pub stats: Arc<SourceStats>,
 }
 
 impl JushuitanClient {
     /// A client; the rate limiter is shared with every other client of the
-    /// same app_key in this process.
-    pub fn new(config: ClientConfig) -> Result<Self, SourceError> {
+    /// same app_key in this process, or, given a `shared` budget, with
+    /// every process that draws on it.
+    pub fn new(config: ClientConfig, shared: Option<Arc<dyn SharedBudget>>) -> Result<Self, SourceError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
             .map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        let limiter = ratelimit::for_app(&config.app_key, config.per_second, config.per_minute);
+        let limiter = Budget::new(&config.app_key, config.per_second, config.per_minute, shared);
         Ok(JushuitanClient { http, config, limiter, stats: Arc::new(SourceStats::default()) })
     }
 

@@ -1,0 +1,323 @@
+//! [`StateStore`] on PostgreSQL: the SQLite store's queries, set-based
+//! where a batch of keys goes by (idCheck lookups and inserts use arrays).
+
+use super::PgStore;
+use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount};
+use crate::state::{StateError, StateStore};
+use jiff::Timestamp;
+use postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+fn now() -> String {
+    crate::time::sortable(Timestamp::now())
+}
+
+fn keys_columns<'a>(keys: impl Iterator<Item = &'a RecordKey>) -> (Vec<String>, Vec<String>) {
+    keys.map(|k| (k.id.clone(), k.version.clone())).unzip()
+}
+
+fn mark_handled(tx: &mut impl GenericClient, pipeline: &str, ids: &[String], versions: &[String]) -> Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO id_check (pipeline, record_id, version, at) SELECT $1, k.id, k.version, $4 FROM unnest($2::text[], $3::text[]) AS k(id, version)
+         ON CONFLICT DO NOTHING",
+        &[&pipeline, &ids, &versions, &now()],
+    )
+    .map(|_| ())
+}
+
+fn insert_dead(tx: &mut impl GenericClient, pipeline: &str, dead: &[DeadLetter]) -> Result<(), postgres::Error> {
+    if dead.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx.prepare(
+        "INSERT INTO dead_letters (pipeline, record_id, version, reason, plugin, raw, command, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?;
+    for d in dead {
+        tx.execute(&stmt, &[&pipeline, &d.key.id, &d.key.version, &d.reason, &d.plugin, &d.raw, &d.command.map(|c| c.to_string()), &now()])?;
+    }
+    Ok(())
+}
+
+const COMMAND_COLUMNS: &str = "id, kind, pipeline, tenant, created, status, record";
+
+fn command_row(r: &Row) -> CommandRecord {
+    CommandRecord {
+        id: r.get(0),
+        kind: r.get(1),
+        pipeline: r.get(2),
+        tenant: r.get(3),
+        created: r.get(4),
+        status: r.get(5),
+        record: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl StateStore for PgStore {
+    fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError> {
+        let p = pipeline.to_string();
+        let at: Option<String> = self.call(move |c| Ok(c.query_opt("SELECT at FROM checkpoints WHERE pipeline = $1", &[&p])?.map(|r| r.get(0))))?;
+        at.map(|s| s.parse().map_err(|e| self.err(format!("bad checkpoint `{s}`: {e}")))).transpose()
+    }
+
+    fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError> {
+        let (p, at) = (pipeline.to_string(), at.to_string());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO checkpoints (pipeline, at, updated) VALUES ($1, $2, $3)
+                 ON CONFLICT (pipeline) DO UPDATE SET at = excluded.at, updated = excluded.updated",
+                &[&p, &at, &now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn handled(&self, pipeline: &str, keys: &[RecordKey]) -> Result<Vec<bool>, StateError> {
+        let (p, n) = (pipeline.to_string(), keys.len());
+        let (ids, versions) = keys_columns(keys.iter());
+        let found: Vec<i64> = self.call(move |c| {
+            let rows = c.query(
+                "SELECT k.i FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(id, version, i)
+                 JOIN id_check h ON h.pipeline = $1 AND h.record_id = k.id AND h.version = k.version",
+                &[&p, &ids, &versions],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        let mut out = vec![false; n];
+        for i in found {
+            out[(i - 1) as usize] = true;
+        }
+        Ok(out)
+    }
+
+    fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError> {
+        let p = pipeline.to_string();
+        let entry = entry.map(|e| (e.command.to_string(), json(e), e.plugin.clone()));
+        let dead = dead.to_vec();
+        let (ids, versions) = keys_columns(dead.iter().map(|d| &d.key).chain(skipped));
+        self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if let Some((command, text, plugin)) = &entry {
+                tx.execute(
+                    "INSERT INTO outbox (command, pipeline, status, entry, plugin, created) VALUES ($1, $2, 'pending', $3, $4, $5)
+                     ON CONFLICT (command) DO NOTHING",
+                    &[command, &p, text, plugin, &now()],
+                )?;
+            }
+            insert_dead(&mut tx, &p, &dead)?;
+            mark_handled(&mut tx, &p, &ids, &versions)?;
+            tx.commit()
+        })
+    }
+
+    fn pending(&self, pipeline: &str) -> Result<Vec<OutboxEntry>, StateError> {
+        let p = pipeline.to_string();
+        let texts: Vec<String> = self.call(move |c| {
+            Ok(c.query("SELECT entry FROM outbox WHERE pipeline = $1 AND status = 'pending' ORDER BY seq", &[&p])?.iter().map(|r| r.get(0)).collect())
+        })?;
+        texts.iter().map(|t| serde_json::from_str(t).map_err(|e| self.err(format!("corrupt outbox entry: {e}")))).collect()
+    }
+
+    fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
+        let (p, command, count, dead) = (pipeline.to_string(), command.to_string(), json(&count), dead.to_vec());
+        let corrupt = self.call(move |c| {
+            let mut tx = c.transaction()?;
+            let Some(row) = tx.query_opt("SELECT entry FROM outbox WHERE command = $1 AND status = 'pending' FOR UPDATE", &[&command])? else {
+                return Ok(None);
+            };
+            let entry: OutboxEntry = match serde_json::from_str(row.get::<_, &str>(0)) {
+                Ok(e) => e,
+                Err(e) => return Ok(Some(format!("corrupt outbox entry {command}: {e}"))),
+            };
+            let (ids, versions) = keys_columns(entry.sources.iter().map(|s| &s.key));
+            mark_handled(&mut tx, &p, &ids, &versions)?;
+            insert_dead(&mut tx, &p, &dead)?;
+            let kept = serde_json::json!({ "record_ids": entry.record_ids, "window_end": entry.window_end }).to_string();
+            tx.execute("UPDATE outbox SET status = 'confirmed', confirmed = $2, task_count = $3, entry = $4 WHERE command = $1", &[&command, &now(), &count, &kept])?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        corrupt.map_or(Ok(()), |m| Err(self.err(m)))
+    }
+
+    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| {
+            let rows = c.query(
+                "SELECT id, record_id, version, reason, plugin, raw, command, created FROM dead_letters WHERE pipeline = $1 ORDER BY id",
+                &[&p],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| DeadLetter {
+                    id: r.get(0),
+                    key: RecordKey { id: r.get(1), version: r.get(2) },
+                    reason: r.get(3),
+                    plugin: r.get(4),
+                    raw: r.get(5),
+                    command: r.get::<_, Option<&str>>(6).and_then(|s| Uuid::parse_str(s).ok()),
+                    created: r.get(7),
+                })
+                .collect())
+        })
+    }
+
+    fn dead_letter_count(&self, pipeline: &str) -> Result<u64, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| Ok(c.query_one("SELECT COUNT(*) FROM dead_letters WHERE pipeline = $1", &[&p])?.get::<_, i64>(0) as u64))
+    }
+
+    fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError> {
+        let (p, ids) = (pipeline.to_string(), ids.to_vec());
+        self.call(move |c| c.execute("DELETE FROM dead_letters WHERE pipeline = $1 AND id = ANY($2)", &[&p, &ids]).map(|_| ()))
+    }
+
+    fn handled_count(&self, pipeline: &str) -> Result<u64, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| Ok(c.query_one("SELECT COUNT(*) FROM id_check WHERE pipeline = $1", &[&p])?.get::<_, i64>(0) as u64))
+    }
+
+    fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError> {
+        let (p, k) = (pipeline.to_string(), kind.to_string());
+        self.call(move |c| Ok(c.query_one("INSERT INTO runs (pipeline, kind, started, status) VALUES ($1, $2, $3, 'running') RETURNING id", &[&p, &k, &now()])?.get(0)))
+    }
+
+    fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError> {
+        let (status, summary) = (status.to_string(), summary.to_string());
+        self.call(move |c| c.execute("UPDATE runs SET finished = $2, status = $3, summary = $4 WHERE id = $1", &[&run, &now(), &status, &summary]).map(|_| ()))
+    }
+
+    fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+        let (p, limit) = (pipeline.to_string(), limit as i64);
+        self.call(move |c| {
+            let rows = c.query("SELECT id, kind, started, finished, status, summary FROM runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2", &[&p, &limit])?;
+            Ok(rows
+                .iter()
+                .map(|r| RunRecord {
+                    id: r.get(0),
+                    kind: r.get(1),
+                    started: r.get(2),
+                    finished: r.get(3),
+                    status: r.get(4),
+                    summary: r.get::<_, Option<&str>>(5).and_then(|s| serde_json::from_str(s).ok()),
+                })
+                .collect())
+        })
+    }
+
+    fn put_command(&self, cmd: &CommandRecord) -> Result<(), StateError> {
+        let (cmd, record) = (cmd.clone(), json(&cmd.record));
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError> {
+        let id = id.to_string();
+        self.call(move |c| Ok(c.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"), &[&id])?.map(|r| command_row(&r))))
+    }
+
+    fn insert_command(&self, cmd: &CommandRecord) -> Result<Option<CommandRecord>, StateError> {
+        let (cmd, record) = (cmd.clone(), json(&cmd.record));
+        self.call(move |c| {
+            let mut tx = c.transaction()?;
+            let inserted = tx.execute(
+                "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
+            )?;
+            let existing = if inserted == 0 {
+                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"), &[&cmd.id])?.map(|r| command_row(&r))
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok(existing)
+        })
+    }
+
+    fn update_command_if(&self, cmd: &CommandRecord, from: &[&str]) -> Result<bool, StateError> {
+        let (id, status, record) = (cmd.id.clone(), cmd.status.clone(), json(&cmd.record));
+        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        self.call(move |c| Ok(c.execute("UPDATE commands SET status = $2, record = $3 WHERE id = $1 AND status = ANY($4)", &[&id, &status, &record, &from])? == 1))
+    }
+
+    fn commands(&self, f: &CommandFilter) -> Result<Vec<CommandRecord>, StateError> {
+        let f = f.clone();
+        self.call(move |c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {COMMAND_COLUMNS} FROM commands
+                     WHERE kind = $1 AND ($2::text IS NULL OR pipeline = $2) AND ($3::text IS NULL OR tenant = $3) AND ($4::text IS NULL OR status = $4)
+                       AND ($5::text IS NULL OR created >= $5) AND ($6::text IS NULL OR created < $6)
+                     ORDER BY created DESC, id DESC"
+                ),
+                &[&f.kind, &f.pipeline, &f.tenant, &f.status, &f.since, &f.until],
+            )?;
+            Ok(rows.iter().map(command_row).collect())
+        })
+    }
+
+    fn prune_commands(&self, before: &str) -> Result<u64, StateError> {
+        let before = before.to_string();
+        self.call(move |c| c.execute("DELETE FROM commands WHERE created < $1", &[&before]))
+    }
+
+    fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let (d, l, b) = (digest.to_string(), label.to_string(), bytes.to_vec());
+        self.call(move |c| {
+            c.execute("INSERT INTO plugin_versions (digest, label, bytes, added) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&d, &l, &b, &now()]).map(|_| ())
+        })
+    }
+
+    fn plugin_version(&self, digest: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let d = digest.to_string();
+        self.call(move |c| Ok(c.query_opt("SELECT bytes FROM plugin_versions WHERE digest = $1", &[&d])?.map(|r| r.get(0))))
+    }
+
+    fn record_swap(&self, pipeline: &str, s: &SwapRecord) -> Result<(), StateError> {
+        let (p, s) = (pipeline.to_string(), s.clone());
+        self.call(move |c| {
+            c.execute(
+                "INSERT INTO plugin_swaps (pipeline, at, digest, label, origin, previous, accepted, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&p, &s.at, &s.digest, &s.label, &s.origin, &s.previous, &s.accepted, &s.reason],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| {
+            let rows = c.query("SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = $1 ORDER BY id", &[&p])?;
+            Ok(rows
+                .iter()
+                .map(|r| SwapRecord { at: r.get(0), digest: r.get(1), label: r.get(2), origin: r.get(3), previous: r.get(4), accepted: r.get(5), reason: r.get(6) })
+                .collect())
+        })
+    }
+
+    fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::source::jushuitan::ratelimit::SharedBudget>> {
+        Some(std::sync::Arc::new(super::PgBudget { pool: self.pool.clone() }))
+    }
+
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
+        let (p, from, to) = (pipeline.to_string(), from.to_string(), to.to_string());
+        let entries: Vec<String> = self.call(move |c| {
+            let rows = c.query(
+                "SELECT entry FROM outbox WHERE pipeline = $1 AND status = 'confirmed' AND confirmed >= $2 AND confirmed <= $3 ORDER BY seq",
+                &[&p, &from, &to],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
+    }
+}

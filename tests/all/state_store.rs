@@ -1,0 +1,226 @@
+//! The state-store conformance suite: every test runs against SQLite and
+//! against PostgreSQL (a fresh database each), through the `StateStore`
+//! trait alone, and both must answer alike.
+
+use crate::pg::TestDb;
+use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount};
+use serde_json::json;
+use std::sync::Arc;
+
+/// A store and what keeps it alive.
+pub struct Subject {
+    pub store: Arc<dyn StateStore>,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDb>,
+}
+
+fn sqlite() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    Subject { store: Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap()), _dir: Some(dir), _db: None }
+}
+
+fn postgres() -> Subject {
+    let db = TestDb::new("conformance");
+    Subject { store: PgStore::connect(&db.url).unwrap(), _dir: None, _db: Some(db) }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[test] fn $name() { super::$name(super::sqlite().store.as_ref()); } )* }
+        mod postgres { $( #[test] fn $name() { super::$name(super::postgres().store.as_ref()); } )* }
+    };
+}
+
+conformance!(
+    checkpoints_move_per_pipeline,
+    outbox_stage_confirm_and_id_check,
+    dead_letters_count_and_remove,
+    runs_newest_first,
+    commands_insert_once_and_move_by_compare_and_set,
+    commands_filter_and_prune,
+    plugin_versions_and_swaps,
+    one_insert_wins_among_racing_workers,
+);
+
+fn key(id: &str, v: &str) -> RecordKey {
+    RecordKey { id: id.into(), version: v.into() }
+}
+
+fn entry(pipeline: &str, ids: &[&str]) -> OutboxEntry {
+    let body = json!({ "records": ids.iter().map(|i| json!({ "id": i })).collect::<Vec<_>>() }).to_string();
+    OutboxEntry {
+        command: OutboxEntry::command_id(pipeline, "batch", &body),
+        body,
+        origins: (0..ids.len()).collect(),
+        record_ids: ids.iter().map(|i| Some(i.to_string())).collect(),
+        sources: ids.iter().map(|i| SourceRecord { key: key(i, "v1"), raw: format!("{{\"o_id\":{i}}}") }).collect(),
+        plugin: "sha-plugin".into(),
+        window_end: Some("2024-01-02T00:00:00Z".into()),
+    }
+}
+
+fn dead(id: &str, reason: &str) -> DeadLetter {
+    DeadLetter { id: 0, key: key(id, "v1"), reason: reason.into(), plugin: "sha-plugin".into(), raw: "{}".into(), command: None, created: String::new() }
+}
+
+fn checkpoints_move_per_pipeline(s: &dyn StateStore) {
+    assert_eq!(s.checkpoint("a").unwrap(), None);
+    let t1: jiff::Timestamp = "2024-03-01T04:00:00Z".parse().unwrap();
+    let t2: jiff::Timestamp = "2024-03-02T04:00:00.5Z".parse().unwrap();
+    s.set_checkpoint("a", t1).unwrap();
+    s.set_checkpoint("a", t2).unwrap();
+    s.set_checkpoint("b", t1).unwrap();
+    assert_eq!(s.checkpoint("a").unwrap(), Some(t2));
+    assert_eq!(s.checkpoint("b").unwrap(), Some(t1));
+}
+
+fn outbox_stage_confirm_and_id_check(s: &dyn StateStore) {
+    let (e1, e2) = (entry("p", &["1", "2"]), entry("p", &["3"]));
+    s.stage("p", Some(&e1), &[dead("8", "mapping: bad amount")], &[key("9", "v1")]).unwrap();
+    s.stage("p", Some(&e1), &[], &[]).unwrap(); // a replayed stage changes nothing
+    s.stage("p", Some(&e2), &[], &[]).unwrap();
+    s.stage("p", None, &[], &[key("10", "v1")]).unwrap();
+    let pending = s.pending("p").unwrap();
+    assert_eq!(pending.iter().map(|e| e.command).collect::<Vec<_>>(), vec![e1.command, e2.command], "oldest first, once each");
+    assert_eq!(pending[0].body, e1.body);
+    assert_eq!(pending[0].sources[1].raw, "{\"o_id\":2}");
+    let probe = [key("1", "v1"), key("8", "v1"), key("9", "v1"), key("10", "v1"), key("9", "v2"), key("1", "v1")];
+    assert_eq!(s.handled("p", &probe).unwrap(), vec![false, true, true, true, false, false], "staged but unconfirmed records are not handled yet");
+    assert!(s.handled("p", &[]).unwrap().is_empty());
+
+    let count = TaskCount { failed: 1, success: 1, total: 2 };
+    s.confirm("p", e1.command, count, &[dead("2", "target: negative amount")]).unwrap();
+    s.confirm("p", e1.command, count, &[dead("2", "target: negative amount")]).unwrap(); // a second confirm is a no-op
+    assert_eq!(s.pending("p").unwrap().iter().map(|e| e.command).collect::<Vec<_>>(), vec![e2.command]);
+    assert_eq!(s.handled("p", &probe).unwrap(), vec![true, true, true, true, false, true]);
+    assert_eq!(s.handled("other", &[key("1", "v1")]).unwrap(), vec![false], "pipelines do not share an index");
+    assert_eq!(s.handled_count("p").unwrap(), 5);
+    assert_eq!(s.dead_letter_count("p").unwrap(), 2);
+    let from = ferry::time::sortable(jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1));
+    let to = ferry::time::sortable(jiff::Timestamp::now() + jiff::SignedDuration::from_mins(1));
+    assert_eq!(s.confirmed_record_ids("p", &from, &to).unwrap(), vec!["1", "2"]);
+    assert!(s.confirmed_record_ids("p", &to, &to).unwrap().is_empty());
+}
+
+fn dead_letters_count_and_remove(s: &dyn StateStore) {
+    s.stage("p", None, &[dead("1", "a"), dead("2", "b"), dead("3", "c")], &[]).unwrap();
+    s.stage("q", None, &[dead("1", "other pipeline")], &[]).unwrap();
+    let all = s.dead_letters("p").unwrap();
+    assert_eq!(all.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
+    assert!(!all[0].created.is_empty());
+    s.remove_dead_letters("p", &[all[0].id, all[2].id]).unwrap();
+    assert_eq!(s.dead_letters("p").unwrap().iter().map(|d| d.key.id.as_str()).collect::<Vec<_>>(), vec!["2"]);
+    assert_eq!((s.dead_letter_count("p").unwrap(), s.dead_letter_count("q").unwrap()), (1, 1));
+}
+
+fn runs_newest_first(s: &dyn StateStore) {
+    let first = s.start_run("p", "run").unwrap();
+    let second = s.start_run("p", "resume").unwrap();
+    s.start_run("q", "run").unwrap();
+    s.finish_run(first, "ok", &json!({ "delivered": 3 })).unwrap();
+    let runs = s.runs("p", 10).unwrap();
+    assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![second, first]);
+    assert_eq!((runs[1].status.as_str(), runs[1].summary.as_ref()), ("ok", Some(&json!({ "delivered": 3 }))));
+    assert!(runs[1].finished.is_some() && runs[0].finished.is_none());
+    assert_eq!((runs[0].kind.as_str(), runs[0].status.as_str()), ("resume", "running"));
+    assert_eq!(s.runs("p", 1).unwrap().len(), 1);
+}
+
+fn command(id: &str, pipeline: &str, tenant: &str, created: &str, status: &str) -> CommandRecord {
+    CommandRecord {
+        id: id.into(),
+        kind: "sync".into(),
+        pipeline: pipeline.into(),
+        tenant: tenant.into(),
+        created: created.into(),
+        status: status.into(),
+        record: json!({ "status": status, "input": { "pipeline": pipeline } }),
+    }
+}
+
+fn commands_insert_once_and_move_by_compare_and_set(s: &dyn StateStore) {
+    let c = command("c1", "p", "a", "2024-01-01T00:00:00.000000000Z", "queued");
+    assert!(s.insert_command(&c).unwrap().is_none());
+    let mut other = c.clone();
+    other.tenant = "b".into();
+    let existing = s.insert_command(&other).unwrap().expect("the id is taken");
+    assert_eq!((existing.tenant.as_str(), existing.record.clone()), ("a", c.record.clone()), "the first one stays");
+    assert_eq!(s.command("c1").unwrap().unwrap().status, "queued");
+    assert!(s.command("nope").unwrap().is_none());
+
+    let mut running = c.clone();
+    (running.status, running.record) = ("running".into(), json!({ "status": "running" }));
+    assert!(s.update_command_if(&running, &["queued"]).unwrap());
+    let mut cancelled = c.clone();
+    cancelled.status = "cancelled".into();
+    assert!(!s.update_command_if(&cancelled, &["queued"]).unwrap(), "it moved on already");
+    assert!(s.update_command_if(&running, &["queued", "running"]).unwrap());
+    let now = s.command("c1").unwrap().unwrap();
+    assert_eq!((now.status.as_str(), &now.record), ("running", &json!({ "status": "running" })));
+    assert!(!s.update_command_if(&command("ghost", "p", "a", "x", "running"), &["queued"]).unwrap());
+}
+
+fn commands_filter_and_prune(s: &dyn StateStore) {
+    s.put_command(&command("c1", "p", "a", "2024-01-01T00:00:00.000000000Z", "succeeded")).unwrap();
+    s.put_command(&command("c2", "p", "a", "2024-01-02T00:00:00.000000000Z", "queued")).unwrap();
+    s.put_command(&command("c3", "q", "b", "2024-01-03T00:00:00.000000000Z", "queued")).unwrap();
+    let mut plugin = command("c4", "p", "a", "2024-01-04T00:00:00.000000000Z", "live");
+    plugin.kind = "plugin".into();
+    s.put_command(&plugin).unwrap();
+    let ids = |f: CommandFilter| s.commands(&f).unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let sync = || CommandFilter { kind: "sync".into(), ..Default::default() };
+    assert_eq!(ids(sync()), vec!["c3", "c2", "c1"], "newest first");
+    assert_eq!(ids(CommandFilter { pipeline: Some("p".into()), ..sync() }), vec!["c2", "c1"]);
+    assert_eq!(ids(CommandFilter { tenant: Some("b".into()), ..sync() }), vec!["c3"]);
+    assert_eq!(ids(CommandFilter { status: Some("queued".into()), ..sync() }), vec!["c3", "c2"]);
+    assert_eq!(ids(CommandFilter { since: Some("2024-01-02T00:00:00.000000000Z".into()), until: Some("2024-01-03T00:00:00.000000000Z".into()), ..sync() }), vec!["c2"]);
+    assert_eq!(ids(CommandFilter { kind: "plugin".into(), ..Default::default() }), vec!["c4"]);
+    // put_command updates status and record, never the identity.
+    let mut done = command("c2", "p", "a", "2024-01-02T00:00:00.000000000Z", "succeeded");
+    done.record = json!({ "status": "succeeded", "count": 7 });
+    s.put_command(&done).unwrap();
+    assert_eq!(s.command("c2").unwrap().unwrap().record["count"], json!(7));
+    assert_eq!(s.prune_commands("2024-01-02T12:00:00.000000000Z").unwrap(), 2);
+    assert_eq!(ids(sync()), vec!["c3"]);
+}
+
+fn plugin_versions_and_swaps(s: &dyn StateStore) {
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    s.put_plugin_version("d1", "orders@1", &bytes).unwrap();
+    s.put_plugin_version("d1", "orders@1", b"ignored").unwrap();
+    assert_eq!(s.plugin_version("d1").unwrap().as_deref(), Some(bytes.as_slice()), "bytes come back exact; the first copy stays");
+    assert_eq!(s.plugin_version("d2").unwrap(), None);
+    let swap = |digest: &str, accepted: bool, reason: Option<&str>| SwapRecord {
+        at: "2024-01-01T00:00:00Z".into(),
+        digest: digest.into(),
+        label: format!("orders ({digest})"),
+        origin: "file".into(),
+        previous: None,
+        accepted,
+        reason: reason.map(String::from),
+    };
+    s.record_swap("p", &swap("d1", true, None)).unwrap();
+    s.record_swap("p", &swap("d2", false, Some("trap"))).unwrap();
+    s.record_swap("q", &swap("d3", true, None)).unwrap();
+    let swaps = s.swaps("p").unwrap();
+    assert_eq!(swaps.iter().map(|s| (s.digest.as_str(), s.accepted)).collect::<Vec<_>>(), vec![("d1", true), ("d2", false)]);
+    assert_eq!(swaps[1].reason.as_deref(), Some("trap"));
+}
+
+fn one_insert_wins_among_racing_workers(s: &dyn StateStore) {
+    // Eight threads put the same id at once: exactly one creates it.
+    let created = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| scope.spawn(move || s.insert_command(&command("race", "p", &format!("t{i}"), "2024-01-01T00:00:00Z", "queued")).unwrap().is_none()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|c| *c).count()
+    });
+    assert_eq!(created, 1);
+    // And of eight compare-and-sets from `queued`, exactly one moves it.
+    let moved = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|_| scope.spawn(move || s.update_command_if(&command("race", "p", "t", "x", "running"), &["queued"]).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|m| *m).count()
+    });
+    assert_eq!(moved, 1);
+}
