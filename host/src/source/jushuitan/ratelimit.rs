@@ -110,3 +110,32 @@ impl Budget {
         self.local.acquire().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it was asked and answers a fixed wait.
+    struct Recording(Mutex<Vec<(String, Duration)>>, Duration);
+
+    impl SharedBudget for Recording {
+        fn reserve(&self, app_key: &str, interval: Duration) -> Result<Duration, String> {
+            self.0.lock().unwrap().push((app_key.to_string(), interval));
+            Ok(self.1)
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_budgets_space_calls_with_a_margin_for_jitter() {
+        let shared = Arc::new(Recording(Mutex::new(Vec::new()), Duration::from_millis(30)));
+        for (per_second, per_minute) in [(5, 100), (5, 300)] {
+            let waited = Budget::new("app", per_second, per_minute, Some(shared.clone())).acquire().await;
+            assert!(waited >= Duration::from_millis(30), "the reserved slot's wait is slept: {waited:?}");
+        }
+        let asked = shared.0.lock().unwrap().clone();
+        // 100/min at 97% dominates the real defaults; 5/s keeps 200 ms of margin.
+        assert_eq!(asked[0].1.as_millis(), 618);
+        assert_eq!(asked[1].1.as_millis(), 240);
+        assert_eq!(asked[0].0, "app");
+    }
+}
