@@ -6,8 +6,10 @@
 //! - [`api`]: `ferry serve`: the Command-pattern control API, schedules,
 //!   metrics, tenant auth, OpenAPI.
 //! - [`pipeline`]: the pipeline file, the run loop, run summaries, DLQ replay.
-//! - [`state`]: the state store trait and SQLite: checkpoints, outbox,
-//!   idCheck, dead letters, runs.
+//! - [`state`]: the state store trait, SQLite and PostgreSQL: checkpoints,
+//!   outbox, idCheck, dead letters, runs, commands, plugin versions.
+//! - [`cluster`]: several `ferry serve` workers on one PostgreSQL database:
+//!   leases, heartbeats.
 //! - [`sink`]: Command-pattern, HTTP and JSONL sinks.
 //! - [`demo`]: `ferry demo`.
 //! - [`plugin`]: the wasm runtime: engine, limits, compile cache, registry
@@ -20,6 +22,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod pipeline;
 pub mod plugin;

@@ -29,3 +29,6 @@ mod commands;
 
 // The state store on SQLite and PostgreSQL: one conformance suite.
 mod state_store;
+
+// Scale-out: several `ferry serve` workers on one PostgreSQL database.
+mod cluster;

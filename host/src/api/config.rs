@@ -2,6 +2,7 @@
 //! schedules), and which bearer tokens belong to which tenant.
 
 use crate::pipeline::Pipeline;
+use crate::state::StateLocation;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,39 @@ struct RawServe {
     /// How long command history is kept (e.g. `"30d"`).
     #[serde(default = "thirty_days", with = "humantime_serde")]
     history: Duration,
+    /// Several workers on one PostgreSQL database.
+    #[serde(default)]
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    /// `postgres://...` (or `${ENV}`): every pipeline's state, the shared
+    /// command queue, leases and rate budgets.
+    database: String,
+    /// This worker's id (default: host name and process id).
+    #[serde(default)]
+    worker: Option<String>,
+    /// How long a lease lasts without renewal; a dead worker's pipelines
+    /// are taken over after this long.
+    #[serde(default = "fifteen_seconds", with = "humantime_serde")]
+    lease: Duration,
+}
+
+fn fifteen_seconds() -> Duration {
+    Duration::from_secs(15)
+}
+
+/// Cluster settings, resolved.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The shared database.
+    pub database: String,
+    /// This worker's id.
+    pub worker: String,
+    /// Lease time.
+    pub lease: Duration,
 }
 
 fn thirty_days() -> Duration {
@@ -69,6 +103,8 @@ pub struct ServeConfig {
     pub tokens: Vec<(String, String)>,
     /// Command history retention.
     pub history: Duration,
+    /// Cluster mode, when the serve file has `[cluster]`.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The tenant of pipelines that name none.
@@ -103,7 +139,28 @@ impl ServeConfig {
         if tokens.is_empty() {
             return Err(format!("{file}: tokens: at least one bearer token is required (the API has no anonymous access)"));
         }
-        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history })
+        let cluster = match raw.cluster {
+            None => None,
+            Some(c) => {
+                let database = expand(&c.database).map_err(|v| format!("{file}: cluster.database: environment variable `{v}` is not set"))?;
+                if !StateLocation::is_postgres_url(&database) {
+                    return Err(format!("{file}: cluster.database: expected a `postgres://` URL"));
+                }
+                if c.lease < Duration::from_secs(1) {
+                    return Err(format!("{file}: cluster.lease: expected at least 1s"));
+                }
+                let worker = c.worker.unwrap_or_else(crate::cluster::default_worker_id);
+                if worker.is_empty() || worker.len() > 100 {
+                    return Err(format!("{file}: cluster.worker: expected 1 to 100 characters"));
+                }
+                // Every pipeline keeps its state in the cluster's database.
+                for served in &mut pipelines {
+                    served.pipeline.state = StateLocation::Postgres(database.clone());
+                }
+                Some(ClusterConfig { database, worker, lease: c.lease })
+            }
+        };
+        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster })
     }
 }
 

@@ -63,10 +63,9 @@ pub fn list(state: &AppState, tenant: &Tenant, kind: &str, q: &ListQuery) -> Res
     Ok((all.into_iter().skip(q.offset as usize).take(q.limit as usize).collect(), total))
 }
 
-/// Stores a command in its pipeline's state store; failures are logged
-/// (the command itself goes on).
-pub fn persist(handle: &PipelineHandle, kind: &str, id: &str, tenant: &str, created: Timestamp, status: &str, record: serde_json::Value) {
-    let c = CommandRecord {
+/// A command as its pipeline's state store keeps it.
+pub fn record(handle: &PipelineHandle, kind: &str, id: &str, tenant: &str, created: Timestamp, status: &str, record: serde_json::Value) -> CommandRecord {
+    CommandRecord {
         id: id.to_string(),
         kind: kind.to_string(),
         pipeline: handle.pipeline.name.clone(),
@@ -74,7 +73,13 @@ pub fn persist(handle: &PipelineHandle, kind: &str, id: &str, tenant: &str, crea
         created: crate::time::sortable(created),
         status: status.to_string(),
         record,
-    };
+    }
+}
+
+/// Stores a command in its pipeline's state store; failures are logged
+/// (the command itself goes on).
+pub fn persist(handle: &PipelineHandle, kind: &str, id: &str, tenant: &str, created: Timestamp, status: &str, record: serde_json::Value) {
+    let c = self::record(handle, kind, id, tenant, created, status, record);
     if let Err(e) = handle.state.put_command(&c) {
         tracing::warn!(pipeline = %handle.pipeline.name, command = id, "cannot store the command history: {e}");
     }

@@ -7,6 +7,7 @@
 //! `127.0.0.1:0`.
 
 mod auth;
+mod cluster;
 pub mod config;
 mod dashboard;
 mod error;
@@ -21,7 +22,7 @@ pub use config::ServeConfig;
 
 use crate::pipeline::Pipeline;
 use crate::plugin::{PluginEngine, PluginWatcher, Registry};
-use crate::state::{SqliteStore, StateStore};
+use crate::state::StateStore;
 use axum::Router;
 use axum::routing::{get, put};
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +56,10 @@ pub struct AppState {
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) ready: AtomicBool,
     pub(crate) history: Duration,
+    /// Cluster mode: the shared database's leases and queue.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Wakes the cluster dispatcher (a command was accepted here).
+    pub(crate) dispatch: Notify,
 }
 
 impl AppState {
@@ -85,14 +90,22 @@ fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 /// Builds the shared state: opens every pipeline's state, loads its plugin
 /// (through the registry's checks) and watches the plugin file.
 pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Receiver<bool>) -> anyhow::Result<Arc<AppState>> {
+    let cluster = match &config.cluster {
+        Some(c) => Some(crate::cluster::Cluster::join(crate::state::PgStore::connect(&c.database)?, c.worker.clone(), c.lease)),
+        None => None,
+    };
     let mut pipelines = HashMap::new();
     for served in &config.pipelines {
         let p = &served.pipeline;
-        let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&p.state_path)?);
+        let state = p.state.open()?;
         let registry = Arc::new(Registry::new(engine.clone()));
         registry.set_recorder(crate::pipeline::history::store_recorder(state.clone()));
         registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
-        registry.install_file(&p.name, &p.mapping.plugin)?;
+        // In a cluster, the version live on the other workers wins over the file.
+        match cluster.as_ref().and_then(|_| cluster::live_version(state.as_ref(), &p.name)) {
+            Some((digest, bytes)) => registry.install_bytes(&p.name, &bytes, &format!("cluster (live version sha256:{digest})"))?,
+            None => registry.install_file(&p.name, &p.mapping.plugin)?,
+        };
         let watcher = match PluginWatcher::watch(registry.clone(), &p.name, &p.mapping.plugin) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -122,6 +135,8 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
         stop,
         ready: AtomicBool::new(false),
         history: config.history,
+        cluster,
+        dispatch: Notify::new(),
     });
     history::prune(&state);
     sync::restore(&state);
@@ -144,6 +159,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pipelines/{name}/dead-letters", get(pipelines::dead_letters))
         .route("/pipelines/{name}/dead-letters/replay", axum::routing::post(pipelines::replay))
         .route("/pipelines/{name}/plugin-history", get(pipelines::plugin_history))
+        .route("/cluster", get(cluster::view))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_tenant));
     Router::new()
         .merge(api)
@@ -160,8 +176,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// (in-flight batches finish or stay in the outbox).
 pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sender<bool>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let mut workers = tokio::task::JoinSet::new();
+    match &state.cluster {
+        Some(c) => {
+            workers.spawn(cluster::dispatch(state.clone(), c.clone(), listener.local_addr()?.to_string()));
+        }
+        None => {
+            for handle in state.pipelines.values() {
+                workers.spawn(sync::worker(state.clone(), handle.clone()));
+            }
+        }
+    }
     for handle in state.pipelines.values() {
-        workers.spawn(sync::worker(state.clone(), handle.clone()));
         if let Some(every) = handle.every {
             workers.spawn(sync::schedule(state.clone(), handle.clone(), every));
         }

@@ -67,6 +67,10 @@ pub struct SyncResource {
     pub task_count: TaskCountView,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// In a cluster: the worker that ran it last.
+    pub worker: Option<String>,
+    /// In a cluster: takeovers and requeues, oldest first.
+    pub notes: Vec<String>,
 }
 
 /// One failed record of a sync.

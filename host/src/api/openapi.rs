@@ -21,11 +21,12 @@ impl Modify for Bearer {
         super::sync::put, super::sync::post, super::sync::get, super::sync::tasks, super::sync::cancel, super::sync::list, super::sync::records,
         super::plugins::put, super::plugins::get, super::plugins::undo, super::plugins::list,
         super::pipelines::list, super::pipelines::one, super::pipelines::dead_letters, super::pipelines::replay, super::pipelines::plugin_history,
-        super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz
+        super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz, super::cluster::view
     ),
     components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, crate::state::TaskCount, model::TaskView, model::TasksView,
         model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody,
-        model::SyncPage, model::PluginPage, model::RecordsView, model::LiveView, model::DeadLetterView, model::ReplayView, crate::state::SwapRecord)),
+        model::SyncPage, model::PluginPage, model::RecordsView, model::LiveView, model::DeadLetterView, model::ReplayView, crate::state::SwapRecord,
+        super::cluster::ClusterView, crate::cluster::WorkerView, crate::cluster::LeaseView)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;

@@ -34,6 +34,10 @@ pub struct SyncCommand {
     count: TaskCountView,
     error: Option<String>,
     failed: Vec<TaskView>,
+    #[serde(default)]
+    worker: Option<String>,
+    #[serde(default)]
+    notes: Vec<String>,
 }
 
 pub(crate) fn live_count(c: &Counters) -> TaskCountView {
@@ -43,14 +47,61 @@ pub(crate) fn live_count(c: &Counters) -> TaskCountView {
 }
 
 impl SyncCommand {
-    fn persist(&self, state: &AppState) {
+    pub(crate) fn persist(&self, state: &AppState) {
         if let Some(h) = state.pipelines.get(&self.input.pipeline) {
             let record = serde_json::to_value(self).unwrap_or_default();
             super::history::persist(h, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record);
         }
     }
 
-    fn resource(&self, state: &AppState) -> SyncResource {
+    pub(crate) fn record(&self, handle: &PipelineHandle) -> crate::state::CommandRecord {
+        let record = serde_json::to_value(self).unwrap_or_default();
+        super::history::record(handle, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record)
+    }
+
+    pub(crate) fn from_record(record: crate::state::CommandRecord) -> Result<SyncCommand, ApiError> {
+        serde_json::from_value(record.record).map_err(|e| ApiError::internal(format!("stored sync command {}: {e}", record.id)))
+    }
+
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub(crate) fn input(&self) -> &SyncInput {
+        &self.input
+    }
+
+    pub(crate) fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub(crate) fn status(&self) -> &str {
+        &self.status
+    }
+
+    pub(crate) fn cancel(&mut self) {
+        (self.status, self.completed) = ("cancelled".into(), Some(Timestamp::now()));
+    }
+
+    /// Claimed by `worker`: running from now (or again, after a takeover).
+    pub(crate) fn start(&mut self, worker: &str) {
+        if self.status == "running" {
+            let before = self.worker.as_deref().unwrap_or("?");
+            self.notes.push(format!("{}: taken over by worker {worker} after worker {before} stopped renewing its lease", Timestamp::now()));
+        }
+        self.status = "running".into();
+        self.worker = Some(worker.to_string());
+        self.started.get_or_insert_with(Timestamp::now);
+    }
+
+    /// Back in the queue: `worker` stopped during the run; the next worker
+    /// to claim the pipeline resumes it.
+    pub(crate) fn requeue(&mut self, worker: &str) {
+        self.status = "queued".into();
+        self.notes.push(format!("{}: worker {worker} stopped during the run; queued again, the next run resumes from the outbox and checkpoint", Timestamp::now()));
+    }
+
+    pub(crate) fn resource(&self, state: &AppState) -> SyncResource {
         let handle = state.pipelines.get(&self.input.pipeline);
         let mut count = self.count;
         let mut position = None;
@@ -61,7 +112,10 @@ impl SyncCommand {
                 count = live_count(&runner.counters);
             }
             if self.status == "queued" {
-                position = h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1);
+                position = match &state.cluster {
+                    Some(_) => super::cluster::queue_position(h, self.id),
+                    None => h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1),
+                };
             }
         }
         SyncResource {
@@ -77,6 +131,8 @@ impl SyncCommand {
             completed_at: self.completed.map(|t| t.to_string()),
             task_count: count,
             error: self.error.clone(),
+            worker: self.worker.clone(),
+            notes: self.notes.clone(),
         }
     }
 }
@@ -96,7 +152,8 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     validate(&input)?;
     let handle = state.pipeline_for(&input.pipeline, tenant)?;
     let mut syncs = state.syncs.lock().expect("syncs lock");
-    if let Some(existing) = syncs.get(&id) {
+    // In a cluster only the shared table knows every command.
+    if let Some(existing) = syncs.get(&id).filter(|_| state.cluster.is_none()) {
         if existing.tenant == tenant.0 && existing.input == input {
             return Ok((StatusCode::OK, existing.resource(state)));
         }
@@ -105,7 +162,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     let cmd = SyncCommand {
         id,
         tenant: tenant.0.clone(),
-        input,
+        input: input.clone(),
         origin: origin.to_string(),
         created: Timestamp::now(),
         started: None,
@@ -114,13 +171,27 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
         count: TaskCountView::default(),
         error: None,
         failed: Vec::new(),
+        worker: None,
+        notes: Vec::new(),
     };
-    handle.queue.lock().expect("queue lock").push_back(id);
+    // The store decides: in a cluster, another worker may have taken the id.
+    if let Some(stored) = handle.state.insert_command(&cmd.record(handle)).map_err(|e| ApiError::internal(e.to_string()))? {
+        let existing = SyncCommand::from_record(stored)?;
+        if existing.tenant == tenant.0 && existing.input == input {
+            return Ok((StatusCode::OK, existing.resource(state)));
+        }
+        return Err(ApiError::conflict(format!("sync command {id} exists with a different body")));
+    }
+    if state.cluster.is_none() {
+        handle.queue.lock().expect("queue lock").push_back(id);
+    }
     let resource = cmd.resource(state);
-    cmd.persist(state);
-    syncs.insert(id, cmd);
+    if state.cluster.is_none() {
+        syncs.insert(id, cmd);
+    }
     drop(syncs);
     handle.wake.notify_one();
+    state.dispatch.notify_one();
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "created", "origin" => origin.to_string()).increment(1);
     tracing::info!(pipeline = %resource.pipeline, command = %id, origin, "sync command queued");
     Ok((StatusCode::CREATED, resource))
@@ -167,6 +238,9 @@ fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<Uuid, SyncCommand>, ten
 
 fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
     let id = parse_id(id)?;
+    if state.cluster.is_some() {
+        return super::cluster::owned(state, tenant, id);
+    }
     owned_in(&mut state.syncs.lock().expect("syncs lock"), tenant, id).map(|cmd| cmd.clone())
 }
 
@@ -188,7 +262,7 @@ pub async fn tasks(State(state): State<Arc<AppState>>, axum::Extension(tenant): 
     Ok(Json(TasksView { tasks: owned(&state, &tenant, &id)?.failed }))
 }
 
-fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
+pub(crate) fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
     let mut syncs = state.syncs.lock().expect("syncs lock");
     if let Some(c) = syncs.get_mut(&id) {
         f(c);
@@ -223,30 +297,50 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
             }
         };
         let Some(input) = input else { continue };
-        run_one(&state, &handle, id, input).await;
+        let outcome = execute(&state, &handle, id, input, state.stop.clone()).await;
+        finish(&state, id, outcome);
     }
 }
 
-async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput) {
+/// How a run ended, for its command.
+pub(crate) struct Outcome {
+    pub(crate) status: &'static str,
+    count: TaskCountView,
+    error: Option<String>,
+    failed: Vec<TaskView>,
+}
+
+/// Records the outcome in the command.
+pub(crate) fn finish(state: &AppState, id: Uuid, o: Outcome) {
+    update(state, id, |c| {
+        (c.status, c.count, c.error, c.failed, c.completed) = (o.status.into(), o.count, o.error, o.failed, Some(Timestamp::now()));
+    });
+}
+
+/// Runs one sync of the pipeline until it ends or `stop` is set.
+pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput, stop: tokio::sync::watch::Receiver<bool>) -> Outcome {
     let name = &handle.pipeline.name;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
         Ok(r) => Arc::new(r),
-        Err(e) => {
-            update(state, id, |c| {
-                (c.status, c.error, c.completed) = ("failed".into(), Some(e.to_string()), Some(Timestamp::now()));
-            });
-            return;
-        }
+        Err(e) => return Outcome { status: "failed", count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
+    // In a cluster, other workers read the command from the database: keep its taskCount moving there.
+    let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&id).map(|c| c.record(handle)));
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let progress = snapshot.map(|r| tokio::spawn(super::cluster::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
     let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
     let opts = RunOptions {
         since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
         until: input.until.as_deref().and_then(|t| crate::time::parse(t).ok()),
         dry_run: false,
-        stop: Some(state.stop.clone()),
+        stop: Some(stop),
     };
     let summary = runner.run(opts).await;
+    drop(done);
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
     let failed: Vec<TaskView> = handle
         .state
         .dead_letters(name)
@@ -263,10 +357,8 @@ async fn run_one(state: &AppState, handle: &PipelineHandle, id: Uuid, input: Syn
         _ => "failed",
     };
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status).increment(1);
-    update(state, id, |c| {
-        (c.status, c.count, c.error, c.failed, c.completed) = (status.into(), count, summary.error.clone(), failed, Some(Timestamp::now()));
-    });
     *handle.running.lock().expect("running lock") = None;
+    Outcome { status, count, error: summary.error.clone(), failed }
 }
 
 /// Queues a sync every `every`, unless one is already queued or running.
@@ -279,16 +371,24 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let busy = handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty();
+        let (busy, id) = match &state.cluster {
+            // Every worker schedules; the slot's id makes one command of them.
+            Some(_) => (super::cluster::busy(&handle), super::cluster::schedule_id(&handle.pipeline.name, every)),
+            None => (handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty(), Uuid::new_v4()),
+        };
         if busy {
             continue;
         }
         let tenant = Tenant(handle.tenant.clone());
         let input = SyncInput { pipeline: handle.pipeline.name.clone(), since: None, until: None };
-        if let Err(e) = create(&state, &tenant, Uuid::new_v4(), input, "schedule") {
+        if let Err(e) = create(&state, &tenant, id, input, "schedule") {
             tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {}", e.1);
         }
     }
+}
+
+pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
+    ApiError::conflict(format!("sync command {id} has already started (status `{status}`); only queued commands can be cancelled"))
 }
 
 /// `DELETE /sync-commands/{id}`: cancels a command that has not started
@@ -300,6 +400,9 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
     security(("bearer" = [])))]
 pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
     let id = parse_id(&id)?;
+    if state.cluster.is_some() {
+        return super::cluster::cancel(&state, &tenant, id).map(Json);
+    }
     let mut syncs = state.syncs.lock().expect("syncs lock");
     let cmd = owned_in(&mut syncs, &tenant, id)?;
     match cmd.status.as_str() {
@@ -308,11 +411,11 @@ pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant):
             if let Some(h) = state.pipelines.get(&cmd.input.pipeline) {
                 h.queue.lock().expect("queue lock").retain(|q| *q != id);
             }
-            (cmd.status, cmd.completed) = ("cancelled".into(), Some(Timestamp::now()));
+            cmd.cancel();
             cmd.persist(&state);
             metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "cancelled").increment(1);
         }
-        other => return Err(ApiError::conflict(format!("sync command {id} has already started (status `{other}`); only queued commands can be cancelled"))),
+        other => return Err(not_cancellable(id, other)),
     }
     Ok(Json(cmd.resource(&state)))
 }
@@ -332,7 +435,8 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
         .into_iter()
         .filter_map(|r| {
             let id = Uuid::parse_str(&r.id).ok()?;
-            match syncs.get(&id) {
+            // In a cluster the stored record is the news: another worker may run it.
+            match syncs.get(&id).filter(|_| state.cluster.is_none()) {
                 Some(live) => Some(live.resource(&state)),
                 None => serde_json::from_value::<SyncCommand>(r.record).ok().map(|c| c.resource(&state)),
             }
@@ -361,6 +465,9 @@ pub async fn records(State(state): State<Arc<AppState>>, axum::Extension(tenant)
 /// Loads the stored history at start: queued commands queue again in order;
 /// ones that were running when the server stopped are marked interrupted.
 pub fn restore(state: &AppState) {
+    if state.cluster.is_some() {
+        return; // the shared queue is the truth; a dead worker's runs are taken over by lease
+    }
     for h in state.pipelines.values() {
         let filter = crate::state::CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), ..Default::default() };
         let mut records = h.state.commands(&filter).unwrap_or_default();

@@ -12,12 +12,20 @@ pub struct ServeArgs {
     /// Override the listen address (`host:port`, port 0 = any free port).
     #[arg(long)]
     listen: Option<String>,
+    /// This worker's id in a cluster (overrides `cluster.worker`).
+    #[arg(long)]
+    worker: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     let mut config = ServeConfig::load(&args.config).map_err(anyhow::Error::msg)?;
     if let Some(l) = args.listen {
         config.listen = l;
+    }
+    match (args.worker, config.cluster.as_mut()) {
+        (Some(w), Some(c)) => c.worker = w,
+        (Some(_), None) => anyhow::bail!("{}: --worker needs a [cluster] section in the serve file", args.config.display()),
+        (None, _) => {}
     }
     let engine = super::engine()?;
     super::runtime()?.block_on(async move {

@@ -7,11 +7,12 @@ use crate::state::{StateStore, SwapRecord};
 use std::sync::Arc;
 
 /// A swap recorder writing to `state`. A version that is already the last
-/// one live is not recorded again (each `ferry run` loads its file anew).
+/// one live is not recorded again (each `ferry run` loads its file anew,
+/// and every worker of a cluster puts the cluster's live version in).
 pub fn store_recorder(state: Arc<dyn StateStore>) -> SwapRecorder {
     Arc::new(move |pipeline, e, bytes| {
         let last_live = state.swaps(pipeline).ok().and_then(|s| s.into_iter().rev().find(|s| s.accepted)).map(|s| s.digest);
-        if e.accepted && e.previous.is_none() && last_live.as_deref() == Some(e.digest.as_str()) {
+        if e.accepted && last_live.as_deref() == Some(e.digest.as_str()) {
             return;
         }
         if let Some(b) = bytes

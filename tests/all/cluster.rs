@@ -1,0 +1,312 @@
+//! Scale-out: several real `ferry serve` processes on one PostgreSQL
+//! database share 30 pipelines, one merchant's rate budget, sync commands
+//! and plugin swaps, and take over a killed worker's pipelines.
+
+use crate::helpers::{PipelineSpec, ferry_command, missing_at_target, source_config};
+use crate::pg::TestDb;
+use ferry::sim::jushuitan::{JushuitanSimConfig, SimState};
+use ferry::sim::target::{TargetSimConfig, TargetState};
+use ferry::sim::{self, Running};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "token-cluster-7788";
+
+/// One pipeline's simulators.
+struct Lane {
+    name: String,
+    source: Arc<Running<Arc<SimState>>>,
+    target: Running<Arc<TargetState>>,
+}
+
+impl Lane {
+    fn missing(&self) -> Vec<u64> {
+        missing_at_target(&self.source.state.truth(), &self.target.state.truth())
+    }
+
+    fn each_once(&self) -> bool {
+        let t = self.target.state.truth();
+        t.doubled().is_empty() && t.deliveries.values().all(|n| *n == 1)
+    }
+}
+
+/// A running `ferry serve` worker; killed when dropped.
+struct Worker {
+    id: String,
+    url: String,
+    log: PathBuf,
+    child: std::process::Child,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The database, the pipelines' files and the workers.
+struct Fleet {
+    _db: TestDb,
+    dir: tempfile::TempDir,
+    lanes: Vec<Lane>,
+    workers: Vec<Worker>,
+    http: reqwest::Client,
+}
+
+/// A source simulator over the last 20 hours: one window per sync.
+async fn source(seed: u64, app: &str, orders: usize, per_second: u32, per_minute: u32) -> Arc<Running<Arc<SimState>>> {
+    let mut c: JushuitanSimConfig = source_config(seed, app, orders);
+    c.from = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(20);
+    (c.per_second, c.per_minute) = (per_second, per_minute);
+    Arc::new(sim::jushuitan::start(c, 0).await.unwrap())
+}
+
+impl Fleet {
+    /// Pipelines `p00`.. over `sources` (one lane each, in order), each
+    /// with its own target, served by a cluster with a `lease`.
+    async fn new(sources: Vec<Arc<Running<Arc<SimState>>>>, target: TargetSimConfig, plugin: &str, lease: &str) -> Fleet {
+        let db = TestDb::new("cluster");
+        let dir = tempfile::tempdir().unwrap();
+        let mut lanes = Vec::new();
+        let mut serve = format!("[cluster]\ndatabase = \"{}\"\nlease = \"{lease}\"\n\n[[tokens]]\ntoken = \"{TOKEN}\"\ntenant = \"default\"\n", db.url);
+        for (i, source) in sources.into_iter().enumerate() {
+            let name = format!("p{i:02}");
+            let target = sim::target::start(target.clone(), 0).await.unwrap();
+            let config = source.state.config();
+            let start = ferry::time::format(config.from);
+            let spec = PipelineSpec {
+                source_url: &source.url,
+                app_key: &config.app_key,
+                target_url: &target.url,
+                plugin,
+                state: Path::new("unused.db"),
+                start: &start,
+                batch_size: 20,
+                concurrency: 2,
+                per_second: config.per_second,
+                per_minute: config.per_minute,
+                mapping_options: "{}",
+            };
+            let text = spec.toml().replace("name = \"it-orders\"", &format!("name = \"{name}\""));
+            std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+            serve.push_str(&format!("\n[[pipelines]]\nfile = \"{name}.toml\"\n"));
+            lanes.push(Lane { name, source, target });
+        }
+        std::fs::write(dir.path().join("serve.toml"), serve).unwrap();
+        Fleet { _db: db, dir, lanes, workers: Vec::new(), http: reqwest::Client::new() }
+    }
+
+    /// Starts worker `id` and waits until it is ready.
+    async fn start(&mut self, id: &str) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = self.dir.path().join(format!("{id}.log"));
+        let serve = self.dir.path().join("serve.toml");
+        let child = ferry_command(&["serve", serve.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--worker", id])
+            .env("FERRY_LOG", "info")
+            .stdout(std::fs::File::create(self.dir.path().join(format!("{id}.out"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let worker = Worker { id: id.into(), url: format!("http://127.0.0.1:{port}"), log, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reqwest::get(format!("{}/readyz", worker.url)).await.is_ok_and(|r| r.status() == 200) {
+            assert!(Instant::now() < deadline, "worker {id} never became ready:\n{}", std::fs::read_to_string(&worker.log).unwrap_or_default());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.workers.push(worker);
+    }
+
+    async fn call(&self, worker: usize, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.workers[worker].url)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every command is complete, asking `worker`.
+    async fn wait_all(&self, worker: usize, ids: &[String], limit: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut done = Vec::new();
+            for id in ids {
+                let (_, v) = self.call(worker, Method::GET, &format!("/sync-commands/{id}"), None).await;
+                if !v["completedAt"].is_null() {
+                    done.push(v);
+                }
+            }
+            if done.len() == ids.len() {
+                return done;
+            }
+            if Instant::now() > deadline {
+                self.dump_logs();
+                panic!("{} of {} sync commands finished in {limit:?}", done.len(), ids.len());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn dump_logs(&self) {
+        for w in &self.workers {
+            eprintln!("--- worker {} log\n{}", w.id, std::fs::read_to_string(&w.log).unwrap_or_default());
+        }
+    }
+
+    /// Checks every lane against its simulators' own counts.
+    fn assert_each_order_once(&self) {
+        for lane in &self.lanes {
+            assert!(lane.missing().is_empty(), "{}: missing {:?}", lane.name, lane.missing());
+            assert!(lane.each_once(), "{}: some order was applied more than once", lane.name);
+            assert!(!lane.target.state.truth().records.is_empty(), "{}: nothing delivered", lane.name);
+        }
+    }
+}
+
+fn sync_body(name: &str) -> Option<Value> {
+    Some(json!({ "pipeline": name }))
+}
+
+/// Three workers, 30 pipelines: ten share one merchant's budget (5/s), the
+/// others have a merchant each. Every command is accepted by one worker,
+/// followed on another, and every order lands once with no 199/200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_thirty_pipelines_and_one_merchant_budget() {
+    let shared = source(300, "merchant-shared", 200, 5, 300).await;
+    let mut sources = vec![shared.clone(); 10];
+    for i in 0..20 {
+        sources.push(source(301 + i, &format!("merchant-{i}"), 60, 50, 3000).await);
+    }
+    let mut fleet = Fleet::new(sources, TargetSimConfig::default(), ferry_fixtures::JUSHUITAN_ORDERS, "3s").await;
+    for id in ["w1", "w2", "w3"] {
+        fleet.start(id).await;
+    }
+    let mut ids = Vec::new();
+    for (i, lane) in fleet.lanes.iter().enumerate() {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (code, r) = fleet.call(i % 3, Method::PUT, &format!("/sync-commands/{id}"), sync_body(&lane.name)).await;
+        assert_eq!(code, 201, "{r}");
+        // The same PUT through another worker is a replay of the same command.
+        let (code, again) = fleet.call((i + 1) % 3, Method::PUT, &format!("/sync-commands/{id}"), sync_body(&lane.name)).await;
+        assert_eq!((code, &again["id"]), (200, &r["id"]), "{again}");
+        ids.push(id);
+    }
+    let (code, _) = fleet.call(2, Method::PUT, &format!("/sync-commands/{}", ids[0]), sync_body("p01")).await;
+    assert_eq!(code, 409, "another body under a taken id, through another worker");
+
+    let done = fleet.wait_all(1, &ids, Duration::from_secs(180)).await;
+    for d in &done {
+        assert_eq!(d["status"], json!("succeeded"), "{d}");
+        assert!(d["taskCount"]["success"].as_u64().unwrap() > 0, "{d}");
+    }
+    let ran_on: std::collections::BTreeSet<&str> = done.iter().filter_map(|d| d["worker"].as_str()).collect();
+    assert!(ran_on.len() >= 2, "the work spread over the workers: {ran_on:?}");
+    fleet.assert_each_order_once();
+    let stats = shared.state.stats();
+    assert_eq!((stats.code199, stats.code200), (0, 0), "three workers drew on one budget: {stats:?}");
+    assert!(stats.max_per_second <= 5, "{stats:?}");
+    for lane in &fleet.lanes {
+        let s = lane.source.state.stats();
+        assert_eq!((s.code199, s.code200), (0, 0), "{}: {s:?}", lane.name);
+    }
+    let (code, cluster) = fleet.call(0, Method::GET, "/cluster", None).await;
+    assert_eq!(code, 200, "{cluster}");
+    let alive: Vec<&str> = cluster["workers"].as_array().unwrap().iter().filter(|w| w["alive"] == json!(true)).map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(alive, vec!["w1", "w2", "w3"], "{cluster}");
+}
+
+/// SIGKILL a worker in the middle of its runs: once its leases run out the
+/// other workers take its pipelines over, resume them from the outbox and
+/// checkpoint, and the targets' own counts show nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_pipelines_are_taken_over() {
+    let mut sources = Vec::new();
+    for i in 0..4 {
+        sources.push(source(320 + i, &format!("merchant-kill-{i}"), 400, 50, 3000).await);
+    }
+    let slow = TargetSimConfig { completion_delay: Duration::from_millis(150), ..TargetSimConfig::default() };
+    let mut fleet = Fleet::new(sources, slow, ferry_fixtures::JUSHUITAN_ORDERS, "2s").await;
+    fleet.start("w1").await;
+    let mut ids = Vec::new();
+    for lane in &fleet.lanes {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (code, r) = fleet.call(0, Method::PUT, &format!("/sync-commands/{id}"), sync_body(&lane.name)).await;
+        assert_eq!(code, 201, "{r}");
+        ids.push(id);
+    }
+    // w1 alone: it claims every pipeline. Kill it once it has delivered some.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered: u64 = fleet.lanes.iter().map(|l| l.target.state.truth().records.len() as u64).sum();
+        if delivered >= 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "w1 delivered nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, cluster) = fleet.call(0, Method::GET, "/cluster", None).await;
+    let held: Vec<&str> = cluster["leases"].as_array().unwrap().iter().filter(|l| l["worker"] == json!("w1")).map(|l| l["pipeline"].as_str().unwrap()).collect();
+    assert!(!held.is_empty(), "w1 holds leases: {cluster}");
+    let mut killed = fleet.workers.remove(0);
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let killed_at = Instant::now();
+    fleet.start("w2").await;
+    fleet.start("w3").await;
+    let done = fleet.wait_all(0, &ids, Duration::from_secs(120)).await;
+    let took = killed_at.elapsed();
+    for d in &done {
+        assert_eq!(d["status"], json!("succeeded"), "{d}");
+        assert_ne!(d["worker"], json!("w1"), "finished by a live worker: {d}");
+    }
+    let taken: Vec<&Value> = done.iter().filter(|d| d["notes"].to_string().contains("taken over by worker")).collect();
+    assert!(!taken.is_empty(), "a run was taken over: {done:?}");
+    assert!(took < Duration::from_secs(60), "taken over and finished in {took:?}");
+    fleet.assert_each_order_once();
+    drop(killed);
+}
+
+/// A plugin swap through worker A reaches worker B: B's next batch maps
+/// with the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_through_one_worker_reaches_the_others() {
+    let sources = vec![source(340, "merchant-swap", 60, 50, 3000).await];
+    let mut fleet = Fleet::new(sources, TargetSimConfig::default(), ferry_fixtures::VERSIONED_V1, "3s").await;
+    fleet.start("a").await;
+    fleet.start("b").await;
+    let v2 = std::fs::read(ferry_fixtures::VERSIONED_V2).unwrap();
+    let v2_digest = ferry::plugin::digest_of(&v2);
+    let component = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &v2);
+    let id = uuid::Uuid::new_v4().to_string();
+    let (code, r) = fleet.call(0, Method::PUT, &format!("/plugin-commands/{id}"), Some(json!({ "pipeline": "p00", "component": component }))).await;
+    assert_eq!((code, r["status"].as_str()), (201, Some("live")), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, p) = fleet.call(1, Method::GET, "/pipelines/p00", None).await;
+        if p["plugin"]["digest"] == json!(v2_digest) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker b still runs {}", p["plugin"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stop a, so that b runs the next sync.
+    let a = fleet.workers.remove(0);
+    assert!(std::process::Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap().success());
+    drop(a);
+    let sync = uuid::Uuid::new_v4().to_string();
+    let (code, _) = fleet.call(0, Method::PUT, &format!("/sync-commands/{sync}"), sync_body("p00")).await;
+    assert_eq!(code, 201);
+    let done = fleet.wait_all(0, &[sync], Duration::from_secs(60)).await;
+    assert_eq!((done[0]["status"].as_str(), done[0]["worker"].as_str()), (Some("succeeded"), Some("b")), "{}", done[0]);
+    let landed = fleet.lanes[0].target.state.truth();
+    assert!(!landed.records.is_empty() && landed.records.values().all(|r| r["_version"] == json!("2.0.0")), "b mapped with v2");
+    // A restarted worker takes the cluster's live version, not its file's.
+    fleet.start("c").await;
+    let (_, p) = fleet.call(1, Method::GET, "/pipelines/p00", None).await;
+    assert_eq!(p["plugin"]["digest"], json!(v2_digest));
+}
