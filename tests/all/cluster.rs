@@ -331,3 +331,41 @@ async fn a_swap_through_one_worker_reaches_the_others() {
     let (_, p) = fleet.call(1, Method::GET, "/pipelines/p00", None).await;
     assert_eq!(p["plugin"]["digest"], json!(v2_digest));
 }
+
+/// The lease fences writes: once another worker has taken a pipeline over,
+/// the worker that lost it can no longer stage batches, confirm or move the
+/// checkpoint, while the new holder can.
+#[test]
+fn a_worker_that_lost_its_lease_cannot_write() {
+    use ferry::cluster::Cluster;
+    use ferry::state::{CommandRecord, PgStore, StateStore};
+    let db = TestDb::new("fence");
+    // Two stores on the same database, as two processes would have.
+    let (a, b) = (PgStore::connect(&db.url).unwrap(), PgStore::connect(&db.url.replace("127.0.0.1", "localhost")).unwrap());
+    assert!(!Arc::ptr_eq(&a, &b));
+    let (w1, w2) = (Cluster::join(a.clone(), "w1".into(), Duration::from_secs(1)), Cluster::join(b.clone(), "w2".into(), Duration::from_secs(1)));
+    let command = CommandRecord {
+        id: "c1".into(),
+        kind: "sync".into(),
+        pipeline: "p".into(),
+        tenant: "t".into(),
+        created: "2024-01-01T00:00:00Z".into(),
+        status: "queued".into(),
+        record: json!({}),
+    };
+    a.insert_command(&command).unwrap();
+    assert_eq!(w1.claim("p").unwrap().map(|c| c.id), Some("c1".into()));
+    assert!(w2.claim("p").unwrap().is_none(), "held by w1");
+    let at: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+    a.set_checkpoint("p", at).unwrap();
+    std::thread::sleep(Duration::from_millis(1200)); // w1 stops renewing
+    assert!(w2.claim("p").unwrap().is_some(), "taken over after the lease ran out");
+    let refused = a.set_checkpoint("p", at + jiff::SignedDuration::from_hours(1)).unwrap_err();
+    assert!(refused.to_string().contains("no longer holds the lease"), "{refused}");
+    assert!(a.stage("p", None, &[], &[]).is_err());
+    assert!(!w1.renew("p").unwrap(), "w1 learns it lost the lease");
+    b.set_checkpoint("p", at + jiff::SignedDuration::from_hours(2)).unwrap();
+    assert_eq!(a.checkpoint("p").unwrap(), Some(at + jiff::SignedDuration::from_hours(2)));
+    w2.release("p").unwrap();
+    a.unfence("p");
+}

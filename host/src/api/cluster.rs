@@ -188,7 +188,12 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
     let keeper = tokio::spawn(keep_lease(cluster.clone(), name.clone(), state.stop.clone(), run_stop, lost.clone()));
     let outcome = sync::execute(&state, &handle, id, input, stop_rx).await;
     keeper.abort();
+    // A write refused by the fence ends the run before the keeper notices.
+    if !lost.load(Ordering::SeqCst) && matches!(cluster.renew(&name), Ok(false)) {
+        lost.store(true, Ordering::SeqCst);
+    }
     if lost.load(Ordering::SeqCst) {
+        cluster.db().unfence(&name);
         // Another worker holds the pipeline now and owns the command.
         tracing::error!(pipeline = %name, command = %id, "lost the lease during the run; the worker that took it over resumes the run");
     } else if outcome.status == "interrupted" && *state.stop.borrow() {

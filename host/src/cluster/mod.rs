@@ -99,7 +99,7 @@ impl Cluster {
     /// resume) first, else the oldest `queued`. Returns that command.
     pub fn claim(&self, pipeline: &str) -> Result<Option<CommandRecord>, StateError> {
         let (me, p, ttl) = (self.worker.clone(), pipeline.to_string(), secs(self.lease));
-        self.db.call(move |c| {
+        let claimed = self.db.call(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("INSERT INTO leases (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", &[&p])?;
             let Some(lease) = tx.query_opt(
@@ -136,7 +136,11 @@ impl Cluster {
             )?;
             tx.commit()?;
             Ok(Some(command))
-        })
+        })?;
+        if claimed.is_some() {
+            self.db.fence(pipeline, &self.worker);
+        }
+        Ok(claimed)
     }
 
     /// Which of `pipelines` have a sync command queued or running.
@@ -162,6 +166,7 @@ impl Cluster {
 
     /// Gives `pipeline` back (after its run).
     pub fn release(&self, pipeline: &str) -> Result<(), StateError> {
+        self.db.unfence(pipeline);
         let (me, p) = (self.worker.clone(), pipeline.to_string());
         self.db.call(move |c| c.execute("UPDATE leases SET worker = NULL, command = NULL, expires = NULL WHERE pipeline = $1 AND worker = $2", &[&p, &me]).map(|_| ()))
     }

@@ -49,6 +49,9 @@ const MIGRATIONS: &[&str] = &[
 pub struct PgStore {
     name: String,
     pool: Arc<Pool>,
+    /// Pipelines this process runs under a cluster lease, and as which
+    /// worker: their writes check the lease in the same transaction.
+    fences: Mutex<HashMap<String, String>>,
 }
 
 /// Connections per database URL and process.
@@ -63,7 +66,7 @@ impl PgStore {
         if let Some(s) = all.get(url) {
             return Ok(s.clone());
         }
-        let store = Arc::new(PgStore { name: redact(url), pool: Arc::new(Pool::new(url, CONNECTIONS)) });
+        let store = Arc::new(PgStore { name: redact(url), pool: Arc::new(Pool::new(url, CONNECTIONS)), fences: Mutex::default() });
         store.migrate()?;
         all.insert(url.to_string(), store.clone());
         Ok(store)
@@ -97,6 +100,22 @@ impl PgStore {
             }
             Ok(())
         })
+    }
+
+    /// From now on, writes that move `pipeline` on (staging, confirming,
+    /// the checkpoint) succeed only while `worker` holds its lease: a worker
+    /// that lost it to a takeover cannot stage batches beside the new one.
+    pub fn fence(&self, pipeline: &str, worker: &str) {
+        self.fences.lock().expect("fences lock").insert(pipeline.to_string(), worker.to_string());
+    }
+
+    /// Lifts the fence (the lease was given back).
+    pub fn unfence(&self, pipeline: &str) {
+        self.fences.lock().expect("fences lock").remove(pipeline);
+    }
+
+    pub(crate) fn fence_of(&self, pipeline: &str) -> Option<String> {
+        self.fences.lock().expect("fences lock").get(pipeline).cloned()
     }
 
     /// The URL without its password.

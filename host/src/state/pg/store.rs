@@ -38,6 +38,17 @@ fn insert_dead(tx: &mut impl GenericClient, pipeline: &str, dead: &[DeadLetter])
     Ok(())
 }
 
+/// The lease check of a fenced pipeline, inside the writing transaction
+/// (`FOR SHARE` holds off a takeover until the write commits). `Some`
+/// names why the write is refused.
+fn lease_lost(tx: &mut impl GenericClient, pipeline: &str, worker: Option<&str>) -> Result<Option<String>, postgres::Error> {
+    let Some(worker) = worker else { return Ok(None) };
+    let holder: Option<String> = tx.query_opt("SELECT worker FROM leases WHERE pipeline = $1 FOR SHARE", &[&pipeline])?.and_then(|r| r.get(0));
+    Ok((holder.as_deref() != Some(worker)).then(|| {
+        format!("worker {worker} no longer holds the lease of pipeline `{pipeline}` (now {}): write refused", holder.as_deref().unwrap_or("nobody"))
+    }))
+}
+
 const COMMAND_COLUMNS: &str = "id, kind, pipeline, tenant, created, status, record";
 
 fn command_row(r: &Row) -> CommandRecord {
@@ -64,15 +75,21 @@ impl StateStore for PgStore {
     }
 
     fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError> {
-        let (p, at) = (pipeline.to_string(), at.to_string());
-        self.call(move |c| {
-            c.execute(
+        let (p, at, fence) = (pipeline.to_string(), at.to_string(), self.fence_of(pipeline));
+        let refused = self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Some(why));
+            }
+            tx.execute(
                 "INSERT INTO checkpoints (pipeline, at, updated) VALUES ($1, $2, $3)
                  ON CONFLICT (pipeline) DO UPDATE SET at = excluded.at, updated = excluded.updated",
                 &[&p, &at, &now()],
-            )
-            .map(|_| ())
-        })
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        refused.map_or(Ok(()), |m| Err(self.err(m)))
     }
 
     fn handled(&self, pipeline: &str, keys: &[RecordKey]) -> Result<Vec<bool>, StateError> {
@@ -94,12 +111,15 @@ impl StateStore for PgStore {
     }
 
     fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError> {
-        let p = pipeline.to_string();
+        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
         let entry = entry.map(|e| (e.command.to_string(), json(e), e.plugin.clone()));
         let dead = dead.to_vec();
         let (ids, versions) = keys_columns(dead.iter().map(|d| &d.key).chain(skipped));
-        self.call(move |c| {
+        let refused = self.call(move |c| {
             let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Some(why));
+            }
             if let Some((command, text, plugin)) = &entry {
                 tx.execute(
                     "INSERT INTO outbox (command, pipeline, status, entry, plugin, created) VALUES ($1, $2, 'pending', $3, $4, $5)
@@ -109,8 +129,10 @@ impl StateStore for PgStore {
             }
             insert_dead(&mut tx, &p, &dead)?;
             mark_handled(&mut tx, &p, &ids, &versions)?;
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(None)
+        })?;
+        refused.map_or(Ok(()), |m| Err(self.err(m)))
     }
 
     fn pending(&self, pipeline: &str) -> Result<Vec<OutboxEntry>, StateError> {
@@ -123,8 +145,12 @@ impl StateStore for PgStore {
 
     fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
         let (p, command, count, dead) = (pipeline.to_string(), command.to_string(), json(&count), dead.to_vec());
-        let corrupt = self.call(move |c| {
+        let fence = self.fence_of(pipeline);
+        let refused = self.call(move |c| {
             let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Some(why));
+            }
             let Some(row) = tx.query_opt("SELECT entry FROM outbox WHERE command = $1 AND status = 'pending' FOR UPDATE", &[&command])? else {
                 return Ok(None);
             };
@@ -140,7 +166,7 @@ impl StateStore for PgStore {
             tx.commit()?;
             Ok(None)
         })?;
-        corrupt.map_or(Ok(()), |m| Err(self.err(m)))
+        refused.map_or(Ok(()), |m| Err(self.err(m)))
     }
 
     fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
