@@ -40,12 +40,25 @@ pub fn queue_position(h: &PipelineHandle, id: Uuid) -> Option<u64> {
     queued.iter().rev().position(|c| c.id == id).map(|p| p as u64 + 1)
 }
 
-/// Whether the pipeline has a sync command queued or running anywhere.
-pub fn busy(h: &PipelineHandle) -> bool {
-    ["queued", "running"].iter().any(|status| {
+/// The sync command running on any worker, and how many are queued.
+fn queue_of(h: &PipelineHandle) -> Result<(Option<String>, u64), crate::state::StateError> {
+    let of = |status: &str| {
         let filter = CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some(status.to_string()), ..Default::default() };
-        h.state.commands(&filter).map(|c| !c.is_empty()).unwrap_or(true)
-    })
+        h.state.commands(&filter)
+    };
+    Ok((of("running")?.into_iter().next().map(|c| c.id), of("queued")?.len() as u64))
+}
+
+/// The sync command running on any worker, and how many are queued
+/// (nothing, when the database cannot be read).
+pub fn shared_queue(h: &PipelineHandle) -> (Option<String>, u64) {
+    queue_of(h).unwrap_or((None, 0))
+}
+
+/// Whether the pipeline has a sync command queued or running anywhere (or
+/// the database cannot say).
+pub fn busy(h: &PipelineHandle) -> bool {
+    queue_of(h).map_or(true, |(running, queued)| running.is_some() || queued > 0)
 }
 
 /// The id of a scheduled sync: the same on every worker for the same slot,

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use std::sync::Arc;
 
-fn view(h: &PipelineHandle) -> PipelineView {
+fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
     let name = &h.pipeline.name;
     let (running, live) = {
         let slot = h.running.lock().expect("running lock");
@@ -32,6 +32,14 @@ fn view(h: &PipelineHandle) -> PipelineView {
         });
         (slot.as_ref().map(|r| r.0.to_string()), live)
     };
+    // In a cluster the queue is shared and the run may be on another worker.
+    let (running, queued) = match &state.cluster {
+        Some(_) => {
+            let (elsewhere, queued) = super::cluster::shared_queue(h);
+            (running.or(elsewhere), queued)
+        }
+        None => (running, h.queue.lock().expect("queue lock").len() as u64),
+    };
     PipelineView {
         name: name.clone(),
         tenant: h.tenant.clone(),
@@ -41,7 +49,7 @@ fn view(h: &PipelineHandle) -> PipelineView {
         dead_letters: h.state.dead_letter_count(name).unwrap_or(0),
         running,
         live,
-        queued: h.queue.lock().expect("queue lock").len() as u64,
+        queued,
         last_runs: h.state.runs(name, 5).unwrap_or_default().into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect(),
     }
 }
@@ -49,7 +57,7 @@ fn view(h: &PipelineHandle) -> PipelineView {
 /// `GET /pipelines`: the tenant's pipelines.
 #[utoipa::path(get, path = "/pipelines", responses((status = 200, body = Vec<PipelineView>), (status = 401, body = super::model::ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>) -> Json<Vec<PipelineView>> {
-    let mut out: Vec<PipelineView> = state.pipelines.values().filter(|h| h.tenant == tenant.0).map(|h| view(h)).collect();
+    let mut out: Vec<PipelineView> = state.pipelines.values().filter(|h| h.tenant == tenant.0).map(|h| view(&state, h)).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Json(out)
 }
@@ -59,7 +67,7 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
     responses((status = 200, body = PipelineView), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn one(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<PipelineView>, ApiError> {
-    Ok(Json(view(state.pipeline_for(&name, &tenant)?)))
+    Ok(Json(view(&state, state.pipeline_for(&name, &tenant)?)))
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -103,7 +111,8 @@ pub async fn dead_letters(State(state): State<Arc<AppState>>, axum::Extension(te
     security(("bearer" = [])))]
 pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<ReplayView>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?.clone();
-    if h.running.lock().expect("running lock").is_some() {
+    let elsewhere = state.cluster.is_some() && super::cluster::shared_queue(&h).0.is_some();
+    if h.running.lock().expect("running lock").is_some() || elsewhere {
         return Err(ApiError::conflict(format!("a sync of `{name}` is running; replay when it is done")));
     }
     let runner = crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
