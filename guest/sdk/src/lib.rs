@@ -17,6 +17,12 @@ pub mod fields;
 pub mod money;
 pub mod time;
 
+/// Every plugin built with the SDK allocates with Talc instead of dlmalloc
+/// (a fresh instance per batch, so fragmentation never builds up).
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 #[allow(unsafe_code, clippy::all, missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
