@@ -29,6 +29,11 @@ pub fn mapping(scale: &Scale) {
     let bare = engine(true, false, false).load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
     let (d, n) = best_of(scale.rounds, || wasm_throughput(&bare, "{}", &orders, 100));
     println!("| wasm jushuitan-orders, batch 100, no fuel, no epoch | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+    // The same batch with memories reset by madvise, as before they were kept resident.
+    let madvise = crate::util::engine_with(ferry::plugin::EngineOptions { keep_resident_bytes: 0, ..ferry::plugin::EngineOptions::default() });
+    let plugin_m = madvise.load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
+    let (d, n) = best_of(scale.rounds, || wasm_throughput(&plugin_m, "{}", &orders, 100));
+    println!("| wasm jushuitan-orders, batch 100, madvise reset (no memory kept resident) | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
     let decl = e.load_file(ferry_fixtures::DECLARATIVE.as_ref()).expect("declarative");
     let (d, n) = best_of(scale.rounds, || wasm_throughput(&decl, DECLARATIVE_OPTIONS, &orders, 100));
     println!("| wasm declarative (equivalent options), batch 100 | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());

@@ -38,7 +38,12 @@ pub fn ms(d: Duration) -> f64 {
 
 /// An engine with the given sandbox switches and no disk cache.
 pub fn engine(pooling: bool, fuel: bool, epoch: bool) -> Arc<PluginEngine> {
-    Arc::new(PluginEngine::new(EngineOptions { pooling, fuel, epoch, ..EngineOptions::default() }).expect("engine"))
+    engine_with(EngineOptions { pooling, fuel, epoch, ..EngineOptions::default() })
+}
+
+/// An engine with these options.
+pub fn engine_with(options: EngineOptions) -> Arc<PluginEngine> {
+    Arc::new(PluginEngine::new(options).expect("engine"))
 }
 
 /// Maps every order through `plugin` in batches of `batch`; returns the outcome count.
