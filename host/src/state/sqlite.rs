@@ -170,7 +170,7 @@ impl StateStore for SqliteStore {
                 .query_row("SELECT entry FROM outbox WHERE command = ?1 AND status = 'pending'", [command.to_string()], |r| r.get(0))
                 .optional()?;
             let Some(text) = text else { return Ok(()) };
-            let entry: OutboxEntry = serde_json::from_str(&text).map_err(json_err)?;
+            let entry: crate::state::types::ConfirmedParts = serde_json::from_str(&text).map_err(json_err)?;
             mark_handled(&tx, pipeline, entry.sources.iter().map(|s| &s.key))?;
             insert_dead(&tx, pipeline, dead)?;
             let kept = serde_json::json!({ "record_ids": entry.record_ids, "window_end": entry.window_end }).to_string();

@@ -50,6 +50,21 @@ impl OutboxEntry {
     }
 }
 
+/// What confirming needs of an outbox entry: its records' keys and ids,
+/// read without copying the body or the raw records (serde skips them).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConfirmedParts {
+    pub record_ids: Vec<Option<String>>,
+    pub sources: Vec<KeyOnly>,
+    pub window_end: Option<String>,
+}
+
+/// A source record's key, its raw text skipped.
+#[derive(Debug, Deserialize)]
+pub(crate) struct KeyOnly {
+    pub key: RecordKey,
+}
+
 /// The record ids kept in confirmed outbox entries, in order.
 pub fn kept_record_ids(entries: &[String]) -> Result<Vec<String>, serde_json::Error> {
     let mut ids = Vec::new();

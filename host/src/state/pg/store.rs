@@ -154,7 +154,7 @@ impl StateStore for PgStore {
             let Some(row) = tx.query_opt("SELECT entry FROM outbox WHERE command = $1 AND status = 'pending' FOR UPDATE", &[&command])? else {
                 return Ok(None);
             };
-            let entry: OutboxEntry = match serde_json::from_str(row.get::<_, &str>(0)) {
+            let entry: crate::state::types::ConfirmedParts = match serde_json::from_str(row.get::<_, &str>(0)) {
                 Ok(e) => e,
                 Err(e) => return Ok(Some(format!("corrupt outbox entry {command}: {e}"))),
             };
