@@ -314,8 +314,10 @@ impl Runner {
         let name = self.pipeline.name.clone();
         let raws: Vec<String> = keyed.iter().map(|k| k.1.to_string()).collect();
         let registry = self.registry.clone();
-        let texts = raws.clone();
-        let result = tokio::task::spawn_blocking(move || registry.map_batch(&name, &texts)).await.map_err(|e| RunError::Task(e.to_string()))?;
+        // The texts go to the blocking task and come back, not copied.
+        let (result, raws) = tokio::task::spawn_blocking(move || (registry.map_batch(&name, &raws), raws))
+            .await
+            .map_err(|e| RunError::Task(e.to_string()))?;
         metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
         let now = Timestamp::now().to_string();
         let c = &self.counters;

@@ -40,10 +40,11 @@ enum Pass {
     Drift,
 }
 
-fn rows(data: &Value) -> Result<Vec<Value>, SourceError> {
-    match data.get("datas") {
+/// Takes the page's rows out of `data` (moved, not copied).
+fn rows(data: &mut Value) -> Result<Vec<Value>, SourceError> {
+    match data.get_mut("datas") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => Ok(a.clone()),
+        Some(Value::Array(a)) => Ok(std::mem::take(a)),
         Some(other) => Err(SourceError::Protocol(format!("`datas` is not a list: {}", &other.to_string()[..40.min(other.to_string().len())]))),
     }
 }
@@ -101,14 +102,14 @@ impl JushuitanClient {
         let mut count = None;
         for page in 1..=MAX_PAGES {
             let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page });
-            let data = self.call(&req.path(), &biz).await?;
+            let mut data = self.call(&req.path(), &biz).await?;
             let data_count = data.get("data_count").and_then(Value::as_u64);
             match count {
                 None => count = Some(data_count),
                 Some(c) if c != data_count => return Ok(Pass::Drift),
                 Some(_) => {}
             }
-            self.emit(req, rows(&data)?, out, seen).await?;
+            self.emit(req, rows(&mut data)?, out, seen).await?;
             if !data.get("has_next").and_then(Value::as_bool).unwrap_or(false) {
                 return Ok(Pass::Complete);
             }
@@ -123,8 +124,8 @@ impl JushuitanClient {
             let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
             biz["start_ts"] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
-            let data = self.call(&req.path(), &biz).await?;
-            let rows = rows(&data)?;
+            let mut data = self.call(&req.path(), &biz).await?;
+            let rows = rows(&mut data)?;
             let n = rows.len();
             let max_ts = rows.iter().filter_map(|r| r.get("ts").and_then(Value::as_u64)).max();
             self.emit(req, rows, out, seen).await?;
