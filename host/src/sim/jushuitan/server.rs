@@ -57,6 +57,8 @@ pub struct Truth {
 struct Inner {
     orders: HashMap<u64, Order>,
     index: BTreeMap<(i64, u64), ()>,
+    /// Row version -> o_id, for the ts cursor.
+    by_ts: BTreeMap<u64, u64>,
     next_o_id: u64,
     next_ts: u64,
     rng: ChaCha8Rng,
@@ -91,10 +93,12 @@ impl SimState {
         times.sort_unstable();
         let mut orders = HashMap::with_capacity(config.orders);
         let mut index = BTreeMap::new();
+        let mut by_ts = BTreeMap::new();
         for (i, t) in times.into_iter().enumerate() {
             let o_id = FIRST_O_ID + i as u64;
             let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
             index.insert((order.modified_at, o_id), ());
+            by_ts.insert(order.ts, o_id);
             orders.insert(o_id, order);
         }
         let inner = Inner {
@@ -102,6 +106,7 @@ impl SimState {
             next_ts: config.orders as u64 + 1,
             orders,
             index,
+            by_ts,
             fault_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_fa17),
             rng,
             windows: HashMap::new(),
@@ -207,7 +212,7 @@ impl SimState {
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
-        let data = q.run(&inner.orders, &inner.index);
+        let data = q.run(&inner.orders, &inner.index, &inner.by_ts);
         self.mutate(&mut inner);
         (0, None, data)
     }
@@ -226,11 +231,13 @@ impl SimState {
             let o_id = inner.rng.random_range(FIRST_O_ID..inner.next_o_id);
             let ts = inner.next_ts;
             inner.next_ts += 1;
-            let Inner { orders, index, rng, .. } = inner;
+            let Inner { orders, index, by_ts, rng, .. } = inner;
             if let Some(order) = orders.get_mut(&o_id) {
                 index.remove(&(order.modified_at, o_id));
+                by_ts.remove(&order.ts);
                 orders::change(rng, order, now, ts);
                 index.insert((order.modified_at, o_id), ());
+                by_ts.insert(order.ts, o_id);
                 inner.stats.orders_changed += 1;
             }
         }
@@ -240,6 +247,7 @@ impl SimState {
             inner.next_ts += 1;
             let order = orders::generate(&mut inner.rng, o_id, now, ts);
             inner.index.insert((order.modified_at, o_id), ());
+            inner.by_ts.insert(order.ts, o_id);
             inner.orders.insert(o_id, order);
             inner.stats.orders_created += 1;
         }
