@@ -119,8 +119,8 @@ impl Query {
 
     /// Runs the query; returns the `data` object of the envelope.
     pub fn run(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), ()>, by_ts: &BTreeMap<u64, u64>) -> Value {
-        if let (Some(start), false) = (self.start_ts, self.get_total) {
-            return self.run_by_ts(orders, by_ts, start);
+        if let (Some(start), false, Some(window)) = (self.start_ts, self.get_total, self.window) {
+            return self.run_by_ts(orders, index, by_ts, window, start);
         }
         let mut rows: Vec<&Order> = match self.window {
             Some((b, e)) => index.range((b, 0)..=(e, u64::MAX)).map(|((_, id), _)| &orders[id]).filter(|o| self.matches(o)).collect(),
@@ -142,14 +142,22 @@ impl Query {
     }
 
     /// The ts cursor without a total (what the docs recommend): walks the
-    /// row versions from `start_ts` and stops one row past the page, instead
-    /// of sorting the whole window for every page. Same rows, same order.
-    fn run_by_ts(&self, orders: &HashMap<u64, Order>, by_ts: &BTreeMap<u64, u64>, start: u64) -> Value {
-        let in_window = |o: &Order| self.window.is_none_or(|(b, e)| (b..=e).contains(&o.modified_at));
+    /// row versions from `start_ts` and stops at the end of the page,
+    /// instead of sorting the window for every page; `has_next` looks for
+    /// a later version in the window from its newest rows down. Same rows,
+    /// same order.
+    fn run_by_ts(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), ()>, by_ts: &BTreeMap<u64, u64>, (b, e): (i64, i64), start: u64) -> Value {
+        let window = || index.range((b, 0)..=(e, u64::MAX)).map(|((_, id), _)| &orders[id]);
+        let wanted = |o: &Order| (b..=e).contains(&o.modified_at) && self.matches(o);
+        // A cursor's first call (start 0) would walk every older version:
+        // begin at the window's oldest version instead.
+        let start = if start == 0 { window().map(|o| o.ts).min().unwrap_or(0) } else { start };
         let skip = ((self.page_index - 1) * self.page_size) as usize;
-        let mut rows = by_ts.range(start..).map(|(_, id)| &orders[id]).filter(|o| in_window(o) && self.matches(o)).skip(skip);
-        let page: Vec<&Order> = rows.by_ref().take(self.page_size as usize).collect();
-        let has_next = rows.next().is_some();
+        let page: Vec<&Order> = by_ts.range(start..).map(|(_, id)| &orders[id]).filter(|o| wanted(o)).skip(skip).take(self.page_size as usize).collect();
+        let has_next = page.len() == self.page_size as usize && {
+            let last = page.last().map_or(0, |o| o.ts);
+            window().rev().any(|o| o.ts > last && self.matches(o))
+        };
         self.envelope(0, 0, has_next, &page)
     }
 
