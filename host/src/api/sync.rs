@@ -47,7 +47,7 @@ pub(crate) fn live_count(c: &Counters) -> TaskCountView {
 }
 
 impl SyncCommand {
-    pub(crate) fn persist(&self, state: &AppState) {
+    fn persist(&self, state: &AppState) {
         if let Some(h) = state.pipelines.get(&self.input.pipeline) {
             let record = serde_json::to_value(self).unwrap_or_default();
             super::history::persist(h, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record);
@@ -176,6 +176,9 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     };
     // The store decides: in a cluster, another worker may have taken the id.
     if let Some(stored) = handle.state.insert_command(&cmd.record(handle)).map_err(|e| ApiError::internal(e.to_string()))? {
+        if stored.kind != "sync" {
+            return Err(ApiError::conflict(format!("{id} is the id of a {} command", stored.kind)));
+        }
         let existing = SyncCommand::from_record(stored)?;
         if existing.tenant == tenant.0 && existing.input == input {
             return Ok((StatusCode::OK, existing.resource(state)));
