@@ -356,6 +356,28 @@ fn a_worker_that_lost_its_lease_cannot_write() {
     a.insert_command(&command).unwrap();
     assert_eq!(w1.claim("p").unwrap().map(|c| c.id), Some("c1".into()));
     assert!(w2.claim("p").unwrap().is_none(), "held by w1");
+    assert_eq!(a.lease_holder("p").unwrap().as_deref(), Some("w1"));
+    // `ferry run` refuses a pipeline a cluster worker holds.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    let spec = PipelineSpec {
+        source_url: "http://127.0.0.1:9",
+        app_key: "app",
+        target_url: "http://127.0.0.1:9",
+        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
+        state: Path::new("unused.db"),
+        start: "2024-01-01 00:00:00",
+        batch_size: 10,
+        concurrency: 1,
+        per_second: 5,
+        per_minute: 100,
+        mapping_options: "{}",
+    };
+    let text = spec.toml().replace("name = \"it-orders\"", "name = \"p\"").replace("path = \"unused.db\"", &format!("url = \"{}\"", db.url));
+    std::fs::write(&file, text).unwrap();
+    let out = crate::helpers::ferry(&["run", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leased by cluster worker w1"), "{}", String::from_utf8_lossy(&out.stderr));
     let at: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
     a.set_checkpoint("p", at).unwrap();
     std::thread::sleep(Duration::from_millis(1200)); // w1 stops renewing

@@ -48,6 +48,15 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     let pipeline = load(&args.pipeline)?;
     let since = time("--since", args.since)?;
     let until = time("--until", args.until)?;
+    if let (crate::state::StateLocation::Postgres(url), false) = (&pipeline.state, args.dry_run)
+        && let Some(worker) = crate::state::PgStore::connect(url)?.lease_holder(&pipeline.name)?
+    {
+        anyhow::bail!(
+            "{}: pipeline `{}` is leased by cluster worker {worker}; start its syncs through the cluster's API (PUT /sync-commands/{{uuid}}), so it is not synced twice at once",
+            args.pipeline.display(),
+            pipeline.name
+        );
+    }
     let rt = super::runtime()?;
     let runner = Arc::new(Runner::new(pipeline, super::engine()?, args.dry_run)?);
     let summary = rt.block_on(async {

@@ -118,6 +118,15 @@ impl PgStore {
         self.fences.lock().expect("fences lock").get(pipeline).cloned()
     }
 
+    /// The worker holding a live cluster lease on `pipeline`, if any.
+    pub fn lease_holder(&self, pipeline: &str) -> Result<Option<String>, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| {
+            Ok(c.query_opt("SELECT worker FROM leases WHERE pipeline = $1 AND worker IS NOT NULL AND expires > clock_timestamp()", &[&p])?
+                .map(|r| r.get(0)))
+        })
+    }
+
     /// The URL without its password.
     pub fn name(&self) -> &str {
         &self.name
