@@ -61,19 +61,7 @@ fn demo_runs_clean() {
 fn bad_pipeline_files() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s.db");
-    let spec = PipelineSpec {
-        source_url: "http://127.0.0.1:9",
-        app_key: "k",
-        target_url: "http://127.0.0.1:9",
-        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
-        state: &state,
-        start: "2024-01-01 00:00:00",
-        batch_size: 10,
-        concurrency: 2,
-        per_second: 5,
-        per_minute: 100,
-        mapping_options: "{}",
-    };
+    let spec = PipelineSpec::offline(&state);
     let good = spec.toml();
     let cases: Vec<(String, &str)> = vec![
         (good.replace("name = \"it-orders\"", "name = \"it orders!\""), "name: expected letters"),

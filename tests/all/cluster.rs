@@ -360,19 +360,7 @@ fn a_worker_that_lost_its_lease_cannot_write() {
     // `ferry run` refuses a pipeline a cluster worker holds.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.toml");
-    let spec = PipelineSpec {
-        source_url: "http://127.0.0.1:9",
-        app_key: "app",
-        target_url: "http://127.0.0.1:9",
-        plugin: ferry_fixtures::JUSHUITAN_ORDERS,
-        state: Path::new("unused.db"),
-        start: "2024-01-01 00:00:00",
-        batch_size: 10,
-        concurrency: 1,
-        per_second: 5,
-        per_minute: 100,
-        mapping_options: "{}",
-    };
+    let spec = PipelineSpec::offline(Path::new("unused.db"));
     let text = spec.toml().replace("name = \"it-orders\"", "name = \"p\"").replace("path = \"unused.db\"", &format!("url = \"{}\"", db.url));
     std::fs::write(&file, text).unwrap();
     let out = crate::helpers::ferry(&["run", file.to_str().unwrap()]);

@@ -58,7 +58,25 @@ pub struct PipelineSpec<'a> {
     pub mapping_options: &'a str,
 }
 
-impl PipelineSpec<'_> {
+impl<'a> PipelineSpec<'a> {
+    /// A pipeline whose source and target cannot be reached, for checks
+    /// that end before the first call.
+    pub fn offline(state: &'a std::path::Path) -> PipelineSpec<'a> {
+        PipelineSpec {
+            source_url: "http://127.0.0.1:9",
+            app_key: "k",
+            target_url: "http://127.0.0.1:9",
+            plugin: ferry_fixtures::JUSHUITAN_ORDERS,
+            state,
+            start: "2024-01-01 00:00:00",
+            batch_size: 10,
+            concurrency: 2,
+            per_second: 5,
+            per_minute: 100,
+            mapping_options: "{}",
+        }
+    }
+
     /// The TOML text.
     pub fn toml(&self) -> String {
         format!(
