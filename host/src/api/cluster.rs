@@ -27,7 +27,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// The version last put live for `pipeline` by any worker, with its bytes.
 pub fn live_version(store: &dyn StateStore, pipeline: &str) -> Option<(String, Vec<u8>)> {
-    let digest = store.swaps(pipeline).ok()?.into_iter().rev().find(|s| s.accepted)?.digest;
+    let digest = crate::pipeline::history::last_live(store, pipeline)?;
     let bytes = store.plugin_version(&digest).ok()??;
     Some((digest, bytes))
 }

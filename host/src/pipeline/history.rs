@@ -6,12 +6,18 @@ use crate::plugin::SwapRecorder;
 use crate::state::{StateStore, SwapRecord};
 use std::sync::Arc;
 
+/// The digest of the version last put live for `pipeline`, by this
+/// process or, on a shared store, by any worker.
+pub fn last_live(state: &dyn StateStore, pipeline: &str) -> Option<String> {
+    state.swaps(pipeline).ok()?.into_iter().rev().find(|s| s.accepted).map(|s| s.digest)
+}
+
 /// A swap recorder writing to `state`. A version that is already the last
 /// one live is not recorded again (each `ferry run` loads its file anew,
 /// and every worker of a cluster puts the cluster's live version in).
 pub fn store_recorder(state: Arc<dyn StateStore>) -> SwapRecorder {
     Arc::new(move |pipeline, e, bytes| {
-        let last_live = state.swaps(pipeline).ok().and_then(|s| s.into_iter().rev().find(|s| s.accepted)).map(|s| s.digest);
+        let last_live = last_live(state.as_ref(), pipeline);
         if e.accepted && last_live.as_deref() == Some(e.digest.as_str()) {
             return;
         }
