@@ -49,8 +49,10 @@ async fn sync(client: &JushuitanClient, req: &Request, from: Timestamp, span: Du
         let mut got = BTreeMap::new();
         while let Some(rows) = rx.recv().await {
             for r in rows {
-                let r: Value = r;
-                got.insert(r["o_id"].as_u64().unwrap(), (r["modified"].as_str().unwrap().to_string(), r["ts"].as_u64().unwrap()));
+                let r: ferry::source::jushuitan::Row = r;
+                let v: Value = serde_json::from_str(&r.raw).unwrap();
+                assert_eq!((r.id.as_str(), r.version.as_str()), (v["o_id"].to_string().as_str(), v["modified"].as_str().unwrap()), "the keys read match the row");
+                got.insert(v["o_id"].as_u64().unwrap(), (r.version, r.ts.unwrap()));
             }
         }
         got
@@ -76,9 +78,10 @@ async fn signed_requests_pass_the_simulators_check_and_bad_ones_fail_fast() {
     let (b, e) = (ferry::time::format(w.begin), ferry::time::format(w.end));
     let biz = req.render(&ferry::source::jushuitan::metadata::Vars { last_sync_time: &b, current_time: &e, page: 1 });
     let data = client(&sim.url, &cfg).call(&req.path(), &biz).await.expect("signed call accepted");
+    let data: Value = serde_json::from_str(data.get()).unwrap();
     assert!(data["datas"].as_array().is_some_and(|d| !d.is_empty()));
 
-    let code = |r: Result<Value, SourceError>| match r {
+    let code = |r: Result<Box<serde_json::value::RawValue>, SourceError>| match r {
         Err(SourceError::Refused { code, .. }) => code,
         other => panic!("expected a refusal, got {other:?}"),
     };

@@ -57,6 +57,27 @@ async fn target_faults_still_deliver_each_record_once() {
     assert_eq!(summary.delivered as usize, landed.records.len());
 }
 
+/// Two windows are read at once, and an order modified in the second that
+/// ends one window and begins the next is in both: it is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_on_a_window_edge_are_written_once() {
+    let mut cfg = source_config(23, "app-window-edges", 600);
+    // About one order a second, so most edges between 5 s windows hold one.
+    cfg.from = cfg.until - jiff::SignedDuration::from_mins(10);
+    let h = harness(cfg, TargetSimConfig::default()).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency) = (20, 4);
+    std::fs::write(&h.file, s.toml().replace("window = \"1d\"", "window = \"5s\"")).unwrap();
+    let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
+    let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
+    let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
+    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert!(summary.windows >= 100, "{}", summary.render());
+    assert!(summary.skipped_id_check >= 20, "edge orders were met twice and taken once: {}", summary.render());
+    assert!(h.missing().is_empty());
+    assert!(h.each_once(), "each record applied exactly once: doubled {:?}", h.target.state.truth().doubled());
+}
+
 fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {

@@ -1,21 +1,30 @@
 //! The run loop: resume the outbox, plan windows, then per window
-//! fetch → idCheck → plugin → outbox → sink → confirm, and move the
-//! checkpoint only when every batch of the window is confirmed.
+//! fetch → idCheck → plugin → outbox → sink → confirm (`window`), and move
+//! the checkpoint only past windows whose every batch, and every batch of
+//! every window before, is confirmed.
 
 use super::config::{Pipeline, TargetKind};
 use super::summary::{Counters, PluginUsed, Summary};
 use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
 use crate::sink::{CommandSink, Delivery, HttpSink, JsonlSink, Sink, SinkError};
-use crate::source::jushuitan::paging::row_key;
 use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
 use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, StateError, StateStore};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use jiff::Timestamp;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+
+mod window;
+
+/// Windows read at once: the next one's pages arrive while the last
+/// batches of the one before are mapped and sent.
+const WINDOWS_AT_ONCE: usize = 2;
 
 /// Why a run stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -190,129 +199,45 @@ impl Runner {
             (None, None) => planner::incremental(checkpoint, s.start, Timestamp::now(), s.lag, s.lookback, s.window),
         };
         *windows_total = windows.len() as u64;
-        for w in windows {
-            *self.current_window.lock().expect("window lock") = w.to_string();
-            if let Flow::Interrupted = self.window(w, opts).await? {
-                return Ok(Flow::Interrupted);
-            }
-            Counters::add(&self.counters.windows_done, 1);
-        }
-        Ok(Flow::Done)
-    }
-
-    async fn window(&self, w: Window, opts: &mut RunOptions) -> Result<Flow, RunError> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Value>>(4);
-        let client = self.client.clone();
-        let req = self.pipeline.source.request.clone();
-        let mode = self.pipeline.source.paging;
-        let fetch = tokio::spawn(async move { client.fetch_window(&req, &w, mode, &tx).await });
-        let mut sends: JoinSet<Result<(), RunError>> = JoinSet::new();
         let sem = Arc::new(Semaphore::new(self.pipeline.target.concurrency));
-        let batch_size = self.pipeline.target.batch_size;
-        let mut buffer: Vec<Value> = Vec::new();
-        let mut failure: Option<RunError> = None;
-        let mut interrupted = false;
+        let claimed = Mutex::new(HashSet::new());
+        let mut planned = windows.into_iter();
+        let mut running = FuturesOrdered::new();
+        let (mut failure, mut interrupted) = (None, false);
         loop {
-            tokio::select! {
-                biased;
-                () = stopped(&mut opts.stop) => { interrupted = true; break; }
-                Some(done) = sends.join_next(), if !sends.is_empty() => {
-                    if let Err(e) = join(done) { failure = Some(e); break; }
-                }
-                rows = rx.recv() => {
-                    let Some(rows) = rows else { break };
-                    Counters::add(&self.counters.fetched, rows.len() as u64);
-                    buffer.extend(rows);
-                    while buffer.len() >= batch_size && failure.is_none() {
-                        let batch: Vec<Value> = buffer.drain(..batch_size).collect();
-                        if let Err(e) = self.dispatch(batch, &w, opts.dry_run, &mut sends, &sem).await { failure = Some(e); }
+            while failure.is_none() && !interrupted && running.len() < WINDOWS_AT_ONCE {
+                let Some(w) = planned.next() else { break };
+                *self.current_window.lock().expect("window lock") = w.to_string();
+                let (dry_run, stop, sem, claimed) = (opts.dry_run, opts.stop.clone(), sem.clone(), &claimed);
+                running.push_back(async move { (w, self.window(w, dry_run, stop, sem, claimed).await) });
+            }
+            // Windows finish in order here, so the checkpoint never passes
+            // a window that is not wholly confirmed.
+            let Some((w, result)) = running.next().await else { break };
+            match result {
+                Ok(Flow::Done) if failure.is_none() && !interrupted => {
+                    if !opts.dry_run && self.state.checkpoint(name)?.is_none_or(|c| c < w.end) {
+                        self.state.set_checkpoint(name, w.end)?;
                     }
-                    if failure.is_some() { break; }
+                    Counters::add(&self.counters.windows_done, 1);
                 }
+                Ok(Flow::Done) => {}
+                Ok(Flow::Interrupted) => interrupted = true,
+                Err(e) => failure = failure.or(Some(e)),
             }
         }
-        if failure.is_none() && !interrupted {
-            if !buffer.is_empty()
-                && let Err(e) = self.dispatch(std::mem::take(&mut buffer), &w, opts.dry_run, &mut sends, &sem).await
-            {
-                failure = Some(e);
-            }
-            match fetch.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => failure = failure.or(Some(RunError::Source(e))),
-                Err(e) => failure = failure.or(Some(RunError::Task(e.to_string()))),
-            }
-        } else {
-            fetch.abort();
+        match failure {
+            Some(e) => Err(e),
+            None if interrupted => Ok(Flow::Interrupted),
+            None => Ok(Flow::Done),
         }
-        while let Some(r) = sends.join_next().await {
-            if let Err(e) = join(r) {
-                failure = failure.or(Some(e));
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if interrupted {
-            return Ok(Flow::Interrupted);
-        }
-        if !opts.dry_run {
-            let current = self.state.checkpoint(&self.pipeline.name)?;
-            if current.is_none_or(|c| c < w.end) {
-                self.state.set_checkpoint(&self.pipeline.name, w.end)?;
-            }
-        }
-        Ok(Flow::Done)
     }
 
-    /// idCheck, map, stage in the outbox, and start the send.
-    async fn dispatch(&self, batch: Vec<Value>, w: &Window, dry_run: bool, sends: &mut JoinSet<Result<(), RunError>>, sem: &Arc<Semaphore>) -> Result<(), RunError> {
-        let name = &self.pipeline.name;
-        let id_field = &self.pipeline.source.request.id_field;
-        let mut keyed: Vec<(RecordKey, Value)> = batch
-            .into_iter()
-            .map(|r| {
-                let (id, version) = row_key(&r, id_field);
-                (RecordKey { id, version }, r)
-            })
-            .collect();
-        if self.pipeline.source.request.id_check {
-            let keys: Vec<RecordKey> = keyed.iter().map(|k| k.0.clone()).collect();
-            let handled = self.state.handled(name, &keys)?;
-            let before = keyed.len();
-            let mut it = handled.into_iter();
-            keyed.retain(|_| !it.next().unwrap_or(false));
-            Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
-            metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check").increment((before - keyed.len()) as u64);
-        }
-        if keyed.is_empty() {
-            return Ok(());
-        }
-        let (entry, dead, skipped) = self.map(keyed, w).await?;
-        if dry_run {
-            if let Some(e) = &entry {
-                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-                for r in body["records"].as_array().into_iter().flatten() {
-                    println!("{r}");
-                }
-            }
-            for d in &dead {
-                eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason);
-            }
-            return Ok(());
-        }
-        self.state.stage(name, entry.as_ref(), &dead, &skipped)?;
-        if let Some(entry) = entry {
-            self.spawn_send(sends, sem, entry).await?;
-        }
-        Ok(())
-    }
-
-    /// Runs the plugin over a batch; returns the outbox entry, the dead
-    /// letters and the skipped keys.
-    async fn map(&self, keyed: Vec<(RecordKey, Value)>, w: &Window) -> Result<(Option<OutboxEntry>, Vec<DeadLetter>, Vec<RecordKey>), RunError> {
+    /// Runs the plugin over a batch of (key, JSON text); returns the outbox
+    /// entry, the dead letters and the skipped keys.
+    async fn map(&self, keyed: Vec<(RecordKey, String)>, w: &Window) -> Result<(Option<OutboxEntry>, Vec<DeadLetter>, Vec<RecordKey>), RunError> {
         let name = self.pipeline.name.clone();
-        let raws: Vec<String> = keyed.iter().map(|k| k.1.to_string()).collect();
+        let (keys, raws): (Vec<RecordKey>, Vec<String>) = keyed.into_iter().unzip();
         let registry = self.registry.clone();
         // The texts go to the blocking task and come back, not copied.
         let (result, raws) = tokio::task::spawn_blocking(move || (registry.map_batch(&name, &raws), raws))
@@ -334,10 +259,10 @@ impl Runner {
             Err(e @ PluginError::NoPlugin(_)) => return Err(e.into()),
             Err(e) => {
                 let digest = self.registry.live(&self.pipeline.name).map(|p| p.digest.clone()).unwrap_or_default();
-                tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keyed.len());
-                Counters::add(&c.failed_mapping, keyed.len() as u64);
-                metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(keyed.len() as u64);
-                let dead = keyed.iter().zip(&raws).map(|(k, raw)| dead_letter(&k.0, raw, e.to_string(), &digest)).collect();
+                tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keys.len());
+                Counters::add(&c.failed_mapping, keys.len() as u64);
+                metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(keys.len() as u64);
+                let dead = keys.iter().zip(&raws).map(|(k, raw)| dead_letter(k, raw, e.to_string(), &digest)).collect();
                 return Ok((None, dead, Vec::new()));
             }
             Ok(x) => x,
@@ -348,17 +273,21 @@ impl Runner {
         Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
         metrics::histogram!("ferry_plugin_batch_seconds").record(out.elapsed.as_secs_f64());
         metrics::counter!("ferry_plugin_fuel_total").increment(out.fuel_used);
-        let (mut records, mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for ((outcome, (key, _)), raw) in out.outcomes.into_iter().zip(keyed).zip(raws) {
+        let mut body = String::from("{\"records\":[");
+        let (mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![]);
+        for ((outcome, key), raw) in out.outcomes.into_iter().zip(keys).zip(raws) {
             match outcome {
                 Outcome::Mapped(recs) if recs.is_empty() => skipped.push(key),
                 Outcome::Mapped(recs) => {
                     Counters::add(&c.mapped, 1);
                     Counters::add(&c.outputs, recs.len() as u64);
                     for r in recs {
+                        if !record_ids.is_empty() {
+                            body.push(',');
+                        }
+                        body.push_str(r.get());
                         origins.push(sources.len());
                         record_ids.push(record_id(r.get()));
-                        records.push(r.get().to_string());
                     }
                     sources.push(SourceRecord { key, raw });
                 }
@@ -378,10 +307,10 @@ impl Runner {
                 }
             }
         }
-        if records.is_empty() {
+        if record_ids.is_empty() {
             return Ok((None, dead, skipped));
         }
-        let body = format!("{{\"records\":[{}]}}", records.join(","));
+        body.push_str("]}");
         let command = OutboxEntry::command_id(&self.pipeline.name, "batch", &body);
         let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: Some(w.end.to_string()) };
         Ok((Some(entry), dead, skipped))

@@ -7,6 +7,7 @@ use super::retry::{Cause, SourceError, Verdict, classify_body, classify_status, 
 use super::sign;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,8 +136,9 @@ impl JushuitanClient {
         fields
     }
 
-    /// Calls `path` with `biz`, retrying transient failures; returns `data`.
-    pub async fn call(&self, path: &str, biz: &Value) -> Result<Value, SourceError> {
+    /// Calls `path` with `biz`, retrying transient failures; returns `data`
+    /// as the JSON text it came in.
+    pub async fn call(&self, path: &str, biz: &Value) -> Result<Box<RawValue>, SourceError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.min_backoff)
             .with_max_delay(self.config.max_backoff)

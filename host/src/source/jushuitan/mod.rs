@@ -1,8 +1,9 @@
 //! The Jushuitan outbound-order source: signed form requests (`sign`), the
 //! seed's metadata templates (`metadata`), window planning (`planner`), one
 //! shared rate limiter per app_key (`ratelimit`), retries decided in one
-//! place (`retry`), the HTTP client (`client`) and paging that misses
-//! nothing while orders change (`paging`).
+//! place (`retry`), the HTTP client (`client`), paging that misses
+//! nothing while orders change (`paging`) and rows kept as the text they
+//! came in (`row`).
 
 pub mod client;
 pub mod metadata;
@@ -10,9 +11,11 @@ pub mod paging;
 pub mod planner;
 pub mod ratelimit;
 pub mod retry;
+pub mod row;
 pub mod sign;
 
 pub use client::{ClientConfig, JushuitanClient, Secret, SourceStats};
 pub use paging::PagingMode;
 pub use planner::Window;
 pub use retry::{Cause, SourceError};
+pub use row::Row;

@@ -13,8 +13,10 @@ use super::client::JushuitanClient;
 use super::metadata::{Request, Vars};
 use super::planner::Window;
 use super::retry::SourceError;
+use super::row::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc::Sender;
@@ -40,29 +42,34 @@ enum Pass {
     Drift,
 }
 
-/// Takes the page's rows out of `data` (moved, not copied).
-fn rows(data: &mut Value) -> Result<Vec<Value>, SourceError> {
-    match data.get_mut("datas") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => Ok(std::mem::take(a)),
-        Some(other) => Err(SourceError::Protocol(format!("`datas` is not a list: {}", &other.to_string()[..40.min(other.to_string().len())]))),
-    }
+/// One page's `data`: the rows stay JSON text; only the paging fields are read.
+#[derive(Deserialize)]
+struct Page {
+    datas: Option<Vec<Box<RawValue>>>,
+    has_next: Option<Value>,
+    data_count: Option<Value>,
 }
 
-/// The idCheck key of a row: id + `modified`.
-pub fn row_key(row: &Value, id_field: &str) -> (String, String) {
-    let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
-    };
-    (text(row.get(id_field)), text(row.get("modified")))
+impl Page {
+    fn parse(data: &RawValue) -> Result<Page, SourceError> {
+        serde_json::from_str(data.get())
+            .map_err(|e| SourceError::Protocol(format!("the page's `data` is not shaped as expected (`datas` a list of rows): {e}")))
+    }
+
+    /// Takes the rows out, reading each one's keys.
+    fn rows(&mut self, id_field: &str) -> Vec<Row> {
+        self.datas.take().unwrap_or_default().into_iter().map(|raw| Row::new(raw, id_field)).collect()
+    }
+
+    fn has_next(&self) -> bool {
+        self.has_next.as_ref().and_then(Value::as_bool).unwrap_or(false)
+    }
 }
 
 impl JushuitanClient {
     /// Sends every row of `window` to `out` once (by id + `modified`).
     /// Returns the number of distinct rows sent.
-    pub async fn fetch_window(&self, req: &Request, window: &Window, mode: PagingMode, out: &Sender<Vec<Value>>) -> Result<u64, SourceError> {
+    pub async fn fetch_window(&self, req: &Request, window: &Window, mode: PagingMode, out: &Sender<Vec<Row>>) -> Result<u64, SourceError> {
         let mut seen = HashSet::new();
         match mode {
             PagingMode::Ts => self.ts_cursor(req, window, out, &mut seen).await?,
@@ -89,47 +96,47 @@ impl JushuitanClient {
         Ok(seen.len() as u64)
     }
 
-    async fn emit(&self, req: &Request, rows: Vec<Value>, out: &Sender<Vec<Value>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
-        let fresh: Vec<Value> = rows.into_iter().filter(|r| seen.insert(row_key(r, &req.id_field))).collect();
+    async fn emit(&self, rows: Vec<Row>, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
+        let fresh: Vec<Row> = rows.into_iter().filter(|r| seen.insert(r.key())).collect();
         if !fresh.is_empty() {
             out.send(fresh).await.map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
         }
         Ok(())
     }
 
-    async fn page_pass(&self, req: &Request, w: &Window, out: &Sender<Vec<Value>>, seen: &mut HashSet<(String, String)>) -> Result<Pass, SourceError> {
+    async fn page_pass(&self, req: &Request, w: &Window, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<Pass, SourceError> {
         let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
         let mut count = None;
         for page in 1..=MAX_PAGES {
             let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page });
-            let mut data = self.call(&req.path(), &biz).await?;
-            let data_count = data.get("data_count").and_then(Value::as_u64);
+            let mut data = Page::parse(&self.call(&req.path(), &biz).await?)?;
+            let data_count = data.data_count.as_ref().and_then(Value::as_u64);
             match count {
                 None => count = Some(data_count),
                 Some(c) if c != data_count => return Ok(Pass::Drift),
                 Some(_) => {}
             }
-            self.emit(req, rows(&mut data)?, out, seen).await?;
-            if !data.get("has_next").and_then(Value::as_bool).unwrap_or(false) {
+            self.emit(data.rows(&req.id_field), out, seen).await?;
+            if !data.has_next() {
                 return Ok(Pass::Complete);
             }
         }
         Err(SourceError::Protocol(format!("window {w} has more than {MAX_PAGES} pages")))
     }
 
-    async fn ts_cursor(&self, req: &Request, w: &Window, out: &Sender<Vec<Value>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
+    async fn ts_cursor(&self, req: &Request, w: &Window, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
         let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
         let mut start_ts: u64 = 0;
         for _ in 0..MAX_PAGES {
             let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
             biz["start_ts"] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
-            let mut data = self.call(&req.path(), &biz).await?;
-            let rows = rows(&mut data)?;
+            let mut data = Page::parse(&self.call(&req.path(), &biz).await?)?;
+            let rows = data.rows(&req.id_field);
             let n = rows.len();
-            let max_ts = rows.iter().filter_map(|r| r.get("ts").and_then(Value::as_u64)).max();
-            self.emit(req, rows, out, seen).await?;
-            let has_next = data.get("has_next").and_then(Value::as_bool).unwrap_or(false);
+            let max_ts = rows.iter().filter_map(|r| r.ts).max();
+            self.emit(rows, out, seen).await?;
+            let has_next = data.has_next();
             if !has_next || n < req.page_size as usize {
                 return Ok(());
             }

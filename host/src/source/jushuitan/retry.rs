@@ -2,7 +2,9 @@
 //! resets, truncated JSON and codes 199/200 are retried with backoff;
 //! codes 10, 100, 110, 140, 180, 190 fail fast with what to fix.
 
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Why a call is retried (counted per cause for the run summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,8 +82,8 @@ pub enum SourceError {
 /// The verdict on one attempt.
 #[derive(Debug)]
 pub enum Verdict {
-    /// `data` of a code-0 answer.
-    Ok(Value),
+    /// `data` of a code-0 answer, as the JSON text it came in.
+    Ok(Box<RawValue>),
     /// Try again later.
     Retry(Cause, String),
     /// Stop.
@@ -101,18 +103,27 @@ fn refused(code: i64, msg: String) -> SourceError {
     SourceError::Refused { code, meaning, msg, hint }
 }
 
+/// The answer's envelope; `data` stays text until the page is read.
+#[derive(Deserialize)]
+struct Envelope {
+    code: Option<Value>,
+    msg: Option<Value>,
+    data: Option<Box<RawValue>>,
+}
+
 /// Classifies an HTTP 200 body.
 pub fn classify_body(body: &[u8]) -> Verdict {
-    let v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
+    let v: Envelope = match serde_json::from_slice(body) {
+        Ok(v) if body.trim_ascii_start().starts_with(b"{") => v,
+        Ok(_) => return Verdict::Fail(SourceError::Protocol("the answer is not a JSON object".into())),
         Err(e) if e.is_eof() || e.is_syntax() => return Verdict::Retry(Cause::Truncated, format!("body is not complete JSON: {e}")),
         Err(e) => return Verdict::Fail(SourceError::Protocol(e.to_string())),
     };
-    let code = v.get("code").and_then(Value::as_i64);
-    let msg = v.get("msg").and_then(Value::as_str).unwrap_or_default().to_string();
+    let code = v.code.as_ref().and_then(Value::as_i64);
+    let msg = v.msg.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
     match code {
-        Some(0) => match v.get("data") {
-            Some(d) if d.is_object() => Verdict::Ok(d.clone()),
+        Some(0) => match v.data {
+            Some(d) if d.get().starts_with('{') => Verdict::Ok(d),
             _ => Verdict::Fail(SourceError::Protocol("code 0 without a `data` object".into())),
         },
         Some(199) => Verdict::Retry(Cause::Code199, msg),
@@ -167,7 +178,9 @@ mod tests {
         }
         assert_eq!(retried(classify_body(br#"{"code":0,"data":{"da"#)), Some(Cause::Truncated));
         assert_eq!(retried(classify_body(b"")), Some(Cause::Truncated));
-        assert!(matches!(classify_body(br#"{"code":0}"#), Verdict::Fail(SourceError::Protocol(_))));
+        for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"] {
+            assert!(matches!(classify_body(odd), Verdict::Fail(SourceError::Protocol(_))), "{}", String::from_utf8_lossy(odd));
+        }
         for status in [500, 502, 503, 504, 429] {
             assert!(retried(classify_status(status, b"")).is_some(), "{status}");
         }

@@ -1,0 +1,134 @@
+//! One window, pipelined: pages arrive while earlier batches are mapped
+//! (up to one batch per core at once) and sent (up to `concurrency` at
+//! once). Batches are staged in the outbox in the order they were read.
+
+use super::{Flow, RunError, Runner, join, stopped};
+use crate::pipeline::summary::Counters;
+use crate::source::jushuitan::{Row, Window};
+use crate::state::{OutboxEntry, RecordKey};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Batches mapped at once: one per core, at least two so that staging one
+/// overlaps mapping the next.
+fn map_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 16)
+}
+
+impl Runner {
+    /// Reads, maps, stages and sends every row of `w`. `claimed` holds the
+    /// keys on a window edge already taken by a window read at the same
+    /// time (a row modified in the edge second is in both).
+    pub(super) async fn window(
+        &self,
+        w: Window,
+        dry_run: bool,
+        mut stop: Option<watch::Receiver<bool>>,
+        sem: Arc<Semaphore>,
+        claimed: &Mutex<HashSet<RecordKey>>,
+    ) -> Result<Flow, RunError> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+        let client = self.client.clone();
+        let req = self.pipeline.source.request.clone();
+        let mode = self.pipeline.source.paging;
+        let fetch = tokio::spawn(async move { client.fetch_window(&req, &w, mode, &tx).await });
+        let mut sends: JoinSet<Result<(), RunError>> = JoinSet::new();
+        let mut maps = FuturesOrdered::new();
+        // A dry run prints its batches in the order they were read.
+        let parallel = if dry_run { 1 } else { map_parallelism() };
+        let batch_size = self.pipeline.target.batch_size;
+        let mut buffer: Vec<Row> = Vec::new();
+        let (mut fetched_all, mut failure, mut interrupted) = (false, None, false);
+        loop {
+            while failure.is_none() && maps.len() < parallel && (buffer.len() >= batch_size || (fetched_all && !buffer.is_empty())) {
+                let batch: Vec<Row> = buffer.drain(..batch_size.min(buffer.len())).collect();
+                maps.push_back(self.prepare(batch, w, dry_run, claimed));
+            }
+            if failure.is_some() || (fetched_all && buffer.is_empty() && maps.is_empty()) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => { interrupted = true; break; }
+                Some(done) = sends.join_next(), if !sends.is_empty() => {
+                    if let Err(e) = join(done) { failure = Some(e); }
+                }
+                Some(prepared) = maps.next(), if !maps.is_empty() => match prepared {
+                    Ok(Some(entry)) => if let Err(e) = self.spawn_send(&mut sends, &sem, entry).await { failure = Some(e); },
+                    Ok(None) => {}
+                    Err(e) => failure = Some(e),
+                },
+                rows = rx.recv(), if !fetched_all && buffer.len() < 2 * batch_size => match rows {
+                    Some(rows) => {
+                        Counters::add(&self.counters.fetched, rows.len() as u64);
+                        buffer.extend(rows);
+                    }
+                    None => fetched_all = true,
+                },
+            }
+        }
+        // A batch mapped but not yet staged is dropped here; its rows are
+        // read again by the next run, as the checkpoint stays before them.
+        drop(maps);
+        if failure.is_none() && !interrupted {
+            match fetch.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failure = Some(RunError::Source(e)),
+                Err(e) => failure = Some(RunError::Task(e.to_string())),
+            }
+        } else {
+            fetch.abort();
+        }
+        while let Some(r) = sends.join_next().await {
+            if let Err(e) = join(r) {
+                failure = failure.or(Some(e));
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None if interrupted => Ok(Flow::Interrupted),
+            None => Ok(Flow::Done),
+        }
+    }
+
+    /// idCheck, map and stage one batch in the outbox; returns the entry to
+    /// send (none when nothing is left to write, or in a dry run, which
+    /// prints instead).
+    async fn prepare(&self, batch: Vec<Row>, w: Window, dry_run: bool, claimed: &Mutex<HashSet<RecordKey>>) -> Result<Option<OutboxEntry>, RunError> {
+        let name = &self.pipeline.name;
+        let mut keyed: Vec<(RecordKey, String)> = batch.into_iter().map(|r| (RecordKey { id: r.id, version: r.version }, r.raw)).collect();
+        let before = keyed.len();
+        let edges = [crate::time::format(w.begin), crate::time::format(w.end)];
+        keyed.retain(|(k, _)| !edges.contains(&k.version) || claimed.lock().expect("claim lock").insert(k.clone()));
+        if self.pipeline.source.request.id_check {
+            let keys: Vec<RecordKey> = keyed.iter().map(|k| k.0.clone()).collect();
+            let mut handled = self.state.handled(name, &keys)?.into_iter();
+            keyed.retain(|_| !handled.next().unwrap_or(false));
+        }
+        Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
+        metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check").increment((before - keyed.len()) as u64);
+        if keyed.is_empty() {
+            return Ok(None);
+        }
+        let (entry, dead, skipped) = self.map(keyed, &w).await?;
+        if dry_run {
+            if let Some(e) = &entry {
+                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                for r in body["records"].as_array().into_iter().flatten() {
+                    println!("{r}");
+                }
+            }
+            for d in &dead {
+                eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason);
+            }
+            return Ok(None);
+        }
+        self.state.stage(name, entry.as_ref(), &dead, &skipped)?;
+        Ok(entry)
+    }
+}
