@@ -3,6 +3,7 @@
 //! PostgreSQL ([`PgStore`]) can replace SQLite ([`SqliteStore`]) for
 //! scale-out; [`StateLocation`] picks one from the pipeline's `[state]`.
 
+mod embedded;
 mod location;
 mod pg;
 mod sqlite;

@@ -18,6 +18,7 @@ pub struct SourceRecord {
     /// idCheck key.
     pub key: RecordKey,
     /// The raw JSON text as the source gave it.
+    #[serde(with = "super::embedded")]
     pub raw: String,
 }
 
@@ -27,6 +28,7 @@ pub struct OutboxEntry {
     /// The command UUID (deterministic from the pipeline and the body).
     pub command: Uuid,
     /// The exact body sent: `{"records": [...]}`.
+    #[serde(with = "super::embedded")]
     pub body: String,
     /// For each mapped record, the index of its source record.
     pub origins: Vec<usize>,
