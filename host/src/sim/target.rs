@@ -160,11 +160,11 @@ impl TargetState {
     }
 
     /// Creates or replays a command: `(status, resource)`.
-    fn write(&self, id: Uuid, body: &Value) -> Result<(StatusCode, Value), (StatusCode, Value)> {
-        let records = body.get("records").and_then(Value::as_array).ok_or_else(|| {
-            (StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object with a `records` array"}))
-        })?;
-        let hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+    fn write(&self, id: Uuid, mut body: Value) -> Result<(StatusCode, Value), (StatusCode, Value)> {
+        if !body.get("records").is_some_and(Value::is_array) {
+            return Err((StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object with a `records` array"})));
+        }
+        let hash = hex::encode(Sha256::digest(serde_json::to_vec(&body).expect("a Value always serializes")));
         let now = Timestamp::now();
         let mut inner = self.inner.lock().expect("target lock");
         if let Some(existing) = inner.commands.get(&id) {
@@ -176,7 +176,11 @@ impl TargetState {
             inner.truth.conflicts += 1;
             return Err((StatusCode::CONFLICT, json!({"error": format!("command {id} exists with a different body")})));
         }
-        let tasks: Vec<Task> = records.iter().map(|r| apply(&mut inner.truth, r)).collect();
+        let records = match body.get_mut("records").map(Value::take) {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
+        };
+        let tasks: Vec<Task> = records.into_iter().map(|r| apply(&mut inner.truth, r)).collect();
         let completes = now + self.config.completion_delay;
         let command = Command { id, hash, created: now, completes, tasks };
         let resource = command.resource(now);
@@ -195,8 +199,8 @@ fn record_id(r: &Value) -> Option<String> {
 }
 
 /// Validates and stores one record.
-fn apply(truth: &mut TargetTruth, r: &Value) -> Task {
-    let Some(id) = record_id(r) else {
+fn apply(truth: &mut TargetTruth, r: Value) -> Task {
+    let Some(id) = record_id(&r) else {
         return Task { record_id: None, status: "FAILED".into(), message: Some("record has no `id`".into()) };
     };
     let negative = match r.get("amount") {
@@ -207,9 +211,9 @@ fn apply(truth: &mut TargetTruth, r: &Value) -> Task {
     if negative {
         return Task { record_id: Some(id), status: "FAILED".into(), message: Some("`amount` must not be negative".into()) };
     }
-    truth.records.insert(id.clone(), r.clone());
-    *truth.deliveries.entry(id.clone()).or_default() += 1;
     let version = r.get("modified").map(|m| m.as_str().map_or_else(|| m.to_string(), String::from)).unwrap_or_default();
+    truth.records.insert(id.clone(), r);
+    *truth.deliveries.entry(id.clone()).or_default() += 1;
     *truth.versions.entry(format!("{id}@{version}")).or_default() += 1;
     Task { record_id: Some(id), status: "SUCCESS".into(), message: None }
 }
@@ -228,7 +232,7 @@ async fn write(st: Arc<TargetState>, id: Uuid, body: Value) -> Response {
         }
         _ => {}
     }
-    let result = st.write(id, &body);
+    let result = st.write(id, body);
     if fault == Some(Fault::Slow) {
         tokio::time::sleep(st.config.faults.slow_delay).await;
     }

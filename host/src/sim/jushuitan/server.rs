@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -161,7 +162,7 @@ impl SimState {
     }
 
     /// Checks, limits and answers one call: `(code, msg, data)`.
-    fn handle(&self, body: &[u8]) -> (i64, Option<String>, Value) {
+    fn handle(&self, body: &[u8]) -> (i64, Option<String>, Option<Box<RawValue>>) {
         let fields: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
         let c = &self.config;
         let mut inner = self.inner.lock().expect("sim lock");
@@ -176,7 +177,7 @@ impl SimState {
                 200 => s.code200 += 1,
                 _ => {}
             }
-            (code, Some(msg), Value::Null)
+            (code, Some(msg), None)
         };
         let Some(given) = fields.get("sign") else { return fail(&mut inner, 10, "sign is missing".into()) };
         if fields.get("app_key") != Some(&c.app_key) {
@@ -214,7 +215,7 @@ impl SimState {
         inner.stats.accepted += 1;
         let data = q.run(&inner.orders, &inner.index, &inner.by_ts);
         self.mutate(&mut inner);
-        (0, None, data)
+        (0, None, Some(data))
     }
 
     /// The shop keeps working: some orders change, new ones appear.
@@ -254,6 +255,14 @@ impl SimState {
     }
 }
 
+/// The envelope of every answer; `data` is printed once, by the query.
+#[derive(serde::Serialize)]
+struct Answer {
+    code: i64,
+    msg: Option<String>,
+    data: Option<Box<RawValue>>,
+}
+
 async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
     let fault = st.roll_fault();
     if fault == Some(Fault::Http500) {
@@ -264,7 +273,7 @@ async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> 
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let (code, msg, data) = st.handle(&body);
-    let text = json!({"code": code, "msg": msg, "data": data}).to_string();
+    let text = serde_json::to_string(&Answer { code, msg, data }).expect("an answer always serializes");
     let json_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
     match fault {
         Some(Fault::Slow) => {
