@@ -82,6 +82,9 @@ fn steps(path: &str) -> Vec<Step<'_>> {
 
 /// Looks a path up; `None` when any step is absent.
 pub fn get<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
+    if !path.is_empty() && !path.contains(['.', '[']) {
+        return value.get(path);
+    }
     steps(path).iter().try_fold(value, |v, step| match step {
         Step::Key(k) => v.get(*k),
         Step::Index(i) => v.get(*i),

@@ -112,7 +112,10 @@ pub fn map_one<M: Mapping>(mapping: &M, record: &str) -> Outcome {
     };
     match mapping.map(&value) {
         Ok(Output::Records(records)) => {
-            Outcome::Mapped(records.iter().map(Value::to_string).collect())
+            // `to_string` goes through `Display` and a formatter per
+            // value; the serializer writes straight into the buffer.
+            let text = |r: &Value| serde_json::to_string(r).expect("a Value always serializes");
+            Outcome::Mapped(records.iter().map(text).collect())
         }
         Ok(Output::Skip(reason)) => Outcome::Skip(reason),
         Err(e) => Outcome::Error(RecordError { field: Some(e.field), message: e.message }),
