@@ -24,6 +24,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod demo;
+pub mod fields;
 pub mod pipeline;
 pub mod plugin;
 pub mod sim;

@@ -386,15 +386,8 @@ impl Runner {
 
 /// The `id` of a mapped record, as text.
 pub(crate) fn record_id(json: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: Option<Value>,
-    }
-    match serde_json::from_str::<IdOnly>(json).ok()?.id? {
-        Value::String(s) => Some(s),
-        Value::Null => None,
-        v => Some(v.to_string()),
-    }
+    let [id] = crate::fields::top_level(json, ["id"]);
+    id.filter(|v| !v.is_null()).map(crate::fields::text)
 }
 
 /// Records a delivery: dead letters for failed tasks, then the confirm.

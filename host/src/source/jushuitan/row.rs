@@ -1,12 +1,12 @@
 //! One source row as the API sent it: its JSON text goes to the plugin and
 //! the outbox unchanged, and the host reads only the three fields it needs
-//! (the id, `modified`, `ts`) with one pass that skips everything else, so
-//! no row is ever built into a `serde_json::Value` and printed back.
+//! (the id, `modified`, `ts`) with one pass that skips everything else
+//! (`crate::fields`), so no row is ever built into a `serde_json::Value`
+//! and printed back.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use crate::fields::{text, top_level};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::fmt;
 
 /// A row of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +26,9 @@ impl Row {
     /// Reads the id, `modified` and `ts` of `raw`. A row that is not an
     /// object keeps empty keys, as the plugin will reject it anyway.
     pub fn new(raw: Box<RawValue>, id_field: &str) -> Row {
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        let keys = KeysSeed { id_field }.deserialize(&mut de).unwrap_or_default();
-        Row { raw: Box::<str>::from(raw).into_string(), id: keys.id, version: keys.version, ts: keys.ts }
+        let [id, version, ts] = top_level(raw.get(), [id_field, "modified", "ts"]);
+        let ts = ts.as_ref().and_then(Value::as_u64);
+        Row { raw: Box::<str>::from(raw).into_string(), id: id.map(text).unwrap_or_default(), version: version.map(text).unwrap_or_default(), ts }
     }
 
     /// A row from a `Value` (tests and tools; the run reads raw pages).
@@ -40,92 +40,6 @@ impl Row {
     /// The idCheck key: id + `modified`.
     pub fn key(&self) -> (String, String) {
         (self.id.clone(), self.version.clone())
-    }
-}
-
-#[derive(Default)]
-struct Keys {
-    id: String,
-    version: String,
-    ts: Option<u64>,
-}
-
-fn text(v: Value) -> String {
-    match v {
-        Value::String(s) => s,
-        v => v.to_string(),
-    }
-}
-
-struct KeysSeed<'a> {
-    id_field: &'a str,
-}
-
-impl<'de> DeserializeSeed<'de> for KeysSeed<'_> {
-    type Value = Keys;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Keys, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-/// Which field a key names.
-enum Field {
-    Id,
-    Modified,
-    Ts,
-    Other,
-}
-
-struct FieldSeed<'a> {
-    id_field: &'a str,
-}
-
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Field;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for FieldSeed<'_> {
-    type Value = Field;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E>(self, k: &str) -> Result<Field, E> {
-        // The id field is checked first: it may itself be `ts` or `modified`.
-        Ok(if k == self.id_field {
-            Field::Id
-        } else if k == "modified" {
-            Field::Modified
-        } else if k == "ts" {
-            Field::Ts
-        } else {
-            Field::Other
-        })
-    }
-}
-
-impl<'de> Visitor<'de> for KeysSeed<'_> {
-    type Value = Keys;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a row object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
-        let mut keys = Keys::default();
-        let mut ts = None;
-        while let Some(field) = map.next_key_seed(FieldSeed { id_field: self.id_field })? {
-            match field {
-                Field::Id => keys.id = text(map.next_value()?),
-                Field::Modified => keys.version = text(map.next_value()?),
-                Field::Ts => ts = Some(map.next_value::<Value>()?),
-                Field::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        keys.ts = ts.as_ref().and_then(Value::as_u64);
-        Ok(keys)
     }
 }
 
