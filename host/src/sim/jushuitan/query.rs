@@ -121,7 +121,7 @@ impl Query {
 
     /// Runs the query; returns the `data` object of the envelope as JSON
     /// text, printed straight from the orders.
-    pub fn run(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), ()>, by_ts: &BTreeMap<u64, u64>) -> Box<RawValue> {
+    pub fn run(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), u64>, by_ts: &BTreeMap<u64, u64>) -> Box<RawValue> {
         if let (Some(start), false, Some(window)) = (self.start_ts, self.get_total, self.window) {
             return self.run_by_ts(orders, index, by_ts, window, start);
         }
@@ -149,14 +149,20 @@ impl Query {
     /// instead of sorting the window for every page; `has_next` looks for
     /// a later version in the window from its newest rows down. Same rows,
     /// same order.
-    fn run_by_ts(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), ()>, by_ts: &BTreeMap<u64, u64>, (b, e): (i64, i64), start: u64) -> Box<RawValue> {
+    fn run_by_ts(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), u64>, by_ts: &BTreeMap<u64, u64>, (b, e): (i64, i64), start: u64) -> Box<RawValue> {
         let window = || index.range((b, 0)..=(e, u64::MAX)).map(|((_, id), _)| &orders[id]);
         let wanted = |o: &Order| (b..=e).contains(&o.modified_at) && self.matches(o);
-        // A cursor's first call (start 0) would walk every older version:
-        // begin at the window's oldest version instead.
-        let start = if start == 0 { window().map(|o| o.ts).min().unwrap_or(0) } else { start };
+        // Walk only the versions the window's rows span: a cursor's first
+        // call (start 0) would walk every older version, and a window's last
+        // page every newer one (all of them, for the first windows of a
+        // backfill).
+        let (oldest, newest) = index.range((b, 0)..=(e, u64::MAX)).fold((u64::MAX, 0), |(lo, hi), (_, ts)| (lo.min(*ts), hi.max(*ts)));
+        let start = start.max(oldest);
+        if start > newest {
+            return self.envelope(0, 0, false, &[]);
+        }
         let skip = ((self.page_index - 1) * self.page_size) as usize;
-        let page: Vec<&Order> = by_ts.range(start..).map(|(_, id)| &orders[id]).filter(|o| wanted(o)).skip(skip).take(self.page_size as usize).collect();
+        let page: Vec<&Order> = by_ts.range(start..=newest).map(|(_, id)| &orders[id]).filter(|o| wanted(o)).skip(skip).take(self.page_size as usize).collect();
         let has_next = page.len() == self.page_size as usize && {
             let last = page.last().map_or(0, |o| o.ts);
             window().rev().any(|o| o.ts > last && self.matches(o))
@@ -199,7 +205,7 @@ mod tests {
             // Versions out of time order, as changes make them.
             let ts = (i * 7919) % 1000 + 1;
             let o = super::super::orders::generate(&mut rng, 10_000 + i, at, ts);
-            index.insert((o.modified_at, o.o_id), ());
+            index.insert((o.modified_at, o.o_id), o.ts);
             by_ts.insert(o.ts, o.o_id);
             orders.insert(o.o_id, o);
         }

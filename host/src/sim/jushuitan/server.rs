@@ -57,7 +57,8 @@ pub struct Truth {
 
 struct Inner {
     orders: HashMap<u64, Order>,
-    index: BTreeMap<(i64, u64), ()>,
+    /// (modified, o_id) -> ts.
+    index: BTreeMap<(i64, u64), u64>,
     /// Row version -> o_id, for the ts cursor.
     by_ts: BTreeMap<u64, u64>,
     next_o_id: u64,
@@ -98,7 +99,7 @@ impl SimState {
         for (i, t) in times.into_iter().enumerate() {
             let o_id = FIRST_O_ID + i as u64;
             let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
-            index.insert((order.modified_at, o_id), ());
+            index.insert((order.modified_at, o_id), order.ts);
             by_ts.insert(order.ts, o_id);
             orders.insert(o_id, order);
         }
@@ -237,7 +238,7 @@ impl SimState {
                 index.remove(&(order.modified_at, o_id));
                 by_ts.remove(&order.ts);
                 orders::change(rng, order, now, ts);
-                index.insert((order.modified_at, o_id), ());
+                index.insert((order.modified_at, o_id), order.ts);
                 by_ts.insert(order.ts, o_id);
                 inner.stats.orders_changed += 1;
             }
@@ -247,7 +248,7 @@ impl SimState {
             inner.next_o_id += 1;
             inner.next_ts += 1;
             let order = orders::generate(&mut inner.rng, o_id, now, ts);
-            inner.index.insert((order.modified_at, o_id), ());
+            inner.index.insert((order.modified_at, o_id), order.ts);
             inner.by_ts.insert(order.ts, o_id);
             inner.orders.insert(o_id, order);
             inner.stats.orders_created += 1;
