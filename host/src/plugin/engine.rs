@@ -7,7 +7,7 @@ use super::error::PluginError;
 use super::sandbox::StoreData;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -127,35 +127,6 @@ fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {
     }
     Engine::new(&config)
 }
-
-/// Runs `compile` (Cranelift, which spreads a component's functions over a
-/// rayon pool) on threads of lowered priority: a cold install shares the
-/// cores with batches being mapped, and on a busy host those come first,
-/// so a swap takes longer instead of delaying batches. On Linux a thread's
-/// nice value is its own; elsewhere this is the caller's pool as before.
-pub(super) fn low_priority<T: Send>(compile: impl FnOnce() -> T + Send) -> T {
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    let pool = POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("ferry-compile-{i}"))
-            .start_handler(|_| {
-                if let Err(e) = rustix::process::setpriority_process(None, COMPILE_NICE) {
-                    tracing::debug!("compile threads keep their priority: {e}");
-                }
-            })
-            .build()
-            .map_err(|e| tracing::warn!("no compile thread pool ({e}); compiling at normal priority"))
-            .ok()
-    });
-    match pool {
-        Some(pool) => pool.install(compile),
-        None => compile(),
-    }
-}
-
-/// The nice value of compile threads: batches get about nine tenths of a
-/// core they share with a compile.
-const COMPILE_NICE: i32 = 10;
 
 /// Advances the epoch every tick while the engine lives.
 fn spawn_ticker(engine: &Engine) {

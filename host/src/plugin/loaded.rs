@@ -126,7 +126,7 @@ impl PluginEngine {
         let component = match cached {
             Some(c) => c,
             None => {
-                let c = super::engine::low_priority(|| Component::new(&self.engine, bytes))
+                let c = Component::new(&self.engine, bytes)
                     .map_err(|e| PluginError::Compile { origin: origin.into(), reason: format!("{e:#}") })?;
                 if let Some(cache) = &self.cache {
                     cache.put(&digest, &c);
