@@ -86,6 +86,16 @@ async fn queued_commands_cancel_and_started_ones_refuse() {
     let s = Server::start(&h, ferry_fixtures::JUSHUITAN_ORDERS, None).await;
     let (a, b) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
     s.call(Method::PUT, &format!("/sync-commands/{a}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
+    // Under load the worker may not have taken `a` yet: wait until it has,
+    // so that `b` is the only one queued.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let (_, first) = s.call(Method::GET, &format!("/sync-commands/{a}"), Some(TOKEN_A), None).await;
+        if first["status"] != json!("queued") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (_, queued) = s.call(Method::PUT, &format!("/sync-commands/{b}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
     assert_eq!((queued["status"].as_str(), queued["queuePosition"].as_u64()), (Some("queued"), Some(1)), "{queued}");
     let (code, cancelled) = s.call(Method::DELETE, &format!("/sync-commands/{b}"), Some(TOKEN_A), None).await;
