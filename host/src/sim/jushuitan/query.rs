@@ -150,13 +150,14 @@ impl Query {
     /// a later version in the window from its newest rows down. Same rows,
     /// same order.
     fn run_by_ts(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), u64>, by_ts: &BTreeMap<u64, u64>, (b, e): (i64, i64), start: u64) -> Box<RawValue> {
-        let window = || index.range((b, 0)..=(e, u64::MAX)).map(|((_, id), _)| &orders[id]);
+        // The window's rows as (key, ts), in modified order.
+        let window = || index.range((b, 0)..=(e, u64::MAX));
         let wanted = |o: &Order| (b..=e).contains(&o.modified_at) && self.matches(o);
         // Walk only the versions the window's rows span: a cursor's first
         // call (start 0) would walk every older version, and a window's last
         // page every newer one (all of them, for the first windows of a
         // backfill).
-        let (oldest, newest) = index.range((b, 0)..=(e, u64::MAX)).fold((u64::MAX, 0), |(lo, hi), (_, ts)| (lo.min(*ts), hi.max(*ts)));
+        let (oldest, newest) = window().fold((u64::MAX, 0), |(lo, hi), (_, ts)| (lo.min(*ts), hi.max(*ts)));
         let start = start.max(oldest);
         if start > newest {
             return self.envelope(0, 0, false, &[]);
@@ -165,7 +166,7 @@ impl Query {
         let page: Vec<&Order> = by_ts.range(start..=newest).map(|(_, id)| &orders[id]).filter(|o| wanted(o)).skip(skip).take(self.page_size as usize).collect();
         let has_next = page.len() == self.page_size as usize && {
             let last = page.last().map_or(0, |o| o.ts);
-            window().rev().any(|o| o.ts > last && self.matches(o))
+            window().rev().any(|((_, id), ts)| *ts > last && self.matches(&orders[id]))
         };
         self.envelope(0, 0, has_next, &page)
     }

@@ -31,12 +31,6 @@ impl Row {
         Row { raw: Box::<str>::from(raw).into_string(), id: id.map(text).unwrap_or_default(), version: version.map(text).unwrap_or_default(), ts }
     }
 
-    /// A row from a `Value` (tests and tools; the run reads raw pages).
-    pub fn from_value(v: &Value, id_field: &str) -> Row {
-        let raw = RawValue::from_string(v.to_string()).expect("a Value prints as valid JSON");
-        Row::new(raw, id_field)
-    }
-
     /// The idCheck key: id + `modified`.
     pub fn key(&self) -> (String, String) {
         (self.id.clone(), self.version.clone())
@@ -56,7 +50,7 @@ mod tests {
         let row = Row::new(RawValue::from_string(text.into()).unwrap(), "o_id");
         assert_eq!(row.raw, text);
         assert_eq!((row.id.as_str(), row.version.as_str(), row.ts), ("17", "2026-01-02 03:04:05", Some(99)));
-        let by_string = Row::from_value(&json!({"so_id": "A-1", "ts": -3}), "so_id");
+        let by_string = Row::new(RawValue::from_string(json!({"so_id": "A-1", "ts": -3}).to_string()).unwrap(), "so_id");
         assert_eq!((by_string.id.as_str(), by_string.version.as_str(), by_string.ts), ("A-1", "", None));
         let escaped = Row::new(RawValue::from_string(r#"{"o\u005fid":"x","modified":null}"#.into()).unwrap(), "o_id");
         assert_eq!((escaped.id.as_str(), escaped.version.as_str()), ("x", "null"));
