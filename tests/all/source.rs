@@ -77,11 +77,10 @@ async fn signed_requests_pass_the_simulators_check_and_bad_ones_fail_fast() {
     let w = Window { begin: now - SignedDuration::from_hours(80), end: now };
     let (b, e) = (ferry::time::format(w.begin), ferry::time::format(w.end));
     let biz = req.render(&ferry::source::jushuitan::metadata::Vars { last_sync_time: &b, current_time: &e, page: 1 });
-    let data = client(&sim.url, &cfg).call(&req.path(), &biz).await.expect("signed call accepted");
-    let data: Value = serde_json::from_str(data.get()).unwrap();
+    let data: Value = client(&sim.url, &cfg).call(&req.path(), &biz).await.expect("signed call accepted");
     assert!(data["datas"].as_array().is_some_and(|d| !d.is_empty()));
 
-    let code = |r: Result<Box<serde_json::value::RawValue>, SourceError>| match r {
+    let code = |r: Result<Value, SourceError>| match r {
         Err(SourceError::Refused { code, .. }) => code,
         other => panic!("expected a refusal, got {other:?}"),
     };
@@ -93,12 +92,12 @@ async fn signed_requests_pass_the_simulators_check_and_bad_ones_fail_fast() {
     assert_eq!(code(client(&sim.url, &bad).call(&req.path(), &biz).await), 100);
     let mut too_big = biz.clone();
     too_big["page_size"] = json!(100);
-    let err = client(&sim.url, &cfg).call(&req.path(), &too_big).await.unwrap_err();
+    let err = client(&sim.url, &cfg).call::<Value>(&req.path(), &too_big).await.unwrap_err();
     assert!(matches!(&err, SourceError::Refused { code: 140, msg, .. } if msg.contains("page_size")), "{err}");
     let mut long = biz.clone();
     long["modified_begin"] = json!("2020-01-01 00:00:00");
     assert_eq!(code(client(&sim.url, &cfg).call(&req.path(), &long).await), 140);
-    let err = client(&sim.url, &bad).call(&req.path(), &biz).await.unwrap_err().to_string();
+    let err = client(&sim.url, &bad).call::<Value>(&req.path(), &biz).await.unwrap_err().to_string();
     assert!(err.contains("refresh the access_token") && !err.contains("expired\""), "{err}");
 
     // A stale timestamp, signed correctly: code 180.

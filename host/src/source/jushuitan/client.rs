@@ -6,8 +6,8 @@ use super::ratelimit::{Budget, SharedBudget};
 use super::retry::{Cause, SourceError, Verdict, classify_body, classify_status, classify_transport};
 use super::sign;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,8 +137,8 @@ impl JushuitanClient {
     }
 
     /// Calls `path` with `biz`, retrying transient failures; returns `data`
-    /// as the JSON text it came in.
-    pub async fn call(&self, path: &str, biz: &Value) -> Result<Box<RawValue>, SourceError> {
+    /// read as `T`.
+    pub async fn call<T: DeserializeOwned>(&self, path: &str, biz: &Value) -> Result<T, SourceError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.min_backoff)
             .with_max_delay(self.config.max_backoff)
@@ -178,7 +178,7 @@ impl JushuitanClient {
         }
     }
 
-    async fn attempt(&self, path: &str, biz: &Value) -> Verdict {
+    async fn attempt<T: DeserializeOwned>(&self, path: &str, biz: &Value) -> Verdict<T> {
         let fields = self.signed_fields(biz);
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);

@@ -42,7 +42,8 @@ enum Pass {
     Drift,
 }
 
-/// One page's `data`: the rows stay JSON text; only the paging fields are read.
+/// One page's `data`, read with the answer in one pass: the rows stay JSON
+/// text; only the paging fields are read.
 #[derive(Deserialize)]
 struct Page {
     datas: Option<Vec<Box<RawValue>>>,
@@ -51,11 +52,6 @@ struct Page {
 }
 
 impl Page {
-    fn parse(data: &RawValue) -> Result<Page, SourceError> {
-        serde_json::from_str(data.get())
-            .map_err(|e| SourceError::Protocol(format!("the page's `data` is not shaped as expected (`datas` a list of rows): {e}")))
-    }
-
     /// Takes the rows out, reading each one's keys.
     fn rows(&mut self, id_field: &str) -> Vec<Row> {
         self.datas.take().unwrap_or_default().into_iter().map(|raw| Row::new(raw, id_field)).collect()
@@ -109,7 +105,7 @@ impl JushuitanClient {
         let mut count = None;
         for page in 1..=MAX_PAGES {
             let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page });
-            let mut data = Page::parse(&self.call(&req.path(), &biz).await?)?;
+            let mut data: Page = self.call(&req.path(), &biz).await?;
             let data_count = data.data_count.as_ref().and_then(Value::as_u64);
             match count {
                 None => count = Some(data_count),
@@ -131,7 +127,7 @@ impl JushuitanClient {
             let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
             biz["start_ts"] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
-            let mut data = Page::parse(&self.call(&req.path(), &biz).await?)?;
+            let mut data: Page = self.call(&req.path(), &biz).await?;
             let rows = data.rows(&req.id_field);
             let n = rows.len();
             let max_ts = rows.iter().filter_map(|r| r.ts).max();

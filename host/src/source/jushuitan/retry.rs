@@ -2,9 +2,11 @@
 //! resets, truncated JSON and codes 199/200 are retried with backoff;
 //! codes 10, 100, 110, 140, 180, 190 fail fast with what to fix.
 
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::marker::PhantomData;
 
 /// Why a call is retried (counted per cause for the run summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,9 +83,9 @@ pub enum SourceError {
 
 /// The verdict on one attempt.
 #[derive(Debug)]
-pub enum Verdict {
-    /// `data` of a code-0 answer, as the JSON text it came in.
-    Ok(Box<RawValue>),
+pub enum Verdict<T> {
+    /// `data` of a code-0 answer, read as `T`.
+    Ok(T),
     /// Try again later.
     Retry(Cause, String),
     /// Stop.
@@ -103,17 +105,46 @@ fn refused(code: i64, msg: String) -> SourceError {
     SourceError::Refused { code, meaning, msg, hint }
 }
 
-/// The answer's envelope; `data` stays text until the page is read.
+/// The answer's envelope.
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<D> {
     code: Option<Value>,
     msg: Option<Value>,
-    data: Option<Box<RawValue>>,
+    data: Option<D>,
 }
 
-/// Classifies an HTTP 200 body.
-pub fn classify_body(body: &[u8]) -> Verdict {
-    let v: Envelope = match serde_json::from_slice(body) {
+/// A `T` that must come as a JSON object (serde would also build a struct
+/// from an array of its fields).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(Object)
+    }
+}
+
+/// Classifies an HTTP 200 body, reading a code-0 answer's `data` as `T`.
+///
+/// A good answer is read in one pass, its `data` straight into `T`; only an
+/// answer that does not read that way is read again, envelope alone, to say
+/// what is wrong with it.
+pub fn classify_body<T: DeserializeOwned>(body: &[u8]) -> Verdict<T> {
+    if let Ok(Envelope { code: Some(code), data: Some(Object(data)), .. }) = serde_json::from_slice::<Envelope<Object<T>>>(body)
+        && code.as_i64() == Some(0)
+    {
+        return Verdict::Ok(data);
+    }
+    let v: Envelope<&RawValue> = match serde_json::from_slice(body) {
         Ok(v) if body.trim_ascii_start().starts_with(b"{") => v,
         Ok(_) => return Verdict::Fail(SourceError::Protocol("the answer is not a JSON object".into())),
         Err(e) if e.is_eof() || e.is_syntax() => return Verdict::Retry(Cause::Truncated, format!("body is not complete JSON: {e}")),
@@ -123,7 +154,10 @@ pub fn classify_body(body: &[u8]) -> Verdict {
     let msg = v.msg.as_ref().and_then(Value::as_str).unwrap_or_default().to_string();
     match code {
         Some(0) => match v.data {
-            Some(d) if d.get().starts_with('{') => Verdict::Ok(d),
+            Some(d) if d.get().starts_with('{') => match serde_json::from_str::<T>(d.get()) {
+                Ok(data) => Verdict::Ok(data),
+                Err(e) => Verdict::Fail(SourceError::Protocol(format!("the answer's `data` is not shaped as expected: {e}"))),
+            },
             _ => Verdict::Fail(SourceError::Protocol("code 0 without a `data` object".into())),
         },
         Some(199) => Verdict::Retry(Cause::Code199, msg),
@@ -134,7 +168,7 @@ pub fn classify_body(body: &[u8]) -> Verdict {
 }
 
 /// Classifies a non-200 HTTP status.
-pub fn classify_status(status: u16, body: &[u8]) -> Verdict {
+pub fn classify_status<T>(status: u16, body: &[u8]) -> Verdict<T> {
     let text = String::from_utf8_lossy(&body[..body.len().min(300)]).to_string();
     match status {
         500..=599 => Verdict::Retry(Cause::Http5xx, format!("HTTP {status}")),
@@ -144,7 +178,7 @@ pub fn classify_status(status: u16, body: &[u8]) -> Verdict {
 }
 
 /// Classifies a transport error.
-pub fn classify_transport(err: &reqwest::Error) -> Verdict {
+pub fn classify_transport<T>(err: &reqwest::Error) -> Verdict<T> {
     if err.is_timeout() {
         Verdict::Retry(Cause::Timeout, "no answer before the timeout".into())
     } else {
@@ -156,6 +190,16 @@ pub fn classify_transport(err: &reqwest::Error) -> Verdict {
 mod tests {
     use super::*;
 
+    /// A page-like `data`.
+    #[derive(Debug, Deserialize)]
+    struct Shape {
+        datas: Vec<u32>,
+    }
+
+    fn classify(body: &[u8]) -> Verdict<Shape> {
+        classify_body(body)
+    }
+
     fn body(code: i64) -> Vec<u8> {
         format!(r#"{{"code":{code},"msg":"m","data":{{"datas":[]}}}}"#).into_bytes()
     }
@@ -163,29 +207,32 @@ mod tests {
     /// Pins exactly which answers are retried.
     #[test]
     fn retry_table() {
-        let retried = |v: Verdict| match v {
+        let retried = |v: Verdict<Shape>| match v {
             Verdict::Retry(c, _) => Some(c),
             _ => None,
         };
-        assert!(matches!(classify_body(&body(0)), Verdict::Ok(_)));
-        assert_eq!(retried(classify_body(&body(199))), Some(Cause::Code199));
-        assert_eq!(retried(classify_body(&body(200))), Some(Cause::Code200));
+        assert!(matches!(classify(&body(0)), Verdict::Ok(_)));
+        assert_eq!(retried(classify(&body(199))), Some(Cause::Code199));
+        assert_eq!(retried(classify(&body(200))), Some(Cause::Code200));
         for code in [10, 100, 110, 140, 180, 190, 999] {
-            match classify_body(&body(code)) {
+            match classify(&body(code)) {
                 Verdict::Fail(SourceError::Refused { code: c, hint, .. }) => assert!(c == code && !hint.is_empty()),
                 other => panic!("code {code} must fail fast, got {other:?}"),
             }
         }
-        assert_eq!(retried(classify_body(br#"{"code":0,"data":{"da"#)), Some(Cause::Truncated));
-        assert_eq!(retried(classify_body(b"")), Some(Cause::Truncated));
-        for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"] {
-            assert!(matches!(classify_body(odd), Verdict::Fail(SourceError::Protocol(_))), "{}", String::from_utf8_lossy(odd));
+        assert_eq!(retried(classify(br#"{"code":0,"data":{"da"#)), Some(Cause::Truncated));
+        assert_eq!(retried(classify(b"")), Some(Cause::Truncated));
+        assert_eq!(retried(classify(br#"{"code":199,"msg":"busy","data":"no"}"#)), Some(Cause::Code199));
+        assert!(matches!(classify(br#"{"data":{"datas":[7]},"code":0}"#), Verdict::Ok(Shape { datas }) if datas == [7]));
+        let shapes = [&br#"{"code":0,"data":{"datas":"x"}}"#[..], br#"{"code":0,"data":[[1]]}"#];
+        for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"].into_iter().chain(shapes) {
+            assert!(matches!(classify(odd), Verdict::Fail(SourceError::Protocol(_))), "{}", String::from_utf8_lossy(odd));
         }
         for status in [500, 502, 503, 504, 429] {
-            assert!(retried(classify_status(status, b"")).is_some(), "{status}");
+            assert!(retried(classify_status::<Shape>(status, b"")).is_some(), "{status}");
         }
         for status in [400, 401, 403, 404] {
-            assert!(matches!(classify_status(status, b"x"), Verdict::Fail(SourceError::Http { .. })), "{status}");
+            assert!(matches!(classify_status::<Shape>(status, b"x"), Verdict::Fail(SourceError::Http { .. })), "{status}");
         }
     }
 }
