@@ -3,6 +3,7 @@
 
 use super::bindings::Mapper;
 use super::cache::DiskCache;
+use super::compile::Activity;
 use super::error::PluginError;
 use super::sandbox::StoreData;
 use std::collections::HashMap;
@@ -60,6 +61,9 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<StoreData>,
     pub(crate) cache: Option<DiskCache>,
     pub(crate) options: EngineOptions,
+    /// Batches being mapped with this engine's plugins (a cold compile
+    /// leaves them a core).
+    pub(crate) activity: Arc<Activity>,
     /// One gate per digest being compiled, so concurrent loads of the same
     /// component compile it once and the others take it from the disk cache.
     compiling: Mutex<HashMap<String, Weak<Mutex<()>>>>,
@@ -84,7 +88,7 @@ impl PluginEngine {
             spawn_ticker(&engine);
         }
         let cache = options.cache_dir.clone().map(|dir| DiskCache::new(dir, &engine));
-        Ok(PluginEngine { engine, linker, cache, options, compiling: Mutex::default() })
+        Ok(PluginEngine { engine, linker, cache, options, activity: Arc::default(), compiling: Mutex::default() })
     }
 
     /// The wasmtime engine.

@@ -2,6 +2,7 @@
 //! fresh sandboxed instance per batch.
 
 use super::bindings::{Mapper, MapperPre, exports::ferry::mapping::mapping as wit, ferry::mapping::types as wit_types};
+use super::compile::Activity;
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::error::PluginError;
 use super::limits::{LimitKind, Limits};
@@ -80,6 +81,8 @@ pub struct Plugin {
     fuel: bool,
     epoch: bool,
     max_memory: u64,
+    /// The engine's count of batches being mapped.
+    activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -126,7 +129,7 @@ impl PluginEngine {
         let component = match cached {
             Some(c) => c,
             None => {
-                let c = Component::new(&self.engine, bytes)
+                let c = super::compile::beside_batches(&self.activity, || Component::new(&self.engine, bytes))
                     .map_err(|e| PluginError::Compile { origin: origin.into(), reason: format!("{e:#}") })?;
                 if let Some(cache) = &self.cache {
                     cache.put(&digest, &c);
@@ -149,6 +152,7 @@ impl PluginEngine {
             fuel: self.options.fuel,
             epoch: self.options.epoch,
             max_memory: self.options.max_memory_bytes,
+            activity: self.activity.clone(),
         };
         let limits = Limits { timeout: Duration::from_secs(5), ..Limits::default() };
         let (mut store, mapper) = plugin.instantiate(&limits)?;
@@ -244,6 +248,7 @@ impl Plugin {
             });
         }
         let started = Instant::now();
+        let _mapping = self.activity.batch();
         let (mut store, mapper) = self.instantiate(limits)?;
         let fuel_before = if self.fuel { store.get_fuel().unwrap_or(0) } else { 0 };
         let result = mapper.ferry_mapping_mapping().call_map_batch(&mut store, options, records);

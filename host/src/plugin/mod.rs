@@ -8,6 +8,7 @@
 //! per-version value atomically and touches nothing else.
 
 mod cache;
+mod compile;
 mod engine;
 mod error;
 mod limits;
