@@ -11,6 +11,7 @@ use std::fmt;
 /// (and everywhere when `text` is not an object). Of a key given twice the
 /// first wins: the scan stops once every name has a value.
 pub fn top_level<const N: usize>(text: &str, names: [&str; N]) -> [Option<Value>; N] {
+    const { assert!(N <= 64, "the names are kept as a 64-bit set") };
     let mut found = [const { None }; N];
     let mut de = serde_json::Deserializer::from_str(text);
     // Stopping early leaves the object unclosed, which serde reports as an
@@ -33,13 +34,13 @@ impl<'de, const N: usize> Visitor<'de> for Scan<'_, N> {
         while self.found.iter().any(Option::is_none) {
             let Some(wanted) = map.next_key_seed(Key { names: self.names })? else { break };
             // Every wanted slot this key names (the same name may be asked twice).
-            let open: Vec<usize> = (0..N).filter(|&i| wanted & (1 << i) != 0 && self.found[i].is_none()).collect();
-            if open.is_empty() {
+            let open = (0..N).filter(|&i| wanted & (1 << i) != 0 && self.found[i].is_none()).fold(0u64, |m, i| m | 1 << i);
+            if open == 0 {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
             let v: Value = map.next_value()?;
-            for i in open {
+            for i in (0..N).filter(|&i| open & (1 << i) != 0) {
                 self.found[i] = Some(v.clone());
             }
         }

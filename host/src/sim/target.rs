@@ -211,7 +211,7 @@ fn apply(truth: &mut TargetTruth, r: Value) -> Task {
     if negative {
         return Task { record_id: Some(id), status: "FAILED".into(), message: Some("`amount` must not be negative".into()) };
     }
-    let version = r.get("modified").map(|m| m.as_str().map_or_else(|| m.to_string(), String::from)).unwrap_or_default();
+    let version = r.get("modified").cloned().map(crate::fields::text).unwrap_or_default();
     truth.records.insert(id.clone(), r);
     *truth.deliveries.entry(id.clone()).or_default() += 1;
     *truth.versions.entry(format!("{id}@{version}")).or_default() += 1;
