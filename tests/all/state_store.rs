@@ -89,8 +89,8 @@ fn outbox_stage_confirm_and_id_check(s: &dyn StateStore) {
     assert!(s.handled("p", &[]).unwrap().is_empty());
 
     let count = TaskCount { failed: 1, success: 1, total: 2 };
-    s.confirm("p", e1.command, count, &[dead("2", "target: negative amount")]).unwrap();
-    s.confirm("p", e1.command, count, &[dead("2", "target: negative amount")]).unwrap(); // a second confirm is a no-op
+    s.confirm("p", &e1, count, &[dead("2", "target: negative amount")]).unwrap();
+    s.confirm("p", &e1, count, &[dead("2", "target: negative amount")]).unwrap(); // a second confirm is a no-op
     assert_eq!(s.pending("p").unwrap().iter().map(|e| e.command).collect::<Vec<_>>(), vec![e2.command]);
     assert_eq!(s.handled("p", &probe).unwrap(), vec![true, true, true, true, false, true]);
     assert_eq!(s.handled("other", &[key("1", "v1")]).unwrap(), vec![false], "pipelines do not share an index");

@@ -410,7 +410,7 @@ pub fn confirm(state: &dyn StateStore, c: &Counters, pipeline: &str, entry: &Out
             created: now.clone(),
         });
     }
-    state.confirm(pipeline, entry.command, delivery.count, &dead)?;
+    state.confirm(pipeline, entry, delivery.count, &dead)?;
     metrics::counter!("ferry_records_total", "outcome" => "delivered").increment(delivery.count.success);
     metrics::counter!("ferry_records_total", "outcome" => "failed_target").increment(dead.len() as u64);
     metrics::counter!("ferry_target_commands_total", "replayed" => if delivery.replayed { "yes" } else { "no" }).increment(1);

@@ -17,7 +17,6 @@ pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey
 use crate::source::jushuitan::ratelimit::SharedBudget;
 use jiff::Timestamp;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// A state-store failure.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +44,12 @@ pub trait StateStore: Send + Sync {
     fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError>;
     /// Outbox entries not yet confirmed, oldest first.
     fn pending(&self, pipeline: &str) -> Result<Vec<OutboxEntry>, StateError>;
-    /// Confirms a sent command: marks it done, indexes its records as
-    /// handled and stores the dead letters of its failed tasks.
-    fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError>;
+    /// Confirms a sent command: marks its pending entry done, indexes its
+    /// records as handled and stores the dead letters of its failed tasks.
+    /// `entry` is the one staged (its keys and ids are taken from it, not
+    /// read back); a command already confirmed, or never staged, is left
+    /// as it is.
+    fn confirm(&self, pipeline: &str, entry: &OutboxEntry, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError>;
     /// Dead letters, oldest first.
     fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError>;
     /// How many dead letters the pipeline has (without loading them).

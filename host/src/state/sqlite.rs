@@ -163,21 +163,19 @@ impl StateStore for SqliteStore {
         texts.iter().map(|t| serde_json::from_str(t).map_err(|e| self.err(format!("corrupt outbox entry: {e}")))).collect()
     }
 
-    fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
+    fn confirm(&self, pipeline: &str, entry: &OutboxEntry, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
+        let kept = super::types::kept_parts(entry);
         self.with(|c| {
             let tx = c.transaction()?;
-            let text: Option<String> = tx
-                .query_row("SELECT entry FROM outbox WHERE command = ?1 AND status = 'pending'", [command.to_string()], |r| r.get(0))
-                .optional()?;
-            let Some(text) = text else { return Ok(()) };
-            let entry: crate::state::types::ConfirmedParts = serde_json::from_str(&text).map_err(json_err)?;
+            let confirmed = tx.execute(
+                "UPDATE outbox SET status = 'confirmed', confirmed = ?2, task_count = ?3, entry = ?4 WHERE command = ?1 AND status = 'pending'",
+                params![entry.command.to_string(), now(), serde_json::to_string(&count).map_err(json_err)?, kept],
+            )?;
+            if confirmed == 0 {
+                return Ok(());
+            }
             mark_handled(&tx, pipeline, entry.sources.iter().map(|s| &s.key))?;
             insert_dead(&tx, pipeline, dead)?;
-            let kept = serde_json::json!({ "record_ids": entry.record_ids, "window_end": entry.window_end }).to_string();
-            tx.execute(
-                "UPDATE outbox SET status = 'confirmed', confirmed = ?2, task_count = ?3, entry = ?4 WHERE command = ?1",
-                params![command.to_string(), now(), serde_json::to_string(&count).map_err(json_err)?, kept],
-            )?;
             tx.commit()
         })
     }

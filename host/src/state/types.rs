@@ -52,19 +52,10 @@ impl OutboxEntry {
     }
 }
 
-/// What confirming needs of an outbox entry: its records' keys and ids,
-/// read without copying the body or the raw records (serde skips them).
-#[derive(Debug, Deserialize)]
-pub(crate) struct ConfirmedParts {
-    pub record_ids: Vec<Option<String>>,
-    pub sources: Vec<KeyOnly>,
-    pub window_end: Option<String>,
-}
-
-/// A source record's key, its raw text skipped.
-#[derive(Debug, Deserialize)]
-pub(crate) struct KeyOnly {
-    pub key: RecordKey,
+/// What a confirmed outbox entry keeps: its record ids (for
+/// `confirmed_record_ids`) and its window's end.
+pub(crate) fn kept_parts(entry: &OutboxEntry) -> String {
+    serde_json::json!({ "record_ids": entry.record_ids, "window_end": entry.window_end }).to_string()
 }
 
 /// The record ids kept in confirmed outbox entries, in order.

@@ -143,26 +143,25 @@ impl StateStore for PgStore {
         texts.iter().map(|t| serde_json::from_str(t).map_err(|e| self.err(format!("corrupt outbox entry: {e}")))).collect()
     }
 
-    fn confirm(&self, pipeline: &str, command: Uuid, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
-        let (p, command, count, dead) = (pipeline.to_string(), command.to_string(), json(&count), dead.to_vec());
+    fn confirm(&self, pipeline: &str, entry: &OutboxEntry, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
+        let (p, command, count, dead) = (pipeline.to_string(), entry.command.to_string(), json(&count), dead.to_vec());
+        let (ids, versions) = keys_columns(entry.sources.iter().map(|s| &s.key));
+        let kept = crate::state::types::kept_parts(entry);
         let fence = self.fence_of(pipeline);
         let refused = self.call(move |c| {
             let mut tx = c.transaction()?;
             if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
                 return Ok(Some(why));
             }
-            let Some(row) = tx.query_opt("SELECT entry FROM outbox WHERE command = $1 AND status = 'pending' FOR UPDATE", &[&command])? else {
+            let confirmed = tx.execute(
+                "UPDATE outbox SET status = 'confirmed', confirmed = $2, task_count = $3, entry = $4 WHERE command = $1 AND status = 'pending'",
+                &[&command, &now(), &count, &kept],
+            )?;
+            if confirmed == 0 {
                 return Ok(None);
-            };
-            let entry: crate::state::types::ConfirmedParts = match serde_json::from_str(row.get::<_, &str>(0)) {
-                Ok(e) => e,
-                Err(e) => return Ok(Some(format!("corrupt outbox entry {command}: {e}"))),
-            };
-            let (ids, versions) = keys_columns(entry.sources.iter().map(|s| &s.key));
+            }
             mark_handled(&mut tx, &p, &ids, &versions)?;
             insert_dead(&mut tx, &p, &dead)?;
-            let kept = serde_json::json!({ "record_ids": entry.record_ids, "window_end": entry.window_end }).to_string();
-            tx.execute("UPDATE outbox SET status = 'confirmed', confirmed = $2, task_count = $3, entry = $4 WHERE command = $1", &[&command, &now(), &count, &kept])?;
             tx.commit()?;
             Ok(None)
         })?;
