@@ -3,10 +3,9 @@
 //! `retry`. Secrets never reach a log line or an error message.
 
 use super::ratelimit::{Budget, SharedBudget};
-use super::retry::{Cause, SourceError, Verdict, classify_body, classify_status, classify_transport};
+use super::retry::{Answer, Cause, SourceError, Verdict, classify_body, classify_status, classify_transport};
 use super::sign;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -138,7 +137,7 @@ impl JushuitanClient {
 
     /// Calls `path` with `biz`, retrying transient failures; returns `data`
     /// read as `T`.
-    pub async fn call<T: DeserializeOwned>(&self, path: &str, biz: &Value) -> Result<T, SourceError> {
+    pub async fn call<T: Answer>(&self, path: &str, biz: &Value) -> Result<T, SourceError> {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.config.min_backoff)
             .with_max_delay(self.config.max_backoff)
@@ -178,7 +177,7 @@ impl JushuitanClient {
         }
     }
 
-    async fn attempt<T: DeserializeOwned>(&self, path: &str, biz: &Value) -> Verdict<T> {
+    async fn attempt<T: Answer>(&self, path: &str, biz: &Value) -> Verdict<T> {
         let fields = self.signed_fields(biz);
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);

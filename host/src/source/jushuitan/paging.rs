@@ -12,7 +12,7 @@
 use super::client::JushuitanClient;
 use super::metadata::{Request, Vars};
 use super::planner::Window;
-use super::retry::SourceError;
+use super::retry::{Answer, SourceError};
 use super::row::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,6 +49,10 @@ struct Page {
     datas: Option<Vec<Box<RawValue>>>,
     has_next: Option<Value>,
     data_count: Option<Value>,
+}
+
+impl Answer for Page {
+    const SHAPE: &'static str = "`datas` a list of rows";
 }
 
 impl Page {

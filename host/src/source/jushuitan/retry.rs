@@ -105,6 +105,16 @@ fn refused(code: i64, msg: String) -> SourceError {
     SourceError::Refused { code, meaning, msg, hint }
 }
 
+/// What a call's `data` is read as.
+pub trait Answer: DeserializeOwned {
+    /// What `data` should look like, for the error when it does not.
+    const SHAPE: &'static str;
+}
+
+impl Answer for Value {
+    const SHAPE: &'static str = "any JSON object";
+}
+
 /// The answer's envelope.
 #[derive(Deserialize)]
 struct Envelope<D> {
@@ -138,7 +148,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 /// A good answer is read in one pass, its `data` straight into `T`; only an
 /// answer that does not read that way is read again, envelope alone, to say
 /// what is wrong with it.
-pub fn classify_body<T: DeserializeOwned>(body: &[u8]) -> Verdict<T> {
+pub fn classify_body<T: Answer>(body: &[u8]) -> Verdict<T> {
     if let Ok(Envelope { code: Some(code), data: Some(Object(data)), .. }) = serde_json::from_slice::<Envelope<Object<T>>>(body)
         && code.as_i64() == Some(0)
     {
@@ -156,7 +166,7 @@ pub fn classify_body<T: DeserializeOwned>(body: &[u8]) -> Verdict<T> {
         Some(0) => match v.data {
             Some(d) if d.get().starts_with('{') => match serde_json::from_str::<T>(d.get()) {
                 Ok(data) => Verdict::Ok(data),
-                Err(e) => Verdict::Fail(SourceError::Protocol(format!("the answer's `data` is not shaped as expected: {e}"))),
+                Err(e) => Verdict::Fail(SourceError::Protocol(format!("the answer's `data` is not shaped as expected ({}): {e}", T::SHAPE))),
             },
             _ => Verdict::Fail(SourceError::Protocol("code 0 without a `data` object".into())),
         },
@@ -196,6 +206,10 @@ mod tests {
         datas: Vec<u32>,
     }
 
+    impl Answer for Shape {
+        const SHAPE: &'static str = "`datas` a list of numbers";
+    }
+
     fn classify(body: &[u8]) -> Verdict<Shape> {
         classify_body(body)
     }
@@ -224,6 +238,10 @@ mod tests {
         assert_eq!(retried(classify(b"")), Some(Cause::Truncated));
         assert_eq!(retried(classify(br#"{"code":199,"msg":"busy","data":"no"}"#)), Some(Cause::Code199));
         assert!(matches!(classify(br#"{"data":{"datas":[7]},"code":0}"#), Verdict::Ok(Shape { datas }) if datas == [7]));
+        match classify(br#"{"code":0,"data":{"datas":"x"}}"#) {
+            Verdict::Fail(SourceError::Protocol(m)) => assert!(m.contains("`datas` a list of numbers"), "{m}"),
+            other => panic!("a misshapen page must fail, got {other:?}"),
+        }
         let shapes = [&br#"{"code":0,"data":{"datas":"x"}}"#[..], br#"{"code":0,"data":[[1]]}"#];
         for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"].into_iter().chain(shapes) {
             assert!(matches!(classify(odd), Verdict::Fail(SourceError::Protocol(_))), "{}", String::from_utf8_lossy(odd));
