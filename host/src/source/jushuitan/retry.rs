@@ -242,8 +242,7 @@ mod tests {
             Verdict::Fail(SourceError::Protocol(m)) => assert!(m.contains("`datas` a list of numbers"), "{m}"),
             other => panic!("a misshapen page must fail, got {other:?}"),
         }
-        let shapes = [&br#"{"code":0,"data":{"datas":"x"}}"#[..], br#"{"code":0,"data":[[1]]}"#];
-        for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"].into_iter().chain(shapes) {
+        for odd in [&br#"{"code":0}"#[..], br#"{"code":0,"data":[1]}"#, br#"{"code":0,"data":[[1]]}"#, br#"{"code":"0","data":{}}"#, b"[]", b"[0,null,{}]"] {
             assert!(matches!(classify(odd), Verdict::Fail(SourceError::Protocol(_))), "{}", String::from_utf8_lossy(odd));
         }
         for status in [500, 502, 503, 504, 429] {
