@@ -14,6 +14,9 @@ mod plugin_swap;
 // The Jushuitan source against its simulator.
 mod source;
 
+// Answers as they really come: spellings and lies, end to end.
+mod answers;
+
 // Idempotent writes, crash and resume, dead letters.
 mod writes;
 

@@ -40,7 +40,7 @@ async fn command_target_replays_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_faults_still_deliver_each_record_once() {
     let faults = TargetFaults { http500: 0.1, slow: 0.1, reset: 0.1, apply_then_500: 0.1, slow_delay: Duration::from_millis(2500) };
-    let h = harness(source_config(21, "app-target-faults", 1500), TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50) }).await;
+    let h = harness(source_config(21, "app-target-faults", 1500), TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50), ..TargetSimConfig::default() }).await;
     let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency) = (20, 8);
     h.write(&s);
@@ -97,7 +97,7 @@ async fn crash_and_resume_never_loses_or_doubles() {
     for (point, seed) in [("after-fetch", 31u64), ("after-outbox", 32), ("mid-send", 33)] {
         let mut cfg = source_config(seed, &format!("app-crash-{point}"), 500);
         cfg.per_second = 20;
-        let h = harness(cfg, TargetSimConfig { seed, faults: TargetFaults::default(), completion_delay: Duration::from_millis(300) }).await;
+        let h = harness(cfg, TargetSimConfig { seed, completion_delay: Duration::from_millis(300), ..TargetSimConfig::default() }).await;
         let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
         (s.batch_size, s.concurrency) = (20, 2);
         let file = h.write(&s);

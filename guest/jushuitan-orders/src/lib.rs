@@ -31,7 +31,21 @@ impl Mapping for JushuitanOrders {
         let date = time::reformat(fields::required(order, "io_date")?, "io_date", "%Y%m%d")?;
         let mut amount = Decimal::ZERO;
         let mut detail = Vec::new();
-        for (i, item) in fields::required_array(order, "items")?.iter().enumerate() {
+        // The API sends `items: null` for some orders: the amount is then
+        // what was paid less the freight (both may come as text).
+        let items = match order.get("items") {
+            None | Some(Value::Null) => {
+                let paid = money::decimal(fields::required(order, "pay_amount")?, "pay_amount")?;
+                let freight = match order.get("freight") {
+                    None | Some(Value::Null) => Decimal::ZERO,
+                    Some(f) => money::decimal(f, "freight")?,
+                };
+                amount = paid - freight;
+                &[][..]
+            }
+            Some(_) => fields::required_array(order, "items")?.as_slice(),
+        };
+        for (i, item) in items.iter().enumerate() {
             // Field paths are spelled out only for an error message.
             let field = |name: &str| format!("items[{i}].{name}");
             let qty_value = fields::required(item, "qty").map_err(|_| FieldError::missing(&field("qty")))?;

@@ -72,6 +72,14 @@ pub struct JushuitanArgs {
     /// Expected new orders per accepted request.
     #[arg(long, default_value_t = 0.0)]
     new_orders: f64,
+    /// Answer as the real API sometimes does: `NAME` or `NAME:RATE`
+    /// (repeatable). Spellings: has-next-spellings, numbers-as-strings,
+    /// null-texts, big-ts, huge-page. Lies (rate = chance per answer, 1 by
+    /// default): null-list, missing-list, wrong-type-list, short-page,
+    /// empty-page, has-next-forever, repeat-page, other-window,
+    /// outside-rows, html.
+    #[arg(long = "quirk", value_name = "NAME[:RATE]")]
+    quirks: Vec<crate::sim::jushuitan::QuirkRule>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +95,12 @@ pub struct TargetArgs {
     /// Commands complete this long after creation (async completion).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     completion_delay: Duration,
+    /// Refuse records whose numeric id is a multiple of N (0: none).
+    #[arg(long, default_value_t = 0)]
+    refuse_every: u64,
+    /// Answer as real targets sometimes do (repeatable).
+    #[arg(long = "quirk", value_enum)]
+    quirks: Vec<crate::sim::target::TargetQuirk>,
 }
 
 pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
@@ -102,6 +116,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                 (c.per_second, c.per_minute) = (a.per_second, a.per_minute);
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
                 c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders };
+                c.quirks = a.quirks;
                 let sim = crate::sim::jushuitan::start(c, a.port).await?;
                 println!("jushuitan simulator on {} (POST {}/open/orders/out/simple/query, truth at /__sim/truth)", sim.url, sim.url);
                 tokio::signal::ctrl_c().await?;
@@ -113,6 +128,8 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                     seed: f.seed,
                     faults: TargetFaults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, apply_then_500: a.fault_apply_then_500, slow_delay: f.slow_delay },
                     completion_delay: a.completion_delay,
+                    refuse_every: a.refuse_every,
+                    quirks: a.quirks,
                 };
                 let sim = crate::sim::target::start(c, a.port).await?;
                 println!("command target on {} (PUT {}/{{resource}}/{{uuid}}, truth at /__sim/truth)", sim.url, sim.url);

@@ -2,7 +2,7 @@
 //! written like any batch (outbox first, deterministic UUID, confirm);
 //! the ones that go through leave the table.
 
-use super::run::{RunError, Runner, confirm, record_id};
+use super::run::{RunError, Runner, deliver, record_id};
 use crate::plugin::Outcome;
 use crate::state::{OutboxEntry, SourceRecord};
 use serde::Serialize;
@@ -30,7 +30,7 @@ impl Runner {
             let texts: Vec<String> = chunk.iter().map(|d| d.raw.clone()).collect();
             let registry = self.registry.clone();
             let n = name.clone();
-            let (plugin, out) = tokio::task::spawn_blocking(move || registry.map_batch(&n, &texts))
+            let (plugin, out) = tokio::task::spawn_blocking(move || registry.map_isolating(&n, &texts))
                 .await
                 .map_err(|e| RunError::Task(e.to_string()))??;
             let (mut records, mut origins, mut record_ids, mut sources, mut resolved) = (vec![], vec![], vec![], vec![], vec![]);
@@ -56,9 +56,8 @@ impl Runner {
                 let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: None };
                 self.state.stage(&name, Some(&entry), &[], &[])?;
                 let sink = self.sink().ok_or_else(|| RunError::Task("no sink".into()))?;
-                let delivery = sink.send(&entry).await?;
                 let before = self.counters.failed_target.load(std::sync::atomic::Ordering::Relaxed);
-                confirm(&*self.state, &self.counters, &name, &entry, &delivery)?;
+                deliver(&sink, &*self.state, &self.counters, &name, entry).await?;
                 report.refused_again += self.counters.failed_target.load(std::sync::atomic::Ordering::Relaxed) - before;
             }
             self.state.remove_dead_letters(&name, &resolved)?;

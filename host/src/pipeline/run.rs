@@ -6,7 +6,7 @@
 use super::config::{Pipeline, TargetKind};
 use super::summary::{Counters, PluginUsed, Summary};
 use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
-use crate::sink::{CommandSink, Delivery, HttpSink, JsonlSink, Sink, SinkError};
+use crate::sink::{CommandSink, HttpSink, JsonlSink, Sink, SinkError};
 use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
 use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, StateError, StateStore};
 use futures_util::StreamExt;
@@ -20,7 +20,10 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+mod confirm;
 mod window;
+
+pub use confirm::{confirm, deliver};
 
 /// Windows read at once: the next one's pages arrive while the last
 /// batches of the one before are mapped and sent.
@@ -33,6 +36,14 @@ pub enum RunError {
     /// The source failed.
     #[error("source: {0}")]
     Source(#[from] SourceError),
+    /// Reading a window failed; the checkpoint stays before it.
+    #[error("source, window {window}: {source}; the checkpoint stays before this window")]
+    Window {
+        /// The window.
+        window: String,
+        /// Why.
+        source: SourceError,
+    },
     /// The target failed; the batch stays in the outbox.
     #[error("target: {0}")]
     Sink(#[from] SinkError),
@@ -240,7 +251,7 @@ impl Runner {
         let (keys, raws): (Vec<RecordKey>, Vec<String>) = keyed.into_iter().unzip();
         let registry = self.registry.clone();
         // The texts go to the blocking task and come back, not copied.
-        let (result, raws) = tokio::task::spawn_blocking(move || (registry.map_batch(&name, &raws), raws))
+        let (result, raws) = tokio::task::spawn_blocking(move || (registry.map_isolating(&name, &raws), raws))
             .await
             .map_err(|e| RunError::Task(e.to_string()))?;
         metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
@@ -326,11 +337,9 @@ impl Runner {
         let permit = sem.clone().acquire_owned().await.map_err(|e| RunError::Task(e.to_string()))?;
         let (state, counters, name) = (self.state.clone(), self.counters.clone(), self.pipeline.name.clone());
         sends.spawn(async move {
-            let started = Instant::now();
-            let delivery = sink.send(&entry).await?;
-            metrics::histogram!("ferry_batch_send_seconds").record(started.elapsed().as_secs_f64());
+            let delivered = deliver(&sink, &*state, &counters, &name, entry).await;
             drop(permit);
-            confirm(&*state, &counters, &name, &entry, &delivery)
+            delivered
         });
         Ok(())
     }
@@ -360,6 +369,7 @@ impl Runner {
             rate_limit_wait_ms: get(&s.rate_wait_ms),
             retries: s.retries().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             drift_rereads: get(&s.drift_rereads),
+            answer_rereads: get(&s.answer_rereads),
             fetched: get(&c.fetched),
             skipped_id_check: get(&c.skipped_id_check),
             mapped: get(&c.mapped),
@@ -388,42 +398,4 @@ impl Runner {
 pub(crate) fn record_id(json: &str) -> Option<String> {
     let [id] = crate::fields::top_level(json, ["id"]);
     id.filter(|v| !v.is_null()).map(crate::fields::text)
-}
-
-/// Records a delivery: dead letters for failed tasks, then the confirm.
-pub fn confirm(state: &dyn StateStore, c: &Counters, pipeline: &str, entry: &OutboxEntry, delivery: &Delivery) -> Result<(), RunError> {
-    let now = Timestamp::now().to_string();
-    let mut used = vec![false; entry.record_ids.len()];
-    let mut dead = Vec::new();
-    for task in &delivery.failed {
-        let at = entry.record_ids.iter().enumerate().position(|(i, id)| !used[i] && *id == task.record_id);
-        let Some(i) = at else { continue };
-        used[i] = true;
-        let source = &entry.sources[entry.origins[i]];
-        dead.push(DeadLetter {
-            id: 0,
-            key: source.key.clone(),
-            reason: format!("target refused record {}: {}", task.record_id.as_deref().unwrap_or("(no id)"), task.message),
-            plugin: entry.plugin.clone(),
-            raw: source.raw.clone(),
-            command: Some(entry.command),
-            created: now.clone(),
-        });
-    }
-    state.confirm(pipeline, entry, delivery.count, &dead)?;
-    metrics::counter!("ferry_records_total", "outcome" => "delivered").increment(delivery.count.success);
-    metrics::counter!("ferry_records_total", "outcome" => "failed_target").increment(dead.len() as u64);
-    metrics::counter!("ferry_target_commands_total", "replayed" => if delivery.replayed { "yes" } else { "no" }).increment(1);
-    Counters::add(&c.commands, 1);
-    Counters::add(&c.delivered, delivery.count.success);
-    Counters::add(&c.failed_target, dead.len() as u64);
-    if delivery.replayed {
-        Counters::add(&c.replayed, 1);
-    }
-    if let Ok(mut t) = c.tasks.lock()
-        && t.len() < 1000
-    {
-        t.push((entry.command.to_string(), delivery.count));
-    }
-    Ok(())
 }

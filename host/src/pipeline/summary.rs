@@ -74,6 +74,8 @@ pub struct Summary {
     pub rate_limit_wait_ms: u64,
     pub retries: Vec<(String, u64)>,
     pub drift_rereads: u64,
+    /// Pages read again because their answer contradicted itself.
+    pub answer_rereads: u64,
     pub fetched: u64,
     pub skipped_id_check: u64,
     pub mapped: u64,
@@ -116,7 +118,7 @@ impl Summary {
             line("error", e.clone());
         }
         line("windows", format!("{} of {} confirmed; checkpoint {}", self.windows_done, self.windows, self.checkpoint.as_deref().unwrap_or("-")));
-        line("requests", format!("{} ({} pages, {} drift re-reads)", self.requests, self.pages, self.drift_rereads));
+        line("requests", format!("{} ({} pages, {} drift re-reads, {} pages re-read after a contradiction)", self.requests, self.pages, self.drift_rereads, self.answer_rereads));
         line("rate-limit waits", format!("{} ({:.1} s)", self.rate_limit_waits, self.rate_limit_wait_ms as f64 / 1e3));
         let retries: Vec<String> = self.retries.iter().filter(|r| r.1 > 0).map(|(k, v)| format!("{k} {v}")).collect();
         line("retries", if retries.is_empty() { "0".into() } else { retries.join(", ") });

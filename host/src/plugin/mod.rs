@@ -11,6 +11,7 @@ mod cache;
 mod compile;
 mod engine;
 mod error;
+mod isolate;
 mod limits;
 mod loaded;
 mod registry;

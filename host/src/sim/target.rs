@@ -36,6 +36,24 @@ pub struct TargetFaults {
     pub slow_delay: Duration,
 }
 
+/// Answers real targets send that a tidy one would not (each a named mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum TargetQuirk {
+    /// Tasks name their record with a JSON number (when the id is numeric).
+    RecordIdNumber,
+    /// Failed tasks carry no `recordId`.
+    RecordIdMissing,
+    /// Failed tasks name a record that is not in the command.
+    RecordIdUnknown,
+    /// `taskCount.success` is one more than it should be: it does not add up.
+    CountMismatch,
+    /// `taskCount.failed` says one more failure than the tasks list.
+    TasksDisagree,
+    /// A command holding any record the target refuses is answered HTTP 400
+    /// naming it, and nothing of it is applied.
+    RejectWhole,
+}
+
 /// Target simulator settings.
 #[derive(Debug, Clone, Default)]
 pub struct TargetSimConfig {
@@ -45,6 +63,11 @@ pub struct TargetSimConfig {
     pub faults: TargetFaults,
     /// Commands complete this long after creation (`completedAt` null until then).
     pub completion_delay: Duration,
+    /// Records whose numeric id is a multiple of this are refused (0: none),
+    /// besides those without an id or with a negative `amount`.
+    pub refuse_every: u64,
+    /// Answer modes.
+    pub quirks: Vec<TargetQuirk>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,22 +85,54 @@ struct Command {
     created: Timestamp,
     completes: Timestamp,
     tasks: Vec<Task>,
+    quirks: Vec<TargetQuirk>,
 }
 
 impl Command {
     fn resource(&self, now: Timestamp) -> Value {
         let done = now >= self.completes;
         let failed = self.tasks.iter().filter(|t| t.status == "FAILED").count();
+        let (mut failed_n, mut success_n) = if done { (failed, self.tasks.len() - failed) } else { (0, 0) };
+        if done && self.quirks.contains(&TargetQuirk::CountMismatch) {
+            success_n += 1;
+        }
+        if done && failed > 0 && self.quirks.contains(&TargetQuirk::TasksDisagree) {
+            (failed_n, success_n) = (failed_n + 1, success_n.saturating_sub(1));
+        }
         json!({
             "id": self.id,
             "createdAt": self.created.to_string(),
             "completedAt": if done { Value::String(self.completes.to_string()) } else { Value::Null },
             "taskCount": {
-                "failed": if done { failed } else { 0 },
-                "success": if done { self.tasks.len() - failed } else { 0 },
+                "failed": failed_n,
+                "success": success_n,
                 "total": self.tasks.len(),
             }
         })
+    }
+
+    /// The tasks as the target lists them, spelled by its quirks.
+    fn listed_tasks(&self) -> Vec<Value> {
+        let q = |k| self.quirks.contains(&k);
+        self.tasks
+            .iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(t).expect("a task serializes");
+                let failed = t.status == "FAILED";
+                if q(TargetQuirk::RecordIdNumber)
+                    && let Some(n) = t.record_id.as_deref().and_then(|id| id.parse::<u64>().ok())
+                {
+                    v["recordId"] = json!(n);
+                }
+                if failed && q(TargetQuirk::RecordIdMissing) {
+                    v.as_object_mut().map(|m| m.remove("recordId"));
+                }
+                if failed && q(TargetQuirk::RecordIdUnknown) {
+                    v["recordId"] = json!(format!("unknown-{}", t.record_id.as_deref().unwrap_or("none")));
+                }
+                v
+            })
+            .collect()
     }
 }
 
@@ -180,9 +235,16 @@ impl TargetState {
             Some(Value::Array(records)) => records,
             _ => Vec::new(),
         };
-        let tasks: Vec<Task> = records.into_iter().map(|r| apply(&mut inner.truth, r)).collect();
+        let refuse_every = self.config.refuse_every;
+        if self.config.quirks.contains(&TargetQuirk::RejectWhole)
+            && let Some((id, why)) = records.iter().find_map(|r| check(r, refuse_every).err())
+        {
+            let named = id.unwrap_or_else(|| "(no id)".into());
+            return Err((StatusCode::BAD_REQUEST, json!({"error": format!("record {named}: {why}; nothing of this command was applied")})));
+        }
+        let tasks: Vec<Task> = records.into_iter().map(|r| apply(&mut inner.truth, r, refuse_every)).collect();
         let completes = now + self.config.completion_delay;
-        let command = Command { id, hash, created: now, completes, tasks };
+        let command = Command { id, hash, created: now, completes, tasks, quirks: self.config.quirks.clone() };
         let resource = command.resource(now);
         inner.commands.insert(id, command);
         inner.truth.commands += 1;
@@ -198,10 +260,10 @@ fn record_id(r: &Value) -> Option<String> {
     }
 }
 
-/// Validates and stores one record.
-fn apply(truth: &mut TargetTruth, r: Value) -> Task {
-    let Some(id) = record_id(&r) else {
-        return Task { record_id: None, status: "FAILED".into(), message: Some("record has no `id`".into()) };
+/// The record's id, or why the target refuses it (with its id, if any).
+fn check(r: &Value, refuse_every: u64) -> Result<String, (Option<String>, String)> {
+    let Some(id) = record_id(r) else {
+        return Err((None, "record has no `id`".into()));
     };
     let negative = match r.get("amount") {
         Some(Value::Number(n)) => n.as_f64().is_some_and(|a| a < 0.0),
@@ -209,8 +271,20 @@ fn apply(truth: &mut TargetTruth, r: Value) -> Task {
         _ => false,
     };
     if negative {
-        return Task { record_id: Some(id), status: "FAILED".into(), message: Some("`amount` must not be negative".into()) };
+        return Err((Some(id), "`amount` must not be negative".into()));
     }
+    if refuse_every > 0 && id.parse::<u64>().is_ok_and(|n| n % refuse_every == 0) {
+        return Err((Some(id), format!("records whose id is a multiple of {refuse_every} are refused by this target")));
+    }
+    Ok(id)
+}
+
+/// Validates and stores one record.
+fn apply(truth: &mut TargetTruth, r: Value, refuse_every: u64) -> Task {
+    let id = match check(&r, refuse_every) {
+        Ok(id) => id,
+        Err((id, why)) => return Task { record_id: id, status: "FAILED".into(), message: Some(why) },
+    };
     let version = r.get("modified").cloned().map(crate::fields::text).unwrap_or_default();
     truth.records.insert(id.clone(), r);
     *truth.deliveries.entry(id.clone()).or_default() += 1;
@@ -291,7 +365,7 @@ async fn get_command(State(st): State<Arc<TargetState>>, Path((_resource, id)): 
 
 async fn get_tasks(State(st): State<Arc<TargetState>>, Path((_resource, id)): Path<(String, String)>) -> Response {
     match find(&st, &id) {
-        Ok(c) if Timestamp::now() >= c.completes => axum::Json(json!({"tasks": c.tasks})).into_response(),
+        Ok(c) if Timestamp::now() >= c.completes => axum::Json(json!({"tasks": c.listed_tasks()})).into_response(),
         Ok(_) => axum::Json(json!({"tasks": []})).into_response(),
         Err(r) => r,
     }

@@ -8,6 +8,17 @@ use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// Polls of a completed command whose `taskCount` does not add up, before
+/// its tasks are read record by record.
+const SETTLE_POLLS: u32 = 3;
+
+/// Whether a command's `taskCount` adds up: `success + failed = total`, and
+/// `total` is the number of records sent.
+fn adds_up(resource: &Value, sent: u64) -> bool {
+    let n = |k: &str| resource.get("taskCount").and_then(|c| c.get(k)).and_then(Value::as_u64);
+    matches!((n("success"), n("failed"), n("total")), (Some(s), Some(f), Some(t)) if s + f == t && t == sent)
+}
+
 /// Writes to a Command-pattern target.
 pub struct CommandSink {
     http: reqwest::Client,
@@ -87,7 +98,18 @@ impl CommandSink {
         }
         let started = Instant::now();
         let mut poll = Duration::from_millis(20);
-        while resource.get("completedAt").is_none_or(Value::is_null) {
+        let sent = entry.record_ids.len() as u64;
+        let mut settling = SETTLE_POLLS;
+        loop {
+            let done = resource.get("completedAt").is_some_and(|v| !v.is_null());
+            // A count that does not add up may still be settling: ask again
+            // a few times before reading the tasks record by record.
+            if done && (adds_up(&resource, sent) || settling == 0) {
+                break;
+            }
+            if done {
+                settling -= 1;
+            }
             if started.elapsed() > self.completion_timeout {
                 return Err(SinkError::Exhausted { command, attempts: 0, last: format!("not completed within {:?}", self.completion_timeout) });
             }
@@ -97,18 +119,28 @@ impl CommandSink {
         }
         let count: TaskCount = serde_json::from_value(resource.get("taskCount").cloned().unwrap_or(Value::Null))
             .map_err(|e| SinkError::Rejected { command, status, body: format!("taskCount unreadable: {e}") })?;
-        let mut failed = Vec::new();
-        if count.failed > 0 {
+        let (mut failed, mut succeeded) = (Vec::new(), None);
+        if count.failed > 0 || !adds_up(&resource, sent) {
             let tasks = self.get_json(command, &format!("{url}/tasks")).await?;
+            let mut ok = Vec::new();
             for t in tasks.get("tasks").and_then(Value::as_array).into_iter().flatten() {
-                if t.get("status").and_then(Value::as_str) == Some("FAILED") {
-                    failed.push(FailedTask {
-                        record_id: t.get("recordId").and_then(Value::as_str).map(String::from),
-                        message: t.get("message").and_then(Value::as_str).unwrap_or("failed without a message").to_string(),
-                    });
+                // `recordId` comes as text or as a number.
+                let record_id = t.get("recordId").filter(|v| !v.is_null()).cloned().map(crate::fields::text);
+                match t.get("status").and_then(Value::as_str) {
+                    Some("FAILED") => failed.push(FailedTask {
+                        record_id,
+                        message: match t.get("message") {
+                            Some(Value::String(m)) => m.clone(),
+                            None | Some(Value::Null) => "failed without a message".to_string(),
+                            Some(other) => other.to_string(),
+                        },
+                    }),
+                    Some("SUCCESS") => ok.extend(record_id),
+                    _ => {}
                 }
             }
+            succeeded = Some(ok);
         }
-        Ok(Delivery { count, failed, replayed })
+        Ok(Delivery { count, failed, succeeded, replayed })
     }
 }

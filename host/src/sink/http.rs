@@ -47,6 +47,6 @@ impl HttpSink {
         })
         .await?;
         let n = entry.record_ids.len() as u64;
-        Ok(Delivery { count: TaskCount { failed: 0, success: n, total: n }, failed: Vec::new(), replayed: false })
+        Ok(Delivery { count: TaskCount { failed: 0, success: n, total: n }, failed: Vec::new(), succeeded: None, replayed: false })
     }
 }

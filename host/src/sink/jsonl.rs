@@ -54,7 +54,7 @@ impl JsonlSink {
         let body: Value = serde_json::from_str(&entry.body).map_err(|e| SinkError::Io(format!("outbox body: {e}")))?;
         let records = body.get("records").and_then(Value::as_array).cloned().unwrap_or_default();
         let n = records.len() as u64;
-        let done = Delivery { count: TaskCount { failed: 0, success: n, total: n }, failed: Vec::new(), replayed: false };
+        let done = Delivery { count: TaskCount { failed: 0, success: n, total: n }, failed: Vec::new(), succeeded: None, replayed: false };
         let command = entry.command.to_string();
         let mut state = self.state.lock().map_err(|_| SinkError::Io("jsonl lock poisoned".into()))?;
         if state.1.contains(&command) {

@@ -69,6 +69,9 @@ pub struct Delivery {
     pub count: TaskCount,
     /// The failed tasks.
     pub failed: Vec<FailedTask>,
+    /// The record ids the target's tasks name as succeeded, when its tasks
+    /// were read (they are when any failed or `taskCount` does not add up).
+    pub succeeded: Option<Vec<String>>,
     /// Whether the target had already applied it (a replay).
     pub replayed: bool,
 }

@@ -78,7 +78,7 @@ impl Runner {
         if failure.is_none() && !interrupted {
             match fetch.await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => failure = Some(RunError::Source(e)),
+                Ok(Err(e)) => failure = Some(RunError::Window { window: w.to_string(), source: e }),
                 Err(e) => failure = Some(RunError::Task(e.to_string())),
             }
         } else {

@@ -55,6 +55,8 @@ pub struct JushuitanSimConfig {
     pub faults: Faults,
     /// Mutation while syncing.
     pub mutation: Mutation,
+    /// Answers as they really come: spellings and lies (`quirks`).
+    pub quirks: Vec<super::QuirkRule>,
 }
 
 impl JushuitanSimConfig {
@@ -75,6 +77,7 @@ impl JushuitanSimConfig {
             clock_tolerance: Duration::from_secs(600),
             faults: Faults { slow_delay: Duration::from_secs(3), ..Faults::default() },
             mutation: Mutation::default(),
+            quirks: Vec::new(),
         }
     }
 }

@@ -8,10 +8,12 @@ mod config;
 mod limits;
 mod orders;
 mod query;
+mod quirks;
 mod server;
 
 pub use config::{Faults, JushuitanSimConfig, Mutation};
 pub use orders::{Order, OrderItem};
+pub use quirks::{BIG_TS_OFFSET, Quirk, QuirkRule};
 pub use server::{SimState, Stats, Truth, router, start};
 
 /// `n` realistic orders as JSON text, deterministic from `seed` (for

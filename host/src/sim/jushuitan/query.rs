@@ -106,6 +106,16 @@ pub fn parse(biz: &Value) -> Result<Query, String> {
 }
 
 impl Query {
+    /// `(modified_begin, modified_end)` in seconds, when asked by time.
+    pub fn window(&self) -> Option<(i64, i64)> {
+        self.window
+    }
+
+    /// The page size asked for.
+    pub fn page_size(&self) -> usize {
+        self.page_size as usize
+    }
+
     fn matches(&self, o: &Order) -> bool {
         self.status.as_ref().is_none_or(|s| &o.status == s)
             && match self.shop_id {

@@ -4,6 +4,7 @@ use super::config::JushuitanSimConfig;
 use super::limits::{Refusal, Window};
 use super::orders::{self, Order};
 use super::query;
+use super::quirks::{self, Quirk, QuirkRule};
 use crate::source::jushuitan::sign;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -42,6 +43,8 @@ pub struct Stats {
     pub fault_truncated: u64,
     pub orders_changed: u64,
     pub orders_created: u64,
+    /// Answers changed by a lie (a quirk that contradicts), HTML pages included.
+    pub lies: u64,
     /// The most calls accepted in any 60 s for one app_key.
     pub max_per_minute: u64,
     /// The most calls accepted in any 1 s for one app_key.
@@ -67,12 +70,20 @@ struct Inner {
     fault_rng: ChaCha8Rng,
     windows: HashMap<String, Window>,
     stats: Stats,
+    quirk_rng: ChaCha8Rng,
+    /// The last `data` answered, for the repeat-page lie.
+    previous: Option<Value>,
+    /// Answers given with code 0.
+    answers: u64,
+    /// Whether a page with rows has been answered (the huge page is the first).
+    rows_served: bool,
 }
 
 /// The simulator's state, shared by its handlers.
 pub struct SimState {
     config: JushuitanSimConfig,
     mutation: Mutex<super::Mutation>,
+    quirks: Mutex<Vec<QuirkRule>>,
     inner: Mutex<Inner>,
 }
 
@@ -113,8 +124,12 @@ impl SimState {
             rng,
             windows: HashMap::new(),
             stats: Stats::default(),
+            quirk_rng: ChaCha8Rng::seed_from_u64(config.seed ^ 0x0dd_a45e),
+            previous: None,
+            answers: 0,
+            rows_served: false,
         };
-        SimState { mutation: Mutex::new(config.mutation.clone()), config, inner: Mutex::new(inner) }
+        SimState { mutation: Mutex::new(config.mutation.clone()), quirks: Mutex::new(config.quirks.clone()), config, inner: Mutex::new(inner) }
     }
 
     /// The configuration.
@@ -133,6 +148,63 @@ impl SimState {
     /// Changes the mutation rate (e.g. to stop it: the shop closes).
     pub fn set_mutation(&self, mutation: super::Mutation) {
         *self.mutation.lock().expect("sim lock") = mutation;
+    }
+
+    /// Changes the quirk modes (e.g. none: the source is healthy again).
+    pub fn set_quirks(&self, quirks: Vec<QuirkRule>) {
+        *self.quirks.lock().expect("sim lock") = quirks;
+    }
+
+    fn quirks(&self) -> Vec<QuirkRule> {
+        self.quirks.lock().expect("sim lock").clone()
+    }
+
+    /// Whether `quirk` strikes this answer (rolled from the seed).
+    fn strikes(&self, inner: &mut Inner, rule: &QuirkRule) -> bool {
+        rule.rate >= 1.0 || inner.quirk_rng.random::<f64>() < rule.rate
+    }
+
+    /// Whether this answer is an HTML maintenance page.
+    fn maintenance(&self) -> bool {
+        let rules = self.quirks();
+        let mut inner = self.inner.lock().expect("sim lock");
+        let html = rules.iter().any(|r| r.quirk == Quirk::Html && self.strikes(&mut inner, r));
+        inner.stats.lies += u64::from(html);
+        html
+    }
+
+    /// Applies the quirk modes to one page's `data`.
+    fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], q: &query::Query, data: Box<RawValue>) -> Box<RawValue> {
+        let mut page: Value = serde_json::from_str(data.get()).expect("the query prints JSON");
+        let has_rows = page["datas"].as_array().is_some_and(|r| !r.is_empty());
+        let elsewhere: Vec<Value> = match q.window() {
+            Some((b, e)) => {
+                let before = inner.index.range(..(b, 0)).rev().take(q.page_size());
+                let after = inner.index.range((e + 1, 0)..).take(q.page_size());
+                let ids: Vec<u64> = before.chain(after).map(|((_, id), _)| *id).collect();
+                ids.iter().filter_map(|id| serde_json::to_value(&inner.orders[id]).ok()).collect()
+            }
+            None => Vec::new(),
+        };
+        let honest = page.clone();
+        let cx = quirks::Context { previous: inner.previous.as_ref(), elsewhere: &elsewhere, answer_no: inner.answers, first_rows: has_rows && !inner.rows_served };
+        for rule in rules.iter().filter(|r| r.quirk.is_spelling()) {
+            quirks::spell(rule.quirk, &mut page, &cx);
+        }
+        let rolled: Vec<(Quirk, bool)> = rules.iter().filter(|r| !r.quirk.is_spelling() && r.quirk != Quirk::Html).map(|r| (r.quirk, self.strikes(inner, r))).collect();
+        let cx = quirks::Context { previous: inner.previous.as_ref(), elsewhere: &elsewhere, answer_no: inner.answers, first_rows: false };
+        let mut lied = false;
+        for (quirk, strikes) in rolled {
+            lied |= strikes && quirks::lie(quirk, &mut page, &cx);
+        }
+        if rules.iter().any(|r| r.quirk == Quirk::BigTs) {
+            quirks::big_ts(&mut page);
+        }
+        inner.stats.lies += u64::from(lied);
+        inner.answers += 1;
+        inner.rows_served |= has_rows;
+        inner.previous = Some(honest);
+        serde_json::value::to_raw_value(&page).expect("a page serializes")
     }
 
     /// The counters only.
@@ -205,16 +277,25 @@ impl SimState {
         let (mpm, mps) = (w.max_per_minute as u64, w.max_per_second as u64);
         inner.stats.max_per_minute = inner.stats.max_per_minute.max(mpm);
         inner.stats.max_per_second = inner.stats.max_per_second.max(mps);
-        let biz: Value = match serde_json::from_str(fields.get("biz").map_or("{}", String::as_str)) {
+        let mut biz: Value = match serde_json::from_str(fields.get("biz").map_or("{}", String::as_str)) {
             Ok(v) => v,
             Err(e) => return fail(&mut inner, 140, format!("biz is not valid JSON: {e}")),
         };
+        let rules = self.quirks();
+        if rules.iter().any(|r| r.quirk == Quirk::BigTs)
+            && let Some(ts) = biz.get("start_ts").and_then(Value::as_u64)
+        {
+            biz["start_ts"] = Value::from(ts.saturating_sub(quirks::BIG_TS_OFFSET));
+        }
         let q = match query::parse(&biz) {
             Ok(q) => q,
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
-        let data = q.run(&inner.orders, &inner.index, &inner.by_ts);
+        let mut data = q.run(&inner.orders, &inner.index, &inner.by_ts);
+        if !rules.is_empty() {
+            data = self.quirked(&mut inner, &rules, &q, data);
+        }
         self.mutate(&mut inner);
         (0, None, Some(data))
     }
@@ -272,6 +353,9 @@ async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> 
     if uri.path() != ORDER_QUERY_PATH {
         let body = json!({"code": 404, "msg": format!("unknown API path {}", uri.path()), "data": null});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    if st.maintenance() {
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], quirks::MAINTENANCE_PAGE).into_response();
     }
     let (code, msg, data) = st.handle(&body);
     let text = serde_json::to_string(&Answer { code, msg, data }).expect("an answer always serializes");

@@ -79,7 +79,11 @@ pub struct SourceStats {
     pub drift_rereads: AtomicU64,
     /// Windows split in half after repeated drift.
     pub window_splits: AtomicU64,
-    retries: [AtomicU64; 6],
+    /// Pages read again because their answer contradicted itself or the
+    /// request (a `null` list, a short page that says has_next, rows
+    /// outside the window, ...).
+    pub answer_rereads: AtomicU64,
+    retries: [AtomicU64; 7],
 }
 
 impl SourceStats {

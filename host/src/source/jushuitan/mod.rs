@@ -5,6 +5,7 @@
 //! nothing while orders change (`paging`) and rows kept as the text they
 //! came in (`row`).
 
+pub mod answer;
 pub mod client;
 pub mod metadata;
 pub mod paging;

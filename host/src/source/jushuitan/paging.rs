@@ -1,4 +1,5 @@
-//! Reading one window completely while orders keep changing.
+//! Reading one window completely while orders keep changing, and proving
+//! it: a window ends only when every signal of the answers agrees.
 //!
 //! - `ts` (default): the row-version cursor the API docs recommend:
 //!   `start_ts` = the largest `ts` seen, `is_get_total=false`, `>=` compare
@@ -8,17 +9,26 @@
 //!   changes between pages, rows have shifted and some may have been
 //!   skipped, so the window is read again; after repeated drift it is split
 //!   in half.
+//!
+//! Every page is checked (`check`) before its rows go on: the list must be
+//! a list; `has_next` (in any spelling), the page's size, `data_count` /
+//! `page_count` and the cursor must agree; every row's `modified` must lie
+//! in the window and its `ts` at or past the cursor. A page that
+//! contradicts itself is read again (bounded, with backoff); one that keeps
+//! contradicting fails the window, naming it, the page or cursor and what
+//! disagreed, so the checkpoint stays before it.
 
+use super::answer::{List, Page};
 use super::client::JushuitanClient;
 use super::metadata::{Request, Vars};
 use super::planner::Window;
-use super::retry::{Answer, SourceError};
+use super::retry::SourceError;
 use super::row::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::mpsc::Sender;
 
 /// How a window is paged.
@@ -36,40 +46,212 @@ pub enum PagingMode {
 const MAX_REREADS: u32 = 3;
 /// Pages in one pass before the answer is called absurd.
 const MAX_PAGES: u32 = 100_000;
+/// Reads of one page that contradicts itself, after the first.
+pub const FAULT_REREADS: u32 = 5;
+/// The first wait before a page is read again; it doubles each time.
+const FAULT_BACKOFF: Duration = Duration::from_millis(100);
 
 enum Pass {
     Complete,
     Drift,
 }
 
-/// One page's `data`, read with the answer in one pass: the rows stay JSON
-/// text; only the paging fields are read.
-#[derive(Deserialize)]
-struct Page {
-    datas: Option<Vec<Box<RawValue>>>,
-    has_next: Option<Value>,
-    data_count: Option<Value>,
+/// What a checked page says: its rows, whether more follow, and whether
+/// its emptiness still needs proof (a `null` list).
+struct Checked {
+    rows: Vec<Row>,
+    more: bool,
+    prove_empty: bool,
 }
 
-impl Answer for Page {
-    const SHAPE: &'static str = "`datas` a list of rows";
+/// What every page of one window is checked against.
+struct Bounds {
+    begin: String,
+    end: String,
+    /// Rows are selected by `modified` (date_type 0), so it must lie inside.
+    by_modified: bool,
+    page_size: usize,
 }
 
-impl Page {
-    /// Takes the rows out, reading each one's keys.
-    fn rows(&mut self, id_field: &str) -> Vec<Row> {
-        self.datas.take().unwrap_or_default().into_iter().map(|raw| Row::new(raw, id_field)).collect()
+impl Bounds {
+    fn new(req: &Request, biz: &Value, w: &Window) -> Bounds {
+        let by_modified = matches!(
+            biz.get("date_type")
+                .map(|v| v.to_string().trim_matches('"').to_string())
+                .as_deref(),
+            None | Some("0") | Some("null")
+        );
+        Bounds {
+            begin: crate::time::format(w.begin),
+            end: crate::time::format(w.end),
+            by_modified,
+            page_size: req.page_size as usize,
+        }
     }
 
-    fn has_next(&self) -> bool {
-        self.has_next.as_ref().and_then(Value::as_bool).unwrap_or(false)
+    /// The first row whose `modified` lies outside the window.
+    fn outside<'r>(&self, rows: &'r [Row]) -> Option<&'r Row> {
+        if !self.by_modified {
+            return None;
+        }
+        // `yyyy-MM-dd HH:mm:ss[.fff]` sorts as text; milliseconds are cut.
+        rows.iter().find(|r| {
+            let m = r.version.get(..19).unwrap_or(&r.version);
+            !r.version.is_empty() && (m < self.begin.as_str() || m > self.end.as_str())
+        })
     }
+}
+
+/// The list's rows, or what is wrong with it; `Ok(None)` for `null`.
+fn listed(page: &mut Page, id_field: &str) -> Result<Option<Vec<Row>>, String> {
+    match page.list() {
+        List::Missing => Err("the answer has no `datas` list".into()),
+        List::Other(what) => Err(format!("`datas` is {what}, expected a list of rows")),
+        List::Null => Ok(None),
+        List::Rows(_) => Ok(Some(page.rows(id_field))),
+    }
+}
+
+/// Checks one page of the `ts` cursor read from `start_ts` (`first`: the
+/// window's first call).
+fn check_ts(
+    mut page: Page,
+    b: &Bounds,
+    id_field: &str,
+    start_ts: u64,
+    first: bool,
+) -> Result<Checked, String> {
+    let has_next = page.has_next();
+    let listed = listed(&mut page, id_field)?;
+    let prove_empty = listed.is_none();
+    let rows = listed.unwrap_or_default();
+    let n = rows.len();
+    if n == 0 && has_next == Some(true) {
+        return Err("an empty page says has_next".into());
+    }
+    if n == 0 && !first {
+        return Err(format!(
+            "no rows from start_ts {start_ts}, though the page before said more and the boundary row must come back (>=)"
+        ));
+    }
+    if has_next == Some(true) && n < b.page_size {
+        return Err(format!(
+            "a page of {n} rows (page_size {}) says has_next",
+            b.page_size
+        ));
+    }
+    if let Some(r) = rows.iter().find(|r| r.ts.is_some_and(|t| t < start_ts)) {
+        return Err(format!(
+            "row {} has ts {} below the cursor {start_ts} (a page served again?)",
+            r.id,
+            r.ts.unwrap_or_default()
+        ));
+    }
+    if let Some(r) = b.outside(&rows) {
+        return Err(format!(
+            "row {} was modified at {}, outside the window",
+            r.id, r.version
+        ));
+    }
+    let more = has_next.unwrap_or(n >= b.page_size);
+    if more {
+        match rows.iter().filter_map(|r| r.ts).max() {
+            Some(m) if m > start_ts => {}
+            _ => {
+                return Err(format!(
+                    "the ts cursor did not advance past {start_ts}; if this source never advances it, use paging = \"page\""
+                ));
+            }
+        }
+    }
+    Ok(Checked {
+        rows,
+        more,
+        prove_empty: prove_empty && first,
+    })
+}
+
+/// What page mode knows from the window's first page.
+#[derive(Clone, Copy)]
+struct Counted {
+    data_count: Option<u64>,
+    page_count: Option<u64>,
+}
+
+/// Checks page `index` of a `page_index` pass.
+fn check_page(
+    mut page: Page,
+    b: &Bounds,
+    id_field: &str,
+    index: u32,
+    counted: Counted,
+    seen: &HashSet<(String, String)>,
+) -> Result<Checked, String> {
+    let has_next = page.has_next();
+    let listed = listed(&mut page, id_field)?;
+    let prove_empty = listed.is_none() && counted.data_count.is_none() && index == 1;
+    let rows = listed.unwrap_or_default();
+    let (n, size) = (rows.len() as u64, b.page_size as u64);
+    if n == 0 && has_next == Some(true) {
+        return Err("an empty page says has_next".into());
+    }
+    if has_next == Some(true) && n < size {
+        return Err(format!(
+            "a page of {n} rows (page_size {size}) says has_next"
+        ));
+    }
+    let before = u64::from(index - 1) * size;
+    if let Some(total) = counted.data_count {
+        let expected = total.saturating_sub(before).min(size);
+        if n != expected {
+            return Err(format!(
+                "the page has {n} rows where data_count {total} means {expected}"
+            ));
+        }
+    }
+    let last = match (counted.page_count, counted.data_count) {
+        (Some(pages), _) => Some(pages),
+        (None, Some(total)) => Some(total.div_ceil(size)),
+        (None, None) => None,
+    };
+    if let (Some(last), Some(true)) = (last, has_next)
+        && u64::from(index) >= last
+    {
+        return Err(format!("has_next says more past page_count {last}"));
+    }
+    if index > 1 && n > 0 && rows.iter().all(|r| seen.contains(&r.key())) {
+        return Err(format!(
+            "page {index} repeats rows already read in this pass (a page served again?)"
+        ));
+    }
+    if let Some(r) = b.outside(&rows) {
+        return Err(format!(
+            "row {} was modified at {}, outside the window",
+            r.id, r.version
+        ));
+    }
+    let more = match (has_next, last) {
+        (Some(h), _) => h,
+        (None, Some(last)) => u64::from(index) < last,
+        (None, None) => n >= size,
+    };
+    Ok(Checked {
+        rows,
+        more,
+        prove_empty,
+    })
 }
 
 impl JushuitanClient {
     /// Sends every row of `window` to `out` once (by id + `modified`).
     /// Returns the number of distinct rows sent.
-    pub async fn fetch_window(&self, req: &Request, window: &Window, mode: PagingMode, out: &Sender<Vec<Row>>) -> Result<u64, SourceError> {
+    pub async fn fetch_window(
+        &self,
+        req: &Request,
+        window: &Window,
+        mode: PagingMode,
+        out: &Sender<Vec<Row>>,
+    ) -> Result<u64, SourceError> {
         let mut seen = HashSet::new();
         match mode {
             PagingMode::Ts => self.ts_cursor(req, window, out, &mut seen).await?,
@@ -84,8 +266,20 @@ impl JushuitanClient {
                         } else if half.as_secs() >= 1 {
                             self.stats.window_splits.fetch_add(1, Ordering::Relaxed);
                             let mid = w.begin + half;
-                            stack.push((Window { begin: mid, end: w.end }, 0));
-                            stack.push((Window { begin: w.begin, end: mid }, 0));
+                            stack.push((
+                                Window {
+                                    begin: mid,
+                                    end: w.end,
+                                },
+                                0,
+                            ));
+                            stack.push((
+                                Window {
+                                    begin: w.begin,
+                                    end: mid,
+                                },
+                                0,
+                            ));
                         } else {
                             tracing::warn!(window = %w, "rows kept shifting in a one-second window; the next run's lookback re-reads it");
                         }
@@ -96,59 +290,170 @@ impl JushuitanClient {
         Ok(seen.len() as u64)
     }
 
-    async fn emit(&self, rows: Vec<Row>, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
+    async fn emit(
+        &self,
+        rows: Vec<Row>,
+        out: &Sender<Vec<Row>>,
+        seen: &mut HashSet<(String, String)>,
+    ) -> Result<(), SourceError> {
         let fresh: Vec<Row> = rows.into_iter().filter(|r| seen.insert(r.key())).collect();
         if !fresh.is_empty() {
-            out.send(fresh).await.map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
+            out.send(fresh)
+                .await
+                .map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
         }
         Ok(())
     }
 
-    async fn page_pass(&self, req: &Request, w: &Window, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<Pass, SourceError> {
-        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
-        let mut count = None;
-        for page in 1..=MAX_PAGES {
-            let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page });
-            let mut data: Page = self.call(&req.path(), &biz).await?;
-            let data_count = data.data_count.as_ref().and_then(Value::as_u64);
-            match count {
-                None => count = Some(data_count),
-                Some(c) if c != data_count => return Ok(Pass::Drift),
-                Some(_) => {}
-            }
-            self.emit(data.rows(&req.id_field), out, seen).await?;
-            if !data.has_next() {
-                return Ok(Pass::Complete);
-            }
-        }
-        Err(SourceError::Protocol(format!("window {w} has more than {MAX_PAGES} pages")))
-    }
-
-    async fn ts_cursor(&self, req: &Request, w: &Window, out: &Sender<Vec<Row>>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
-        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
-        let mut start_ts: u64 = 0;
-        for _ in 0..MAX_PAGES {
-            let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
-            biz["start_ts"] = Value::from(start_ts);
-            biz["is_get_total"] = Value::Bool(false);
-            let mut data: Page = self.call(&req.path(), &biz).await?;
-            let rows = data.rows(&req.id_field);
-            let n = rows.len();
-            let max_ts = rows.iter().filter_map(|r| r.ts).max();
-            self.emit(rows, out, seen).await?;
-            let has_next = data.has_next();
-            if !has_next || n < req.page_size as usize {
-                return Ok(());
-            }
-            match max_ts {
-                Some(m) if m > start_ts => start_ts = m,
-                _ => {
-                    return Err(SourceError::Protocol(format!(
-                        "the ts cursor did not advance past {start_ts} in window {w}: use paging = \"page\" for this source"
-                    )));
+    /// Calls for one page until its answer passes `check` (a `null` list
+    /// also needs a count of 0 from the same query), reading it again on
+    /// a contradiction; fails naming `at` and what disagreed.
+    async fn checked<F>(
+        &self,
+        req: &Request,
+        biz: &Value,
+        w: &Window,
+        at: &str,
+        mut check: F,
+    ) -> Result<Checked, SourceError>
+    where
+        F: FnMut(Page) -> Result<Checked, String>,
+    {
+        let mut wait = FAULT_BACKOFF;
+        for attempt in 0..=FAULT_REREADS {
+            let page: Page = self.call(&req.path(), biz).await?;
+            let verdict = match check(page) {
+                Ok(c) if c.prove_empty => self.count_is_zero(req, biz).await?.map(|()| c),
+                other => other,
+            };
+            match verdict {
+                Ok(c) => return Ok(c),
+                Err(what) if attempt == FAULT_REREADS => {
+                    return Err(SourceError::Inconsistent {
+                        at: at.to_string(),
+                        what,
+                        reads: attempt + 1,
+                    });
+                }
+                Err(what) => {
+                    self.stats.answer_rereads.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("ferry_source_rereads_total").increment(1);
+                    tracing::warn!(window = %w, at, "the answer contradicts itself ({what}); reading it again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
                 }
             }
         }
-        Err(SourceError::Protocol(format!("window {w} has more than {MAX_PAGES} pages")))
+        unreachable!("the loop returns on its last attempt")
+    }
+
+    /// A `null` list proves nothing: the same query with a total must count
+    /// no rows.
+    async fn count_is_zero(
+        &self,
+        req: &Request,
+        biz: &Value,
+    ) -> Result<Result<(), String>, SourceError> {
+        let mut ask = biz.clone();
+        ask["is_get_total"] = Value::Bool(true);
+        ask["page_index"] = Value::from(1);
+        let page: Page = self.call(&req.path(), &ask).await?;
+        Ok(match page.data_count() {
+            Some(0) => Ok(()),
+            Some(n) => Err(format!(
+                "`datas` is null where the same query counts {n} rows"
+            )),
+            None => Err(
+                "`datas` is null and the answer gives no data_count to prove the window empty"
+                    .into(),
+            ),
+        })
+    }
+
+    async fn page_pass(
+        &self,
+        req: &Request,
+        w: &Window,
+        out: &Sender<Vec<Row>>,
+        seen: &mut HashSet<(String, String)>,
+    ) -> Result<Pass, SourceError> {
+        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let mut counted: Option<Counted> = None;
+        let mut pass_seen: HashSet<(String, String)> = HashSet::new();
+        for index in 1..=MAX_PAGES {
+            let biz = req.render(&Vars {
+                last_sync_time: &begin,
+                current_time: &end,
+                page: index,
+            });
+            let bounds = Bounds::new(req, &biz, w);
+            let mut drift = false;
+            let at = format!("page {index}");
+            let checked = self
+                .checked(req, &biz, w, &at, |page| {
+                    let now = Counted {
+                        data_count: page.data_count(),
+                        page_count: page.page_count(),
+                    };
+                    let first = *counted.get_or_insert(now);
+                    if first.data_count != now.data_count {
+                        drift = true;
+                        return Ok(Checked {
+                            rows: Vec::new(),
+                            more: false,
+                            prove_empty: false,
+                        });
+                    }
+                    check_page(page, &bounds, &req.id_field, index, first, &pass_seen)
+                })
+                .await?;
+            if drift {
+                return Ok(Pass::Drift);
+            }
+            pass_seen.extend(checked.rows.iter().map(Row::key));
+            self.emit(checked.rows, out, seen).await?;
+            if !checked.more {
+                return Ok(Pass::Complete);
+            }
+        }
+        Err(SourceError::Protocol(format!(
+            "window {w} has more than {MAX_PAGES} pages"
+        )))
+    }
+
+    async fn ts_cursor(
+        &self,
+        req: &Request,
+        w: &Window,
+        out: &Sender<Vec<Row>>,
+        seen: &mut HashSet<(String, String)>,
+    ) -> Result<(), SourceError> {
+        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let mut start_ts: u64 = 0;
+        for call in 0..MAX_PAGES {
+            let mut biz = req.render(&Vars {
+                last_sync_time: &begin,
+                current_time: &end,
+                page: 1,
+            });
+            biz["start_ts"] = Value::from(start_ts);
+            biz["is_get_total"] = Value::Bool(false);
+            let bounds = Bounds::new(req, &biz, w);
+            let at = format!("start_ts {start_ts}");
+            let checked = self
+                .checked(req, &biz, w, &at, |page| {
+                    check_ts(page, &bounds, &req.id_field, start_ts, call == 0)
+                })
+                .await?;
+            let max_ts = checked.rows.iter().filter_map(|r| r.ts).max();
+            self.emit(checked.rows, out, seen).await?;
+            if !checked.more {
+                return Ok(());
+            }
+            start_ts = max_ts.unwrap_or(start_ts);
+        }
+        Err(SourceError::Protocol(format!(
+            "window {w} has more than {MAX_PAGES} pages"
+        )))
     }
 }

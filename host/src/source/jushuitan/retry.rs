@@ -23,11 +23,14 @@ pub enum Cause {
     Code199,
     /// Code 200: call budget exceeded.
     Code200,
+    /// An HTML page instead of JSON (a gateway's maintenance page, even
+    /// with HTTP 200).
+    Maintenance,
 }
 
 impl Cause {
     /// Every cause, in summary order.
-    pub const ALL: [Cause; 6] = [Cause::Http5xx, Cause::Timeout, Cause::Connection, Cause::Truncated, Cause::Code199, Cause::Code200];
+    pub const ALL: [Cause; 7] = [Cause::Http5xx, Cause::Timeout, Cause::Connection, Cause::Truncated, Cause::Code199, Cause::Code200, Cause::Maintenance];
 
     /// Short name for summaries and metrics.
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Cause {
             Cause::Truncated => "truncated_json",
             Cause::Code199 => "code_199",
             Cause::Code200 => "code_200",
+            Cause::Maintenance => "maintenance_page",
         }
     }
 }
@@ -79,6 +83,17 @@ pub enum SourceError {
     /// The answer had an unexpected shape.
     #[error("unexpected answer from Jushuitan: {0}")]
     Protocol(String),
+    /// The answers for a window kept contradicting themselves or the
+    /// request; the window is not finished and the checkpoint stays before it.
+    #[error("the answers do not prove the window complete: at {at}, {what} (read {reads} times)")]
+    Inconsistent {
+        /// The page or cursor.
+        at: String,
+        /// What disagreed.
+        what: String,
+        /// How many times the page was read.
+        reads: u32,
+    },
 }
 
 /// The verdict on one attempt.
@@ -157,6 +172,10 @@ pub fn classify_body<T: Answer>(body: &[u8]) -> Verdict<T> {
     let v: Envelope<&RawValue> = match serde_json::from_slice(body) {
         Ok(v) if body.trim_ascii_start().starts_with(b"{") => v,
         Ok(_) => return Verdict::Fail(SourceError::Protocol("the answer is not a JSON object".into())),
+        Err(_) if body.trim_ascii_start().starts_with(b"<") => {
+            let start = String::from_utf8_lossy(&body[..body.len().min(120)]).split_whitespace().collect::<Vec<_>>().join(" ");
+            return Verdict::Retry(Cause::Maintenance, format!("an HTML page instead of JSON: {start}"));
+        }
         Err(e) if e.is_eof() || e.is_syntax() => return Verdict::Retry(Cause::Truncated, format!("body is not complete JSON: {e}")),
         Err(e) => return Verdict::Fail(SourceError::Protocol(e.to_string())),
     };
@@ -236,6 +255,7 @@ mod tests {
         }
         assert_eq!(retried(classify(br#"{"code":0,"data":{"da"#)), Some(Cause::Truncated));
         assert_eq!(retried(classify(b"")), Some(Cause::Truncated));
+        assert_eq!(retried(classify("<!DOCTYPE html><html><body>系统维护</body></html>".as_bytes())), Some(Cause::Maintenance));
         assert_eq!(retried(classify(br#"{"code":199,"msg":"busy","data":"no"}"#)), Some(Cause::Code199));
         assert!(matches!(classify(br#"{"data":{"datas":[7]},"code":0}"#), Verdict::Ok(Shape { datas }) if datas == [7]));
         match classify(br#"{"code":0,"data":{"datas":"x"}}"#) {
