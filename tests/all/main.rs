@@ -20,6 +20,9 @@ mod answers;
 // Idempotent writes, crash and resume, dead letters.
 mod writes;
 
+// What a killed process leaves behind, picked up by the next.
+mod restart;
+
 // The binary end to end: run, validate, state, demo, bad pipeline files.
 mod cli_run;
 mod examples;

@@ -22,11 +22,18 @@ impl StateLocation {
     }
 
     /// Opens the store (for PostgreSQL, the process's shared one).
+    /// Runs left `running` by a process that died are marked `interrupted`.
     pub fn open(&self) -> Result<Arc<dyn StateStore>, StateError> {
-        Ok(match self {
+        let store: Arc<dyn StateStore> = match self {
             StateLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
             StateLocation::Postgres(url) => PgStore::connect(url)?,
-        })
+        };
+        match store.sweep_dead_runs() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(state = %self, runs = n, "marked runs whose process died as interrupted"),
+            Err(e) => tracing::warn!(state = %self, "cannot check for runs whose process died: {e}"),
+        }
+        Ok(store)
     }
 }
 

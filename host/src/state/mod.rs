@@ -5,11 +5,15 @@
 
 mod embedded;
 mod location;
+mod owner;
 mod pg;
 mod sqlite;
 mod types;
 
 pub use location::StateLocation;
+
+/// The summary of a run whose process died before finishing it.
+pub(crate) const DEAD_RUN_NOTE: &str = r#"{"status":"interrupted","error":"the process running it ended without finishing (killed, or the machine stopped); the next run resumed from the outbox and the checkpoint"}"#;
 pub use pg::{PgStore, describe as describe_postgres_error};
 pub use sqlite::SqliteStore;
 pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount};
@@ -60,6 +64,9 @@ pub trait StateStore: Send + Sync {
     fn handled_count(&self, pipeline: &str) -> Result<u64, StateError>;
     /// Starts a run record; returns its id.
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError>;
+    /// Marks `interrupted` every run left `running` by a process of this
+    /// host that is gone (killed, or the machine rebooted); returns how many.
+    fn sweep_dead_runs(&self) -> Result<u64, StateError>;
     /// Ends a run record with its status and summary (JSON).
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError>;
     /// The last `limit` runs, newest first.

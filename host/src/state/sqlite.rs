@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE plugin_swaps (id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT NOT NULL, at TEXT NOT NULL, digest TEXT NOT NULL,
                                 label TEXT NOT NULL, origin TEXT NOT NULL, previous TEXT, accepted INTEGER NOT NULL, reason TEXT);
      CREATE INDEX plugin_swaps_by_pipeline ON plugin_swaps (pipeline, id);",
+    "ALTER TABLE runs ADD COLUMN owner TEXT;",
 ];
 
 /// State in one SQLite file.
@@ -220,9 +221,24 @@ impl StateStore for SqliteStore {
 
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError> {
         self.with(|c| {
-            c.execute("INSERT INTO runs (pipeline, kind, started, status) VALUES (?1, ?2, ?3, 'running')", params![pipeline, kind, now()])?;
+            c.execute(
+                "INSERT INTO runs (pipeline, kind, started, status, owner) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![pipeline, kind, now(), super::owner::this_process()],
+            )?;
             Ok(c.last_insert_rowid())
         })
+    }
+
+    fn sweep_dead_runs(&self) -> Result<u64, StateError> {
+        let running: Vec<(i64, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })?;
+        let dead: Vec<i64> = running.into_iter().filter(|(_, o)| super::owner::is_dead(o)).map(|(id, _)| id).collect();
+        for id in &dead {
+            self.with(|c| c.execute("UPDATE runs SET status = 'interrupted', finished = ?2, summary = ?3 WHERE id = ?1 AND status = 'running'", params![id, now(), super::DEAD_RUN_NOTE]))?;
+        }
+        Ok(dead.len() as u64)
     }
 
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError> {

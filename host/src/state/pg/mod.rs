@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE leases (pipeline TEXT PRIMARY KEY, worker TEXT, expires TIMESTAMPTZ, acquired TIMESTAMPTZ, command TEXT);
      CREATE TABLE workers (id TEXT PRIMARY KEY, address TEXT NOT NULL, started TIMESTAMPTZ NOT NULL, heartbeat TIMESTAMPTZ NOT NULL);
      CREATE TABLE rate_budgets (app_key TEXT PRIMARY KEY, next_at TIMESTAMPTZ NOT NULL, granted BIGINT NOT NULL DEFAULT 0);",
+    "ALTER TABLE runs ADD COLUMN owner TEXT;",
 ];
 
 /// State in a PostgreSQL database.

@@ -207,7 +207,22 @@ impl StateStore for PgStore {
 
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError> {
         let (p, k) = (pipeline.to_string(), kind.to_string());
-        self.call(move |c| Ok(c.query_one("INSERT INTO runs (pipeline, kind, started, status) VALUES ($1, $2, $3, 'running') RETURNING id", &[&p, &k, &now()])?.get(0)))
+        let owner = super::super::owner::this_process();
+        self.call(move |c| {
+            Ok(c.query_one("INSERT INTO runs (pipeline, kind, started, status, owner) VALUES ($1, $2, $3, 'running', $4) RETURNING id", &[&p, &k, &now(), &owner])?.get(0))
+        })
+    }
+
+    fn sweep_dead_runs(&self) -> Result<u64, StateError> {
+        let running: Vec<(i64, String)> =
+            self.call(|c| Ok(c.query("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL", &[])?.iter().map(|r| (r.get(0), r.get(1))).collect()))?;
+        let dead: Vec<i64> = running.into_iter().filter(|(_, o)| super::super::owner::is_dead(o)).map(|(id, _)| id).collect();
+        let n = dead.len() as u64;
+        if !dead.is_empty() {
+            let note = super::super::DEAD_RUN_NOTE;
+            self.call(move |c| c.execute("UPDATE runs SET status = 'interrupted', finished = $2, summary = $3 WHERE id = ANY($1) AND status = 'running'", &[&dead, &now(), &note]).map(|_| ()))?;
+        }
+        Ok(n)
     }
 
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError> {

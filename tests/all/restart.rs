@@ -1,0 +1,48 @@
+//! Crash and restart: what a killed `ferry run` leaves behind is told
+//! apart and picked up by the next process.
+
+use crate::helpers::{args, ferry_async, harness, source_config};
+use ferry::sim::target::TargetSimConfig;
+use ferry::state::{SqliteStore, StateStore};
+use std::time::{Duration, Instant};
+
+/// Waits (bounded) until `cond` holds.
+async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A run killed with SIGKILL shows as `interrupted`, not `running`, once
+/// a later process opens the state; the next run finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_shows_as_interrupted() {
+    let mut cfg = source_config(91, "app-killed-run", 400);
+    cfg.per_second = 4;
+    let h = harness(cfg, TargetSimConfig::default()).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency) = (20, 2);
+    let file = h.write(&s);
+    let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let state = h.state.clone();
+    let running = move || SqliteStore::open(&state).ok().and_then(|s| s.runs("it-orders", 1).ok()).is_some_and(|r| r.first().is_some_and(|r| r.status == "running"));
+    until("the run is recorded as running", Duration::from_secs(30), running.clone()).await;
+    until("some orders are fetched", Duration::from_secs(30), || h.source.state.stats().accepted >= 2).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let shown = ferry_async(args(&["state", &file])).await;
+    let text = String::from_utf8_lossy(&shown.stdout).to_string();
+    let last = text.lines().find(|l| l.starts_with("run ")).unwrap_or_default().to_string();
+    assert!(last.contains("interrupted") && !last.contains("running"), "{text}");
+    let runs = SqliteStore::open(&h.state).unwrap().runs("it-orders", 1).unwrap();
+    assert!(runs[0].summary.as_ref().and_then(|s| s["error"].as_str()).is_some_and(|e| e.contains("ended without finishing")), "{:?}", runs[0]);
+
+    let out = ferry_async(args(&["run", &file])).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(h.missing().is_empty() && h.each_once());
+    let runs = SqliteStore::open(&h.state).unwrap().runs("it-orders", 5).unwrap();
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["ok", "interrupted"], "the finished run stays as it is");
+}
