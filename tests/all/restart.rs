@@ -46,3 +46,28 @@ async fn a_killed_run_shows_as_interrupted() {
     let runs = SqliteStore::open(&h.state).unwrap().runs("it-orders", 5).unwrap();
     assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["ok", "interrupted"], "the finished run stays as it is");
 }
+
+/// Killed and restarted right after each call, `ferry run` still spaces
+/// its calls by the budget: the next process waits for the slot the last
+/// one left, and the source answers no code 199/200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_do_not_burst_past_the_budget() {
+    let mut cfg = source_config(92, "app-restart-budget", 300);
+    (cfg.per_second, cfg.per_minute) = (1, 1000);
+    let h = harness(cfg, TargetSimConfig::default()).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency, s.per_second, s.per_minute) = (20, 2, 1, 1000);
+    let file = h.write(&s);
+    for cycle in 0..6 {
+        let before = h.source.state.stats().requests;
+        let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        until(&format!("cycle {cycle}: a call"), Duration::from_secs(30), || h.source.state.stats().requests > before).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let out = ferry_async(args(&["run", &file])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let stats = h.source.state.stats();
+    assert_eq!((stats.code199, stats.code200), (0, 0), "{stats:?}");
+    assert!(h.missing().is_empty() && h.each_once());
+}

@@ -18,7 +18,7 @@ pub use pg::{PgStore, describe as describe_postgres_error};
 pub use sqlite::SqliteStore;
 pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount};
 
-use crate::source::jushuitan::ratelimit::SharedBudget;
+use crate::source::jushuitan::ratelimit::{BudgetMemory, SharedBudget};
 use jiff::Timestamp;
 use std::sync::Arc;
 
@@ -99,6 +99,11 @@ pub trait StateStore: Send + Sync {
     /// A rate budget shared by every process using this store, if it can
     /// hold one (PostgreSQL does; a SQLite file is one process's).
     fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        None
+    }
+    /// Where a process's budget remembers its next call slot for the next
+    /// process (SQLite; a shared budget already outlives its processes).
+    fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {
         None
     }
 }

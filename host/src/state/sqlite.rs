@@ -3,10 +3,12 @@
 
 use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount};
 use super::{StateError, StateStore};
+use crate::source::jushuitan::ratelimit::BudgetMemory;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 use uuid::Uuid;
 
 /// Schema versions, applied in order; never edit a released one.
@@ -32,12 +34,36 @@ const MIGRATIONS: &[&str] = &[
                                 label TEXT NOT NULL, origin TEXT NOT NULL, previous TEXT, accepted INTEGER NOT NULL, reason TEXT);
      CREATE INDEX plugin_swaps_by_pipeline ON plugin_swaps (pipeline, id);",
     "ALTER TABLE runs ADD COLUMN owner TEXT;",
+    "CREATE TABLE rate_slots (app_key TEXT PRIMARY KEY, next_at INTEGER NOT NULL);",
 ];
 
 /// State in one SQLite file.
 pub struct SqliteStore {
     path: String,
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// The next call slot of each app_key, for the next process (unix ms).
+struct SlotMemory(Arc<Mutex<Connection>>);
+
+impl BudgetMemory for SlotMemory {
+    fn next_slot(&self, app_key: &str) -> Option<SystemTime> {
+        let conn = self.0.lock().ok()?;
+        let ms: i64 = conn.query_row("SELECT next_at FROM rate_slots WHERE app_key = ?1", [app_key], |r| r.get(0)).optional().ok()??;
+        Some(UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+    }
+
+    fn remember(&self, app_key: &str, at: SystemTime) {
+        let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let written = self.0.lock().map_err(|e| e.to_string()).and_then(|c| {
+            c.prepare_cached("INSERT INTO rate_slots (app_key, next_at) VALUES (?1, ?2) ON CONFLICT (app_key) DO UPDATE SET next_at = MAX(next_at, excluded.next_at)")
+                .and_then(|mut s| s.execute(params![app_key, ms]))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            tracing::warn!(app_key, "cannot remember the next call slot: {e}");
+        }
+    }
 }
 
 fn now() -> String {
@@ -66,7 +92,7 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i + 1).map_err(|e| err(&e))?;
             tx.commit().map_err(|e| err(&e))?;
         }
-        Ok(SqliteStore { path: name, conn: Mutex::new(conn) })
+        Ok(SqliteStore { path: name, conn: Arc::new(Mutex::new(conn)) })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StateError {
@@ -227,6 +253,10 @@ impl StateStore for SqliteStore {
             )?;
             Ok(c.last_insert_rowid())
         })
+    }
+
+    fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {
+        Some(Arc::new(SlotMemory(self.conn.clone())))
     }
 
     fn sweep_dead_runs(&self) -> Result<u64, StateError> {

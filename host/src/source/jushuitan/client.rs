@@ -125,6 +125,13 @@ impl JushuitanClient {
         Ok(JushuitanClient { http, config, limiter, stats: Arc::new(SourceStats::default()) })
     }
 
+    /// Remembers the budget's next call slot in `memory`, so that a process
+    /// that restarts does not call before it (see `ratelimit`).
+    pub fn with_budget_memory(mut self, memory: Option<Arc<dyn super::ratelimit::BudgetMemory>>) -> Self {
+        self.limiter = self.limiter.with_memory(memory);
+        self
+    }
+
     /// The system fields plus `biz`, signed.
     pub fn signed_fields(&self, biz: &Value) -> BTreeMap<String, String> {
         let mut fields = BTreeMap::new();

@@ -3,6 +3,12 @@
 //! The budgets are spaced evenly with a small safety margin, because the
 //! server counts over sliding windows: a burst followed by a steady rate
 //! would trip it.
+//!
+//! A process that restarts would start its budget afresh, and its first
+//! call could come right after the last call of the process before it
+//! (killed, or stopped) and trip the server's windows. Where the state can
+//! remember it ([`BudgetMemory`]), each call records when the next may
+//! start, and a new process waits for that before its first call.
 
 use governor::clock::MonotonicClock;
 use governor::middleware::NoOpMiddleware;
@@ -72,6 +78,15 @@ pub trait SharedBudget: Send + Sync {
     fn reserve(&self, app_key: &str, interval: Duration) -> Result<Duration, String>;
 }
 
+/// Where a budget's next call slot is remembered across processes (a
+/// wall-clock time, as a restart loses the monotonic clock).
+pub trait BudgetMemory: Send + Sync {
+    /// No call of `app_key` may start before this, as the last process left it.
+    fn next_slot(&self, app_key: &str) -> Option<std::time::SystemTime>;
+    /// Records that the next call of `app_key` may start at `at`.
+    fn remember(&self, app_key: &str, at: std::time::SystemTime);
+}
+
 /// The budget a client draws on: the shared one when there is one, else
 /// the process-wide limiter of its app_key.
 pub struct Budget {
@@ -79,6 +94,9 @@ pub struct Budget {
     local: Arc<AppLimiter>,
     shared: Option<Arc<dyn SharedBudget>>,
     interval: Duration,
+    memory: Option<Arc<dyn BudgetMemory>>,
+    /// Whether the remembered slot of an earlier process was waited for.
+    floor_waited: tokio::sync::OnceCell<()>,
 }
 
 impl Budget {
@@ -91,7 +109,14 @@ impl Budget {
             // on the per-second window too.
             interval = interval.max(period(Duration::from_secs(1) + SHARED_JITTER, per_second, 1.0));
         }
-        Budget { app_key: app_key.to_string(), local: for_app(app_key, per_second, per_minute), shared, interval }
+        Budget { app_key: app_key.to_string(), local: for_app(app_key, per_second, per_minute), shared, interval, memory: None, floor_waited: tokio::sync::OnceCell::new() }
+    }
+
+    /// Remembers the next call slot in `memory` (and waits for the one an
+    /// earlier process left before the first call).
+    pub fn with_memory(mut self, memory: Option<Arc<dyn BudgetMemory>>) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Waits for a slot; returns how long it waited. When the shared budget
@@ -107,7 +132,19 @@ impl Budget {
                 Err(e) => tracing::warn!(app_key = %self.app_key, "shared rate budget unavailable, limiting this process alone: {e}"),
             }
         }
-        self.local.acquire().await
+        let Some(memory) = &self.memory else { return self.local.acquire().await };
+        self.floor_waited
+            .get_or_init(|| async {
+                let wait = memory.next_slot(&self.app_key).and_then(|at| at.duration_since(std::time::SystemTime::now()).ok());
+                if let Some(wait) = wait.filter(|w| *w <= self.interval.max(Duration::from_secs(1)) * 2) {
+                    tracing::debug!(app_key = %self.app_key, ?wait, "waiting for the call slot an earlier process left");
+                    tokio::time::sleep(wait).await;
+                }
+            })
+            .await;
+        self.local.acquire().await;
+        memory.remember(&self.app_key, std::time::SystemTime::now() + self.interval);
+        started.elapsed()
     }
 }
 
@@ -123,6 +160,39 @@ mod tests {
             self.0.lock().unwrap().push((app_key.to_string(), interval));
             Ok(self.1)
         }
+    }
+
+    /// A memory in a map, as a state store keeps it.
+    #[derive(Default)]
+    struct Remembered(Mutex<HashMap<String, std::time::SystemTime>>);
+
+    impl BudgetMemory for Remembered {
+        fn next_slot(&self, app_key: &str) -> Option<std::time::SystemTime> {
+            self.0.lock().unwrap().get(app_key).copied()
+        }
+        fn remember(&self, app_key: &str, at: std::time::SystemTime) {
+            self.0.lock().unwrap().insert(app_key.to_string(), at);
+        }
+    }
+
+    /// A budget made after another process's call waits for the slot that
+    /// call left, though its own limiter is fresh.
+    #[tokio::test]
+    async fn a_restarted_process_waits_for_the_slot_the_last_one_left() {
+        let memory = Arc::new(Remembered::default());
+        let first = Budget::new("app-remembered", 4, 1000, None).with_memory(Some(memory.clone()));
+        first.acquire().await;
+        let slot = memory.next_slot("app-remembered").expect("the next slot is remembered");
+        let left = slot.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        assert!(left > Duration::from_millis(150), "{left:?}");
+        // A fresh process: its own limiter has no history (another app_key
+        // here, so this process's limiter is fresh too).
+        memory.remember("app-fresh", slot);
+        let second = Budget::new("app-fresh", 4, 1000, None).with_memory(Some(memory.clone()));
+        let waited = second.acquire().await;
+        assert!(waited >= left - Duration::from_millis(20), "waited {waited:?} for a slot {left:?} away");
+        let third = Budget::new("app-unknown", 4, 1000, None).with_memory(Some(memory.clone()));
+        assert!(third.acquire().await < Duration::from_millis(20), "nothing remembered: no wait");
     }
 
     #[tokio::test]
