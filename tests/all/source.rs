@@ -47,8 +47,9 @@ async fn sync(client: &JushuitanClient, req: &Request, from: Timestamp, span: Du
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let collector = tokio::spawn(async move {
         let mut got = BTreeMap::new();
-        while let Some(rows) = rx.recv().await {
-            for r in rows {
+        while let Some(fetched) = rx.recv().await {
+            let fetched: ferry::source::jushuitan::Fetched = fetched;
+            for r in fetched.rows {
                 let r: ferry::source::jushuitan::Row = r;
                 let v: Value = serde_json::from_str(&r.raw).unwrap();
                 assert_eq!((r.id.as_str(), r.version.as_str()), (v["o_id"].to_string().as_str(), v["modified"].as_str().unwrap()), "the keys read match the row");
@@ -58,7 +59,7 @@ async fn sync(client: &JushuitanClient, req: &Request, from: Timestamp, span: Du
         got
     });
     for w in &windows {
-        client.fetch_window(req, w, mode, &tx).await.unwrap_or_else(|e| panic!("window {w}: {e}"));
+        client.fetch_window(req, w, mode, 0, &tx).await.unwrap_or_else(|e| panic!("window {w}: {e}"));
     }
     drop(tx);
     collector.await.unwrap()

@@ -3,7 +3,7 @@
 //! trait alone, and both must answer alike.
 
 use crate::pg::TestDb;
-use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount};
+use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount, WindowProgress};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -40,6 +40,8 @@ conformance!(
     commands_filter_and_prune,
     plugin_versions_and_swaps,
     one_insert_wins_among_racing_workers,
+    window_progress_until_the_checkpoint_passes,
+    runs_of_a_live_process_stay_running,
 );
 
 fn key(id: &str, v: &str) -> RecordKey {
@@ -223,4 +225,30 @@ fn one_insert_wins_among_racing_workers(s: &dyn StateStore) {
         handles.into_iter().map(|h| h.join().unwrap()).filter(|m| *m).count()
     });
     assert_eq!(moved, 1);
+}
+
+fn window_progress_until_the_checkpoint_passes(s: &dyn StateStore) {
+    let t = |x: &str| -> jiff::Timestamp { x.parse().unwrap() };
+    let day1 = WindowProgress { begin: t("2024-03-01T00:00:00Z"), end: t("2024-03-02T00:00:00Z"), cursor: 7 };
+    // A 64-bit row version past i64 round-trips exactly.
+    let day2 = WindowProgress { begin: t("2024-03-02T00:00:00Z"), end: t("2024-03-02T12:30:00.25Z"), cursor: u64::MAX - 1 };
+    assert!(s.window_progress("p").unwrap().is_empty());
+    s.set_window_progress("p", Some(&day2)).unwrap();
+    s.set_window_progress("p", Some(&day1)).unwrap();
+    s.set_window_progress("p", Some(&WindowProgress { cursor: 9, ..day1 })).unwrap();
+    s.set_window_progress("q", Some(&day1)).unwrap();
+    assert_eq!(s.window_progress("p").unwrap(), vec![WindowProgress { cursor: 9, ..day1 }, day2], "oldest first, the last cursor kept");
+    s.set_checkpoint("p", day1.end).unwrap();
+    assert_eq!(s.window_progress("p").unwrap(), vec![day2], "a window the checkpoint passed is forgotten");
+    s.set_window_progress("p", None).unwrap();
+    assert!(s.window_progress("p").unwrap().is_empty());
+    assert_eq!(s.window_progress("q").unwrap(), vec![day1], "pipelines apart");
+}
+
+/// The sweep leaves a live process's run alone (a killed one's is marked
+/// interrupted: `restart::a_killed_run_shows_as_interrupted`).
+fn runs_of_a_live_process_stay_running(s: &dyn StateStore) {
+    s.start_run("p", "run").unwrap();
+    assert_eq!(s.sweep_dead_runs().unwrap(), 0, "this process is alive");
+    assert_eq!(s.runs("p", 1).unwrap()[0].status, "running");
 }

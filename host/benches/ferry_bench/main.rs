@@ -4,6 +4,7 @@
 //! test of a few iterations; `-- e2e ratelimit` runs only the sections
 //! named. Results go in BENCHMARKS.md.
 
+mod durability;
 mod e2e;
 mod languages;
 mod mapping;
@@ -26,16 +27,17 @@ fn main() {
         (false, _) => Scale { orders: 50, rounds: 1, benching, quick },
     };
     // Optional section names after `--` pick sections: mapping, sandbox, swap,
-    // languages, e2e, ratelimit.
+    // languages, e2e, ratelimit, durability.
     let only: Vec<&str> = args.iter().skip(1).filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let on = |name: &str| only.is_empty() || only.contains(&name);
-    let sections: [(&str, fn(&Scale)); 6] = [
+    let sections: [(&str, fn(&Scale)); 7] = [
         ("mapping", mapping::mapping),
         ("sandbox", sandbox::sandbox),
         ("swap", swap::hot_swap),
         ("languages", languages::languages),
         ("e2e", e2e::e2e),
         ("ratelimit", ratelimit::rate_limit),
+        ("durability", durability::durability),
     ];
     for (name, section) in sections {
         if on(name) {

@@ -209,6 +209,14 @@ impl Runner {
             (None, Some(until)) => planner::incremental(checkpoint, s.start, until + lag, s.lag, s.lookback, s.window),
             (None, None) => planner::incremental(checkpoint, s.start, Timestamp::now(), s.lag, s.lookback, s.window),
         };
+        // Windows a process read part way before it stopped are read again
+        // from their cursor.
+        let saved: Vec<planner::Progress> = if opts.dry_run {
+            Vec::new()
+        } else {
+            self.state.window_progress(name)?.into_iter().map(|p| planner::Progress { window: Window { begin: p.begin, end: p.end }, cursor: p.cursor }).collect()
+        };
+        let windows = planner::resume(windows, &saved, s.window);
         *windows_total = windows.len() as u64;
         let sem = Arc::new(Semaphore::new(self.pipeline.target.concurrency));
         let claimed = Mutex::new(HashSet::new());
@@ -217,10 +225,13 @@ impl Runner {
         let (mut failure, mut interrupted) = (None, false);
         loop {
             while failure.is_none() && !interrupted && running.len() < WINDOWS_AT_ONCE {
-                let Some(w) = planned.next() else { break };
+                let Some((w, from_ts)) = planned.next() else { break };
+                if from_ts > 0 {
+                    tracing::info!(pipeline = %name, window = %w, from_ts, "reading a window again from where the last process staged its rows");
+                }
                 *self.current_window.lock().expect("window lock") = w.to_string();
                 let (dry_run, stop, sem, claimed) = (opts.dry_run, opts.stop.clone(), sem.clone(), &claimed);
-                running.push_back(async move { (w, self.window(w, dry_run, stop, sem, claimed).await) });
+                running.push_back(async move { (w, self.window(w, from_ts, dry_run, stop, sem, claimed).await) });
             }
             // Windows finish in order here, so the checkpoint never passes
             // a window that is not wholly confirmed.
@@ -240,7 +251,12 @@ impl Runner {
         match failure {
             Some(e) => Err(e),
             None if interrupted => Ok(Flow::Interrupted),
-            None => Ok(Flow::Done),
+            None => {
+                if !opts.dry_run {
+                    self.state.set_window_progress(name, None)?;
+                }
+                Ok(Flow::Done)
+            }
         }
     }
 

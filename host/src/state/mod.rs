@@ -16,7 +16,7 @@ pub use location::StateLocation;
 pub(crate) const DEAD_RUN_NOTE: &str = r#"{"status":"interrupted","error":"the process running it ended without finishing (killed, or the machine stopped); the next run resumed from the outbox and the checkpoint"}"#;
 pub use pg::{PgStore, describe as describe_postgres_error};
 pub use sqlite::SqliteStore;
-pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount};
+pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount, WindowProgress};
 
 use crate::source::jushuitan::ratelimit::{BudgetMemory, SharedBudget};
 use jiff::Timestamp;
@@ -37,8 +37,14 @@ pub struct StateError {
 pub trait StateStore: Send + Sync {
     /// The pipeline's checkpoint: every record modified before it is confirmed.
     fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError>;
-    /// Moves the checkpoint (only after every batch before it is confirmed).
+    /// Moves the checkpoint (only after every batch before it is confirmed);
+    /// the progress of windows that end by it is forgotten.
     fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError>;
+    /// Windows read part way, each with the cursor its staged rows reach.
+    fn window_progress(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError>;
+    /// Records how far a window's staged rows reach (`None`: forget every
+    /// window of the pipeline, as at the end of a complete run).
+    fn set_window_progress(&self, pipeline: &str, progress: Option<&WindowProgress>) -> Result<(), StateError>;
     /// idCheck: for each key, whether that version was already handled
     /// (delivered, dead-lettered or skipped).
     fn handled(&self, pipeline: &str, keys: &[RecordKey]) -> Result<Vec<bool>, StateError>;

@@ -1,7 +1,7 @@
 //! The SQLite state store (rusqlite, bundled): WAL journal, one connection
 //! behind a mutex, schema migrations by `PRAGMA user_version`.
 
-use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount};
+use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
 use super::{StateError, StateStore};
 use crate::source::jushuitan::ratelimit::BudgetMemory;
 use jiff::Timestamp;
@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX plugin_swaps_by_pipeline ON plugin_swaps (pipeline, id);",
     "ALTER TABLE runs ADD COLUMN owner TEXT;",
     "CREATE TABLE rate_slots (app_key TEXT PRIMARY KEY, next_at INTEGER NOT NULL);",
+    "CREATE TABLE window_progress (pipeline TEXT NOT NULL, begin_at TEXT NOT NULL, end_at TEXT NOT NULL, cursor TEXT NOT NULL,
+                                   PRIMARY KEY (pipeline, begin_at, end_at));",
 ];
 
 /// State in one SQLite file.
@@ -149,12 +151,35 @@ impl StateStore for SqliteStore {
 
     fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError> {
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute(
                 "INSERT INTO checkpoints (pipeline, at, updated) VALUES (?1, ?2, ?3)
                  ON CONFLICT (pipeline) DO UPDATE SET at = excluded.at, updated = excluded.updated",
                 params![pipeline, at.to_string(), now()],
-            )
-            .map(|_| ())
+            )?;
+            tx.execute("DELETE FROM window_progress WHERE pipeline = ?1 AND end_at <= ?2", params![pipeline, crate::time::sortable(at)])?;
+            tx.commit()
+        })
+    }
+
+    fn window_progress(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError> {
+        let rows: Vec<(String, String, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT begin_at, end_at, cursor FROM window_progress WHERE pipeline = ?1 ORDER BY begin_at")?;
+            stmt.query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })?;
+        rows.iter().map(|(b, e, c)| super::types::progress_from_text(b, e, c).map_err(|m| self.err(m))).collect()
+    }
+
+    fn set_window_progress(&self, pipeline: &str, progress: Option<&WindowProgress>) -> Result<(), StateError> {
+        self.with(|c| match progress {
+            None => c.execute("DELETE FROM window_progress WHERE pipeline = ?1", [pipeline]).map(|_| ()),
+            Some(p) => c
+                .prepare_cached(
+                    "INSERT INTO window_progress (pipeline, begin_at, end_at, cursor) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (pipeline, begin_at, end_at) DO UPDATE SET cursor = excluded.cursor",
+                )?
+                .execute(params![pipeline, crate::time::sortable(p.begin), crate::time::sortable(p.end), p.cursor.to_string()])
+                .map(|_| ()),
         })
     }
 
@@ -167,18 +192,33 @@ impl StateStore for SqliteStore {
 
     fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError> {
         self.with(|c| {
-            let tx = c.transaction()?;
-            if let Some(e) = entry {
-                let text = serde_json::to_string(e).map_err(json_err)?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (command, pipeline, seq, status, entry, plugin, created)
-                     VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), 'pending', ?3, ?4, ?5)",
-                    params![e.command.to_string(), pipeline, text, e.plugin, now()],
-                )?;
+            // An entry is sent right after this returns: its commit reaches
+            // the disk first (WAL synced), so a power loss cannot drop an
+            // entry the target has seen. Other commits may lose a suffix
+            // on power loss, never a middle (WAL order), which a re-read
+            // with deterministic UUIDs repairs.
+            let durable = entry.is_some();
+            if durable {
+                c.pragma_update(None, "synchronous", "FULL")?;
             }
-            insert_dead(&tx, pipeline, dead)?;
-            mark_handled(&tx, pipeline, dead.iter().map(|d| &d.key).chain(skipped))?;
-            tx.commit()
+            let staged = (|| {
+                let tx = c.transaction()?;
+                if let Some(e) = entry {
+                    let text = serde_json::to_string(e).map_err(json_err)?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO outbox (command, pipeline, seq, status, entry, plugin, created)
+                         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox), 'pending', ?3, ?4, ?5)",
+                        params![e.command.to_string(), pipeline, text, e.plugin, now()],
+                    )?;
+                }
+                insert_dead(&tx, pipeline, dead)?;
+                mark_handled(&tx, pipeline, dead.iter().map(|d| &d.key).chain(skipped))?;
+                tx.commit()
+            })();
+            if durable {
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            staged
         })
     }
 

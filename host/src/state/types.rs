@@ -12,6 +12,25 @@ pub struct RecordKey {
     pub version: String,
 }
 
+/// How far a window was read: every row before `cursor` (the `ts` row
+/// version) is staged, so a restart reads the same window from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowProgress {
+    /// The window's begin.
+    pub begin: jiff::Timestamp,
+    /// The window's end.
+    pub end: jiff::Timestamp,
+    /// The `start_ts` to go on from.
+    pub cursor: u64,
+}
+
+/// A stored window progress, from its texts (sortable times, the cursor as
+/// decimal text so that a 64-bit row version round-trips).
+pub(crate) fn progress_from_text(begin: &str, end: &str, cursor: &str) -> Result<WindowProgress, String> {
+    let time = |t: &str| t.parse::<jiff::Timestamp>().map_err(|e| format!("bad window progress time `{t}`: {e}"));
+    Ok(WindowProgress { begin: time(begin)?, end: time(end)?, cursor: cursor.parse().map_err(|e| format!("bad window progress cursor `{cursor}`: {e}"))? })
+}
+
 /// One source record as fetched, kept with its batch until confirmed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceRecord {

@@ -1,11 +1,15 @@
 //! One window, pipelined: pages arrive while earlier batches are mapped
 //! (up to one batch per core at once) and sent (up to `concurrency` at
-//! once). Batches are staged in the outbox in the order they were read.
+//! once). Batches are staged in the outbox in the order they were read,
+//! and the `ts` cursor every staged row was read before is kept in the
+//! state as it moves, so a process that dies mid-window reads it again
+//! from there, not from its start.
 
 use super::{Flow, RunError, Runner, join, stopped};
 use crate::pipeline::summary::Counters;
-use crate::source::jushuitan::{Row, Window};
-use crate::state::{OutboxEntry, RecordKey};
+use crate::source::jushuitan::{Fetched, PagingMode, Row, Window};
+use crate::state::{OutboxEntry, RecordKey, WindowProgress};
+use std::collections::VecDeque;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use serde_json::Value;
@@ -27,16 +31,21 @@ impl Runner {
     pub(super) async fn window(
         &self,
         w: Window,
+        from_ts: u64,
         dry_run: bool,
         mut stop: Option<watch::Receiver<bool>>,
         sem: Arc<Semaphore>,
         claimed: &Mutex<HashSet<RecordKey>>,
     ) -> Result<Flow, RunError> {
-        let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+        let (tx, mut rx) = mpsc::channel::<Fetched>(4);
         let client = self.client.clone();
         let req = self.pipeline.source.request.clone();
         let mode = self.pipeline.source.paging;
-        let fetch = tokio::spawn(async move { client.fetch_window(&req, &w, mode, &tx).await });
+        let fetch = tokio::spawn(async move { client.fetch_window(&req, &w, mode, from_ts, &tx).await });
+        // Where the cursor stands after each page read (rows received by
+        // then), and how many rows are staged.
+        let (mut marks, mut received, mut staged): (VecDeque<(u64, u64)>, u64, u64) = (VecDeque::new(), 0, 0);
+        let keep_progress = !dry_run && mode == PagingMode::Ts;
         let mut sends: JoinSet<Result<(), RunError>> = JoinSet::new();
         let mut maps = FuturesOrdered::new();
         // A dry run prints its batches in the order they were read.
@@ -47,10 +56,21 @@ impl Runner {
         loop {
             while failure.is_none() && maps.len() < parallel && (buffer.len() >= batch_size || (fetched_all && !buffer.is_empty())) {
                 let batch: Vec<Row> = buffer.drain(..batch_size.min(buffer.len())).collect();
-                maps.push_back(self.prepare(batch, w, dry_run, claimed));
+                let n = batch.len() as u64;
+                maps.push_back(async move { self.prepare(batch, w, dry_run, claimed).await.map(|e| (e, n)) });
             }
             if failure.is_some() || (fetched_all && buffer.is_empty() && maps.is_empty()) {
                 break;
+            }
+            // The last cursor whose rows are all staged.
+            let mut passed = None;
+            while marks.front().is_some_and(|(rows, _)| *rows <= staged) {
+                passed = marks.pop_front().map(|(_, c)| c);
+            }
+            if let Some(cursor) = passed.filter(|_| keep_progress)
+                && let Err(e) = self.state.set_window_progress(&self.pipeline.name, Some(&WindowProgress { begin: w.begin, end: w.end, cursor }))
+            {
+                failure = Some(e.into());
             }
             tokio::select! {
                 biased;
@@ -59,13 +79,19 @@ impl Runner {
                     if let Err(e) = join(done) { failure = Some(e); }
                 }
                 Some(prepared) = maps.next(), if !maps.is_empty() => match prepared {
-                    Ok(Some(entry)) => if let Err(e) = self.spawn_send(&mut sends, &sem, entry).await { failure = Some(e); },
-                    Ok(None) => {}
+                    Ok((entry, n)) => {
+                        staged += n;
+                        if let Some(entry) = entry && let Err(e) = self.spawn_send(&mut sends, &sem, entry).await {
+                            failure = Some(e);
+                        }
+                    }
                     Err(e) => failure = Some(e),
                 },
-                rows = rx.recv(), if !fetched_all && buffer.len() < 2 * batch_size => match rows {
-                    Some(rows) => {
+                fetched = rx.recv(), if !fetched_all && buffer.len() < 2 * batch_size => match fetched {
+                    Some(Fetched { rows, cursor }) => {
                         Counters::add(&self.counters.fetched, rows.len() as u64);
+                        received += rows.len() as u64;
+                        marks.extend(cursor.map(|c| (received, c)));
                         buffer.extend(rows);
                     }
                     None => fetched_all = true,

@@ -16,7 +16,7 @@ pub mod row;
 pub mod sign;
 
 pub use client::{ClientConfig, JushuitanClient, Secret, SourceStats};
-pub use paging::PagingMode;
-pub use planner::Window;
+pub use paging::{Fetched, PagingMode};
+pub use planner::{Progress, Window};
 pub use retry::{Cause, SourceError};
 pub use row::Row;

@@ -56,6 +56,18 @@ enum Pass {
     Drift,
 }
 
+/// Rows of one page as they go to the run, and where the `ts` cursor stands
+/// after them (the `start_ts` of the next call; `None` in page mode or
+/// after the last page): once these rows are staged, the window can be
+/// read again from there.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The page's rows not sent before (by id + `modified`).
+    pub rows: Vec<Row>,
+    /// The cursor after them.
+    pub cursor: Option<u64>,
+}
+
 /// What a checked page says: its rows, whether more follow, and whether
 /// its emptiness still needs proof (a `null` list).
 struct Checked {
@@ -243,18 +255,20 @@ fn check_page(
 }
 
 impl JushuitanClient {
-    /// Sends every row of `window` to `out` once (by id + `modified`).
+    /// Sends every row of `window` to `out` once (by id + `modified`),
+    /// in `ts` mode from the cursor `from_ts` on (0: the whole window).
     /// Returns the number of distinct rows sent.
     pub async fn fetch_window(
         &self,
         req: &Request,
         window: &Window,
         mode: PagingMode,
-        out: &Sender<Vec<Row>>,
+        from_ts: u64,
+        out: &Sender<Fetched>,
     ) -> Result<u64, SourceError> {
         let mut seen = HashSet::new();
         match mode {
-            PagingMode::Ts => self.ts_cursor(req, window, out, &mut seen).await?,
+            PagingMode::Ts => self.ts_cursor(req, window, from_ts, out, &mut seen).await?,
             PagingMode::Page => {
                 let mut stack = vec![(*window, 0u32)];
                 while let Some((w, rereads)) = stack.pop() {
@@ -293,12 +307,13 @@ impl JushuitanClient {
     async fn emit(
         &self,
         rows: Vec<Row>,
-        out: &Sender<Vec<Row>>,
+        cursor: Option<u64>,
+        out: &Sender<Fetched>,
         seen: &mut HashSet<(String, String)>,
     ) -> Result<(), SourceError> {
         let fresh: Vec<Row> = rows.into_iter().filter(|r| seen.insert(r.key())).collect();
-        if !fresh.is_empty() {
-            out.send(fresh)
+        if !fresh.is_empty() || cursor.is_some() {
+            out.send(Fetched { rows: fresh, cursor })
                 .await
                 .map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
         }
@@ -374,7 +389,7 @@ impl JushuitanClient {
         &self,
         req: &Request,
         w: &Window,
-        out: &Sender<Vec<Row>>,
+        out: &Sender<Fetched>,
         seen: &mut HashSet<(String, String)>,
     ) -> Result<Pass, SourceError> {
         let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
@@ -411,7 +426,7 @@ impl JushuitanClient {
                 return Ok(Pass::Drift);
             }
             pass_seen.extend(checked.rows.iter().map(Row::key));
-            self.emit(checked.rows, out, seen).await?;
+            self.emit(checked.rows, None, out, seen).await?;
             if !checked.more {
                 return Ok(Pass::Complete);
             }
@@ -425,11 +440,14 @@ impl JushuitanClient {
         &self,
         req: &Request,
         w: &Window,
-        out: &Sender<Vec<Row>>,
+        from_ts: u64,
+        out: &Sender<Fetched>,
         seen: &mut HashSet<(String, String)>,
     ) -> Result<(), SourceError> {
         let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
-        let mut start_ts: u64 = 0;
+        // A resumed cursor's first call is judged as a window's first: its
+        // boundary row may have changed since.
+        let mut start_ts: u64 = from_ts;
         for call in 0..MAX_PAGES {
             let mut biz = req.render(&Vars {
                 last_sync_time: &begin,
@@ -446,11 +464,10 @@ impl JushuitanClient {
                 })
                 .await?;
             let max_ts = checked.rows.iter().filter_map(|r| r.ts).max();
-            self.emit(checked.rows, out, seen).await?;
-            if !checked.more {
-                return Ok(());
-            }
-            start_ts = max_ts.unwrap_or(start_ts);
+            let next = checked.more.then(|| max_ts.unwrap_or(start_ts));
+            self.emit(checked.rows, next, out, seen).await?;
+            let Some(next) = next else { return Ok(()) };
+            start_ts = next;
         }
         Err(SourceError::Protocol(format!(
             "window {w} has more than {MAX_PAGES} pages"

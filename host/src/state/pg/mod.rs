@@ -44,6 +44,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE workers (id TEXT PRIMARY KEY, address TEXT NOT NULL, started TIMESTAMPTZ NOT NULL, heartbeat TIMESTAMPTZ NOT NULL);
      CREATE TABLE rate_budgets (app_key TEXT PRIMARY KEY, next_at TIMESTAMPTZ NOT NULL, granted BIGINT NOT NULL DEFAULT 0);",
     "ALTER TABLE runs ADD COLUMN owner TEXT;",
+    "CREATE TABLE window_progress (pipeline TEXT NOT NULL, begin_at TEXT NOT NULL, end_at TEXT NOT NULL, cursor TEXT NOT NULL,
+                                   PRIMARY KEY (pipeline, begin_at, end_at));",
 ];
 
 /// State in a PostgreSQL database.

@@ -2,7 +2,7 @@
 //! where a batch of keys goes by (idCheck lookups and inserts use arrays).
 
 use super::PgStore;
-use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount};
+use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
 use crate::state::{StateError, StateStore};
 use jiff::Timestamp;
 use postgres::{GenericClient, Row};
@@ -75,7 +75,8 @@ impl StateStore for PgStore {
     }
 
     fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError> {
-        let (p, at, fence) = (pipeline.to_string(), at.to_string(), self.fence_of(pipeline));
+        let (p, sortable_at, fence) = (pipeline.to_string(), crate::time::sortable(at), self.fence_of(pipeline));
+        let at = at.to_string();
         let refused = self.call(move |c| {
             let mut tx = c.transaction()?;
             if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
@@ -86,6 +87,37 @@ impl StateStore for PgStore {
                  ON CONFLICT (pipeline) DO UPDATE SET at = excluded.at, updated = excluded.updated",
                 &[&p, &at, &now()],
             )?;
+            tx.execute("DELETE FROM window_progress WHERE pipeline = $1 AND end_at <= $2", &[&p, &sortable_at])?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        refused.map_or(Ok(()), |m| Err(self.err(m)))
+    }
+
+    fn window_progress(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError> {
+        let p = pipeline.to_string();
+        let rows: Vec<(String, String, String)> = self.call(move |c| {
+            Ok(c.query("SELECT begin_at, end_at, cursor FROM window_progress WHERE pipeline = $1 ORDER BY begin_at", &[&p])?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        })?;
+        rows.iter().map(|(b, e, c)| crate::state::types::progress_from_text(b, e, c).map_err(|m| self.err(m))).collect()
+    }
+
+    fn set_window_progress(&self, pipeline: &str, progress: Option<&WindowProgress>) -> Result<(), StateError> {
+        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
+        let row = progress.map(|w| (crate::time::sortable(w.begin), crate::time::sortable(w.end), w.cursor.to_string()));
+        let refused = self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Some(why));
+            }
+            match &row {
+                None => tx.execute("DELETE FROM window_progress WHERE pipeline = $1", &[&p])?,
+                Some((b, e, cursor)) => tx.execute(
+                    "INSERT INTO window_progress (pipeline, begin_at, end_at, cursor) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (pipeline, begin_at, end_at) DO UPDATE SET cursor = excluded.cursor",
+                    &[&p, b, e, cursor],
+                )?,
+            };
             tx.commit()?;
             Ok(None)
         })?;
