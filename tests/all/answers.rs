@@ -419,3 +419,38 @@ async fn a_record_that_traps_its_batch_costs_only_itself() {
     // The fixture maps `{id, modified}`: everything but the trapping orders lands.
     assert_eq!(missing, multiples(&h, 11));
 }
+
+/// One order shipped as two outbound orders in the same second: neither is
+/// dropped by idCheck. Keyed on `o_id` (the seed's block) both reach the
+/// target under one id, and `ferry validate` says so; keyed on `io_id`,
+/// each lands as its own record, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_shipments_are_never_dropped() {
+    let split = vec![rule(Quirk::SplitShipments, 1.0)];
+    let (h, p) = setup(95, "app-split-oid", 400, split.clone(), "ts").await;
+    assert!(p.warnings.iter().any(|w| w.contains("not unique") && w.contains("io_id")), "{:?}", p.warnings);
+    let (summary, _) = run(&p).await;
+    assert_eq!(summary.status, "ok", "{}", summary.render());
+    let shipments: Vec<_> = h.source.state.truth().orders.into_iter().filter(|o| o.status == "Confirmed").collect();
+    let twice: Vec<u64> = shipments.iter().filter(|o| o.io_id > 5_000_000_000).map(|o| o.o_id).collect();
+    assert!(!twice.is_empty());
+    assert_eq!(summary.mapped as usize, shipments.len(), "every shipment was mapped: {}", summary.render());
+    let deliveries = h.target.state.truth().deliveries;
+    assert!(twice.iter().all(|o| deliveries.get(&o.to_string()) == Some(&2)), "both shipments of a split order reached the target");
+
+    let (h, _) = setup(96, "app-split-ioid", 400, split, "ts").await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    s.mapping_options = r#"{ id_field = "io_id" }"#;
+    let toml = s.toml().replace(r#""id": "o_id""#, r#""id": "io_id""#);
+    assert!(toml.contains(r#""id": "io_id""#));
+    std::fs::write(&h.file, toml).unwrap();
+    let p = Pipeline::load(&h.file).unwrap();
+    assert!(!p.warnings.iter().any(|w| w.contains("not unique")), "{:?}", p.warnings);
+    let (summary, _) = run(&p).await;
+    assert_eq!(summary.status, "ok", "{}", summary.render());
+    let truth = h.source.state.truth();
+    let records = h.target.state.truth().records;
+    let missing: Vec<u64> = truth.orders.iter().filter(|o| o.status == "Confirmed" && records.get(&o.io_id.to_string()).and_then(|r| r["modified"].as_str()) != Some(o.modified.as_str())).map(|o| o.io_id).collect();
+    assert!(missing.is_empty(), "{missing:?}");
+    assert!(h.each_once(), "doubled {:?}", h.target.state.truth().doubled());
+}

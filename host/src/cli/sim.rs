@@ -74,7 +74,7 @@ pub struct JushuitanArgs {
     new_orders: f64,
     /// Answer as the real API sometimes does: `NAME` or `NAME:RATE`
     /// (repeatable). Spellings: has-next-spellings, numbers-as-strings,
-    /// null-texts, big-ts, huge-page. Lies (rate = chance per answer, 1 by
+    /// null-texts, big-ts, huge-page, split-shipments. Lies (rate = chance per answer, 1 by
     /// default): null-list, missing-list, wrong-type-list, short-page,
     /// empty-page, has-next-forever, repeat-page, other-window,
     /// outside-rows, html.

@@ -127,10 +127,18 @@ impl Runner {
     /// prints instead).
     async fn prepare(&self, batch: Vec<Row>, w: Window, dry_run: bool, claimed: &Mutex<HashSet<RecordKey>>) -> Result<Option<OutboxEntry>, RunError> {
         let name = &self.pipeline.name;
-        let mut keyed: Vec<(RecordKey, String)> = batch.into_iter().map(|r| (RecordKey { id: r.id, version: r.version }, r.raw)).collect();
-        let before = keyed.len();
         let edges = [crate::time::format(w.begin), crate::time::format(w.end)];
-        keyed.retain(|(k, _)| !edges.contains(&k.version) || claimed.lock().expect("claim lock").insert(k.clone()));
+        let before = batch.len();
+        let mut keyed: Vec<(RecordKey, String)> = batch
+            .into_iter()
+            .filter_map(|r| {
+                let (id, version) = r.key();
+                let key = RecordKey { id, version };
+                // A row modified in the second two windows share is in both: one takes it.
+                let taken = edges.contains(&r.version) && !claimed.lock().expect("claim lock").insert(key.clone());
+                (!taken).then_some((key, r.raw))
+            })
+            .collect();
         if self.pipeline.source.request.id_check {
             let keys: Vec<RecordKey> = keyed.iter().map(|k| k.0.clone()).collect();
             let mut handled = self.state.handled(name, &keys)?.into_iter();

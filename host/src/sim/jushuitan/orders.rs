@@ -91,7 +91,7 @@ pub fn generate(rng: &mut ChaCha8Rng, o_id: u64, at: Timestamp, ts: u64) -> Orde
         co_id: 10001,
         shop_id,
         shop_name: shop_name.to_string(),
-        io_id: 9_000_000 + o_id,
+        io_id: first_io_id(o_id),
         o_id,
         so_id: format!("SO{}", 202_400_000_000u64 + o_id * 7),
         created: crate::time::format(created),
@@ -107,6 +107,27 @@ pub fn generate(rng: &mut ChaCha8Rng, o_id: u64, at: Timestamp, ts: u64) -> Orde
     };
     touch(&mut order, at, ts);
     order
+}
+
+/// The `io_id` of an order's first outbound order.
+pub fn first_io_id(o_id: u64) -> u64 {
+    9_000_000 + o_id
+}
+
+/// A second outbound order of the same order (a split shipment): its own
+/// `io_id` and row version, the same `modified`, the item lines after the
+/// first (or the same line, for an order of one).
+pub fn second_shipment(first: &Order, ts: u64) -> Order {
+    let mut second = first.clone();
+    second.io_id = 5_000_000_000 + first.o_id;
+    second.ts = ts;
+    if second.items.len() > 1 {
+        second.items.remove(0);
+    }
+    for item in &mut second.items {
+        item.ioi_id += 5_000_000_000;
+    }
+    second
 }
 
 /// Sets a new `modified` (and `io_date`) and row version.

@@ -56,6 +56,9 @@ pub enum Quirk {
     /// The sync's first page with rows is 30 MB: each row carries a long
     /// `remark`.
     HugePage,
+    /// Every fourth order ships as two outbound orders: one `o_id`, two
+    /// `io_id`s, the same `modified` (the simulator's data, from the start).
+    SplitShipments,
 }
 
 impl Quirk {
@@ -75,6 +78,7 @@ impl Quirk {
                 | Quirk::NullTexts
                 | Quirk::BigTs
                 | Quirk::HugePage
+                | Quirk::SplitShipments
         )
     }
 }
@@ -184,7 +188,7 @@ pub fn spell(quirk: Quirk, data: &mut Value, cx: &Context<'_>) {
                 }
             }
         }
-        Quirk::BigTs => {}
+        Quirk::BigTs | Quirk::SplitShipments => {}
         Quirk::HugePage if cx.first_rows => {
             let r = rows(data).expect("a page with rows");
             let each = 30 * 1024 * 1024 / r.len().max(1);

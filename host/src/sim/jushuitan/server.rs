@@ -51,7 +51,7 @@ pub struct Stats {
     pub max_per_second: u64,
 }
 
-/// Ground truth: every current order (by `o_id`) and the counters.
+/// Ground truth: every current outbound order (by `o_id`, then `io_id`) and the counters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Truth {
     pub orders: Vec<Order>,
@@ -60,9 +60,9 @@ pub struct Truth {
 
 struct Inner {
     orders: HashMap<u64, Order>,
-    /// (modified, o_id) -> ts.
+    /// (modified, io_id) -> ts.
     index: BTreeMap<(i64, u64), u64>,
-    /// Row version -> o_id, for the ts cursor.
+    /// Row version -> io_id, for the ts cursor.
     by_ts: BTreeMap<u64, u64>,
     next_o_id: u64,
     next_ts: u64,
@@ -107,16 +107,25 @@ impl SimState {
         let mut orders = HashMap::with_capacity(config.orders);
         let mut index = BTreeMap::new();
         let mut by_ts = BTreeMap::new();
+        let mut next_ts = config.orders as u64 + 1;
+        let split = config.quirks.iter().any(|r| r.quirk == super::Quirk::SplitShipments);
         for (i, t) in times.into_iter().enumerate() {
             let o_id = FIRST_O_ID + i as u64;
             let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
-            index.insert((order.modified_at, o_id), order.ts);
-            by_ts.insert(order.ts, o_id);
-            orders.insert(o_id, order);
+            // Split shipments: every fourth order ships twice, in the same second.
+            let sibling = (split && o_id % 4 == 0).then(|| {
+                next_ts += 1;
+                orders::second_shipment(&order, next_ts - 1)
+            });
+            for order in std::iter::once(order).chain(sibling) {
+                index.insert((order.modified_at, order.io_id), order.ts);
+                by_ts.insert(order.ts, order.io_id);
+                orders.insert(order.io_id, order);
+            }
         }
         let inner = Inner {
             next_o_id: FIRST_O_ID + config.orders as u64,
-            next_ts: config.orders as u64 + 1,
+            next_ts,
             orders,
             index,
             by_ts,
@@ -137,11 +146,11 @@ impl SimState {
         &self.config
     }
 
-    /// Every current order, by `o_id`, and the counters.
+    /// Every current outbound order, by `o_id` then `io_id`, and the counters.
     pub fn truth(&self) -> Truth {
         let inner = self.inner.lock().expect("sim lock");
         let mut orders: Vec<Order> = inner.orders.values().cloned().collect();
-        orders.sort_by_key(|o| o.o_id);
+        orders.sort_by_key(|o| (o.o_id, o.io_id));
         Truth { orders, stats: inner.stats.clone() }
     }
 
@@ -311,16 +320,16 @@ impl SimState {
             if inner.next_o_id == FIRST_O_ID {
                 break;
             }
-            let o_id = inner.rng.random_range(FIRST_O_ID..inner.next_o_id);
+            let io_id = orders::first_io_id(inner.rng.random_range(FIRST_O_ID..inner.next_o_id));
             let ts = inner.next_ts;
             inner.next_ts += 1;
             let Inner { orders, index, by_ts, rng, .. } = inner;
-            if let Some(order) = orders.get_mut(&o_id) {
-                index.remove(&(order.modified_at, o_id));
+            if let Some(order) = orders.get_mut(&io_id) {
+                index.remove(&(order.modified_at, io_id));
                 by_ts.remove(&order.ts);
                 orders::change(rng, order, now, ts);
-                index.insert((order.modified_at, o_id), order.ts);
-                by_ts.insert(order.ts, o_id);
+                index.insert((order.modified_at, io_id), order.ts);
+                by_ts.insert(order.ts, io_id);
                 inner.stats.orders_changed += 1;
             }
         }
@@ -329,9 +338,9 @@ impl SimState {
             inner.next_o_id += 1;
             inner.next_ts += 1;
             let order = orders::generate(&mut inner.rng, o_id, now, ts);
-            inner.index.insert((order.modified_at, o_id), order.ts);
-            inner.by_ts.insert(order.ts, o_id);
-            inner.orders.insert(o_id, order);
+            inner.index.insert((order.modified_at, order.io_id), order.ts);
+            inner.by_ts.insert(order.ts, order.io_id);
+            inner.orders.insert(order.io_id, order);
             inner.stats.orders_created += 1;
         }
     }

@@ -123,11 +123,11 @@ impl Page {
 
     /// Takes the rows out, reading each one's keys (none for a list that
     /// is not one).
-    pub fn rows(&mut self, id_field: &str) -> Vec<Row> {
+    pub fn rows(&mut self, id_field: &str, row_key: Option<&str>) -> Vec<Row> {
         match std::mem::take(&mut self.datas) {
             List::Rows(rows) => rows
                 .into_iter()
-                .map(|raw| Row::new(raw, id_field))
+                .map(|raw| Row::new(raw, id_field, row_key))
                 .collect(),
             _ => Vec::new(),
         }

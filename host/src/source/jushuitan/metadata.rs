@@ -118,6 +118,9 @@ pub struct Request {
     pub api: String,
     /// Record id field.
     pub id_field: String,
+    /// The API's own unique row key, when the id field is not it (rows are
+    /// then told apart by it too).
+    pub row_key: Option<String>,
     /// idCheck on or off.
     pub id_check: bool,
     /// Effective page size (≤ 50).
@@ -176,8 +179,27 @@ impl Metadata {
         if !has(Piece::LastSyncTime) || !has(Piece::CurrentTime) {
             warnings.push("metadata.request has no {{LAST_SYNC_TIME|datetime}} / {{CURRENT_TIME|datetime}} fields; ferry adds modified_begin / modified_end for each window".into());
         }
-        let request = Request { api: self.api.clone(), id_field: self.id.clone(), id_check: self.id_check, page_size, fields };
+        let row_key = unique_key(&self.api).filter(|k| *k != self.id).map(String::from);
+        if let Some(k) = &row_key {
+            warnings.push(format!(
+                "metadata.id = `{}` is not unique in {}: one order ships as several outbound orders, each its own `{k}`, at times in the same second. \
+                 Ferry keeps every one apart (idCheck by `{}` + `modified` + `{k}`), but the target receives them under one id and keeps the last; \
+                 to keep each, set \"id\": \"{k}\" in the metadata and have the mapping write `{k}` as the record id (jushuitan-orders: id_field = \"{k}\")",
+                self.id, self.api, self.id
+            ));
+        }
+        let request = Request { api: self.api.clone(), id_field: self.id.clone(), row_key, id_check: self.id_check, page_size, fields };
         Ok((request, warnings))
+    }
+}
+
+/// The field that names one row of an API, where it is known and is not
+/// what integrators usually key on (the outbound query's `o_id` repeats
+/// across the `io_id`s of a split shipment).
+fn unique_key(api: &str) -> Option<&'static str> {
+    match api {
+        "orders.out.simple.query" => Some("io_id"),
+        _ => None,
     }
 }
 

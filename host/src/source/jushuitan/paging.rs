@@ -115,12 +115,12 @@ impl Bounds {
 }
 
 /// The list's rows, or what is wrong with it; `Ok(None)` for `null`.
-fn listed(page: &mut Page, id_field: &str) -> Result<Option<Vec<Row>>, String> {
+fn listed(page: &mut Page, req: &Request) -> Result<Option<Vec<Row>>, String> {
     match page.list() {
         List::Missing => Err("the answer has no `datas` list".into()),
         List::Other(what) => Err(format!("`datas` is {what}, expected a list of rows")),
         List::Null => Ok(None),
-        List::Rows(_) => Ok(Some(page.rows(id_field))),
+        List::Rows(_) => Ok(Some(page.rows(&req.id_field, req.row_key.as_deref()))),
     }
 }
 
@@ -129,12 +129,12 @@ fn listed(page: &mut Page, id_field: &str) -> Result<Option<Vec<Row>>, String> {
 fn check_ts(
     mut page: Page,
     b: &Bounds,
-    id_field: &str,
+    req: &Request,
     start_ts: u64,
     first: bool,
 ) -> Result<Checked, String> {
     let has_next = page.has_next();
-    let listed = listed(&mut page, id_field)?;
+    let listed = listed(&mut page, req)?;
     let prove_empty = listed.is_none();
     let rows = listed.unwrap_or_default();
     let n = rows.len();
@@ -194,13 +194,13 @@ struct Counted {
 fn check_page(
     mut page: Page,
     b: &Bounds,
-    id_field: &str,
+    req: &Request,
     index: u32,
     counted: Counted,
     seen: &HashSet<(String, String)>,
 ) -> Result<Checked, String> {
     let has_next = page.has_next();
-    let listed = listed(&mut page, id_field)?;
+    let listed = listed(&mut page, req)?;
     let prove_empty = listed.is_none() && counted.data_count.is_none() && index == 1;
     let rows = listed.unwrap_or_default();
     let (n, size) = (rows.len() as u64, b.page_size as u64);
@@ -419,7 +419,7 @@ impl JushuitanClient {
                             prove_empty: false,
                         });
                     }
-                    check_page(page, &bounds, &req.id_field, index, first, &pass_seen)
+                    check_page(page, &bounds, req, index, first, &pass_seen)
                 })
                 .await?;
             if drift {
@@ -460,7 +460,7 @@ impl JushuitanClient {
             let at = format!("start_ts {start_ts}");
             let checked = self
                 .checked(req, &biz, w, &at, |page| {
-                    check_ts(page, &bounds, &req.id_field, start_ts, call == 0)
+                    check_ts(page, &bounds, req, start_ts, call == 0)
                 })
                 .await?;
             let max_ts = checked.rows.iter().filter_map(|r| r.ts).max();

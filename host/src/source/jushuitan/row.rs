@@ -20,20 +20,31 @@ pub struct Row {
     pub version: String,
     /// The row version `ts`, when it is a non-negative integer.
     pub ts: Option<u64>,
+    /// `name=value` of the API's own row key (`io_id` of an outbound order)
+    /// when the configured id is not unique (`o_id`: one order ships as
+    /// several outbound orders, in the same second at times).
+    pub row_key: Option<String>,
 }
 
 impl Row {
-    /// Reads the id, `modified` and `ts` of `raw`. A row that is not an
-    /// object keeps empty keys, as the plugin will reject it anyway.
-    pub fn new(raw: Box<RawValue>, id_field: &str) -> Row {
-        let [id, version, ts] = top_level(raw.get(), [id_field, "modified", "ts"]);
+    /// Reads the id, `modified`, `ts` and the API's row key (`row_key`,
+    /// when the id is not unique) of `raw`. A row that is not an object
+    /// keeps empty keys, as the plugin will reject it anyway.
+    pub fn new(raw: Box<RawValue>, id_field: &str, row_key: Option<&str>) -> Row {
+        let [id, version, ts, unique] = top_level(raw.get(), [id_field, "modified", "ts", row_key.unwrap_or(id_field)]);
         let ts = ts.as_ref().and_then(Value::as_u64);
-        Row { raw: Box::<str>::from(raw).into_string(), id: id.map(text).unwrap_or_default(), version: version.map(text).unwrap_or_default(), ts }
+        let row_key = row_key.map(|name| format!("{name}={}", unique.map(text).unwrap_or_default()));
+        Row { raw: Box::<str>::from(raw).into_string(), id: id.map(text).unwrap_or_default(), version: version.map(text).unwrap_or_default(), ts, row_key }
     }
 
-    /// The idCheck key: id + `modified`.
+    /// The idCheck key: id + `modified`, and the API's row key when the id
+    /// is not unique, so that two shipments of one order modified in the
+    /// same second are two records (`2026-01-02 03:04:05 io_id=9000001`).
     pub fn key(&self) -> (String, String) {
-        (self.id.clone(), self.version.clone())
+        match &self.row_key {
+            Some(k) => (self.id.clone(), format!("{} {k}", self.version)),
+            None => (self.id.clone(), self.version.clone()),
+        }
     }
 }
 
@@ -47,16 +58,29 @@ mod tests {
     #[test]
     fn keys_match_a_full_parse() {
         let text = r#"{"o_id": 17, "modified":"2026-01-02 03:04:05","items":[{"ts":1}],"ts":99,"note":"a \"quoted\" \u00e9"}"#;
-        let row = Row::new(RawValue::from_string(text.into()).unwrap(), "o_id");
+        let row = Row::new(RawValue::from_string(text.into()).unwrap(), "o_id", None);
         assert_eq!(row.raw, text);
         assert_eq!((row.id.as_str(), row.version.as_str(), row.ts), ("17", "2026-01-02 03:04:05", Some(99)));
-        let by_string = Row::new(RawValue::from_string(json!({"so_id": "A-1", "ts": -3}).to_string()).unwrap(), "so_id");
+        let by_string = Row::new(RawValue::from_string(json!({"so_id": "A-1", "ts": -3}).to_string()).unwrap(), "so_id", None);
         assert_eq!((by_string.id.as_str(), by_string.version.as_str(), by_string.ts), ("A-1", "", None));
-        let escaped = Row::new(RawValue::from_string(r#"{"o\u005fid":"x","modified":null}"#.into()).unwrap(), "o_id");
+        let escaped = Row::new(RawValue::from_string(r#"{"o\u005fid":"x","modified":null}"#.into()).unwrap(), "o_id", None);
         assert_eq!((escaped.id.as_str(), escaped.version.as_str()), ("x", "null"));
         for odd in ["[1,2]", "\"text\"", "null", "3"] {
-            let row = Row::new(RawValue::from_string(odd.into()).unwrap(), "o_id");
+            let row = Row::new(RawValue::from_string(odd.into()).unwrap(), "o_id", None);
             assert_eq!((row.raw.as_str(), row.id.as_str(), row.version.as_str(), row.ts), (odd, "", "", None));
         }
+    }
+
+    /// Two shipments of one order in the same second are two keys when
+    /// the API's row key is read; without it they would be one.
+    #[test]
+    fn split_shipments_keep_apart() {
+        let a = r#"{"o_id":7,"io_id":9000007,"modified":"2026-01-02 03:04:05"}"#;
+        let b = r#"{"o_id":7,"io_id":5000000007,"modified":"2026-01-02 03:04:05"}"#;
+        let row = |t: &str, k| Row::new(RawValue::from_string(t.into()).unwrap(), "o_id", k);
+        assert_eq!(row(a, Some("io_id")).key(), ("7".to_string(), "2026-01-02 03:04:05 io_id=9000007".to_string()));
+        assert_ne!(row(a, Some("io_id")).key(), row(b, Some("io_id")).key());
+        assert_eq!(row(a, None).key(), row(b, None).key(), "keyed by o_id alone they collide");
+        assert_eq!(row(a, Some("io_id")).version, "2026-01-02 03:04:05", "`modified` stays as it came");
     }
 }
