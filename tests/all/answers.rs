@@ -418,6 +418,21 @@ async fn a_record_that_traps_its_batch_costs_only_itself() {
     let missing: BTreeSet<u64> = h.missing().into_iter().collect();
     // The fixture maps `{id, modified}`: everything but the trapping orders lands.
     assert_eq!(missing, multiples(&h, 11));
+
+    // A fixed mapping; replay one record by id, then the rest by reason.
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency) = (40, 4);
+    let file = h.write(&s);
+    let first = ids.iter().next().unwrap().to_string();
+    let out = crate::helpers::ferry_async(crate::helpers::args(&["dlq", "replay", &file, "--id", &first])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["selected"].as_u64(), report["resolved"].as_u64(), report["left"].as_u64()), (Some(1), Some(1), Some(ids.len() as u64 - 1)), "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("replayed 1 of {} dead letters", ids.len())));
+    let out = crate::helpers::ferry_async(crate::helpers::args(&["dlq", "replay", &file, "--reason", "ON PURPOSE"])).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["selected"].as_u64(), report["left"].as_u64()), (Some(ids.len() as u64 - 1), Some(0)), "{report}");
+    assert!(h.missing().is_empty());
 }
 
 /// One order shipped as two outbound orders in the same second: neither is

@@ -117,7 +117,7 @@ pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant):
     }
     let runner = crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let r = runner.replay_dead_letters().await.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
+    let r = runner.replay_dead_letters(&crate::pipeline::ReplayFilter::default()).await.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
 }
 

@@ -20,6 +20,13 @@ pub enum DlqCommand {
     Replay {
         /// The pipeline file.
         pipeline: PathBuf,
+        /// Only the dead letters of this record id (the source id, e.g. an
+        /// `o_id`); repeatable.
+        #[arg(long = "id", value_name = "RECORD_ID")]
+        ids: Vec<String>,
+        /// Only the dead letters whose reason contains this text (any case).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
 }
 
@@ -40,11 +47,16 @@ pub fn run(cmd: DlqCommand) -> anyhow::Result<Exit> {
             eprintln!("{} dead letters", dead.len());
             Ok(Exit::Ok)
         }
-        DlqCommand::Replay { pipeline } => {
+        DlqCommand::Replay { pipeline, ids, reason } => {
             let p = Pipeline::load(&pipeline)?;
             let runner = Runner::new(p, super::engine()?, false)?;
-            let report = super::runtime()?.block_on(runner.replay_dead_letters())?;
+            let filter = crate::pipeline::ReplayFilter { ids, reason };
+            let report = super::runtime()?.block_on(runner.replay_dead_letters(&filter))?;
             println!("{}", serde_json::to_string(&report)?);
+            eprintln!(
+                "replayed {} of {} dead letters: {} delivered or skipped, {} still failing in the plugin, {} refused again by the target; {} left in the table",
+                report.selected, report.total, report.resolved, report.still_failing, report.refused_again, report.left
+            );
             Ok(if report.still_failing + report.refused_again as usize > 0 { Exit::Partial } else { Exit::Ok })
         }
     }

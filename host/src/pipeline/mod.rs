@@ -8,5 +8,6 @@ pub mod run;
 pub mod summary;
 
 pub use config::{ConfigError, Pipeline};
+pub use replay::ReplayFilter;
 pub use run::{RunOptions, Runner};
 pub use summary::Summary;

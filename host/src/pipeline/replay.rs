@@ -7,11 +7,30 @@ use crate::plugin::Outcome;
 use crate::state::{OutboxEntry, SourceRecord};
 use serde::Serialize;
 
+/// Which dead letters a replay takes (all when empty).
+#[derive(Debug, Default, Clone)]
+pub struct ReplayFilter {
+    /// Record ids (the source id, e.g. the `o_id`); any of them.
+    pub ids: Vec<String>,
+    /// Text the reason contains (case-insensitive).
+    pub reason: Option<String>,
+}
+
+impl ReplayFilter {
+    fn takes(&self, d: &crate::state::DeadLetter) -> bool {
+        (self.ids.is_empty() || self.ids.contains(&d.key.id)) && self.reason.as_ref().is_none_or(|r| d.reason.to_lowercase().contains(&r.to_lowercase()))
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Default, Serialize)]
 pub struct ReplayReport {
     /// Dead letters at the start.
     pub total: usize,
+    /// Those the filter took.
+    pub selected: usize,
+    /// Dead letters in the table after the replay (not taken, or failing again).
+    pub left: usize,
     /// Delivered (or deliberately skipped) and removed.
     pub resolved: usize,
     /// Still failing in the plugin; kept.
@@ -21,11 +40,13 @@ pub struct ReplayReport {
 }
 
 impl Runner {
-    /// Re-maps and re-sends every dead letter of the pipeline.
-    pub async fn replay_dead_letters(&self) -> Result<ReplayReport, RunError> {
+    /// Re-maps and re-sends the dead letters `filter` takes.
+    pub async fn replay_dead_letters(&self, filter: &ReplayFilter) -> Result<ReplayReport, RunError> {
         let name = self.pipeline.name.clone();
-        let dead = self.state.dead_letters(&name)?;
-        let mut report = ReplayReport { total: dead.len(), ..ReplayReport::default() };
+        let all = self.state.dead_letters(&name)?;
+        let total = all.len();
+        let dead: Vec<_> = all.into_iter().filter(|d| filter.takes(d)).collect();
+        let mut report = ReplayReport { total, selected: dead.len(), ..ReplayReport::default() };
         for chunk in dead.chunks(self.pipeline.target.batch_size) {
             let texts: Vec<String> = chunk.iter().map(|d| d.raw.clone()).collect();
             let registry = self.registry.clone();
@@ -64,6 +85,7 @@ impl Runner {
             report.resolved += resolved.len();
         }
         report.resolved -= report.refused_again as usize;
+        report.left = self.state.dead_letter_count(&name)? as usize;
         Ok(report)
     }
 }
