@@ -469,3 +469,20 @@ async fn split_shipments_are_never_dropped() {
     assert!(missing.is_empty(), "{missing:?}");
     assert!(h.each_once(), "doubled {:?}", h.target.state.truth().doubled());
 }
+
+/// The binary: a lie that persists ends `ferry run` with exit 2 and a
+/// message naming the window, the cursor and what disagreed, within the
+/// documented bound; the checkpoint does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_lie_exits_2_naming_the_window() {
+    let (h, _) = setup(97, "app-lie-binary", 300, vec![rule(Quirk::ShortPage, 1.0)], "ts").await;
+    let file = h.file.to_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let out = crate::helpers::ferry_async(crate::helpers::args(&["run", &file])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "it ends within the bound: {:?}", started.elapsed());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("window [") && text.contains("start_ts 0") && text.contains("says has_next") && text.contains("read 6 times"), "{text}");
+    let state = crate::helpers::ferry_async(crate::helpers::args(&["state", &file])).await;
+    assert!(String::from_utf8_lossy(&state.stdout).contains("checkpoint:  none"), "{}", String::from_utf8_lossy(&state.stdout));
+}
