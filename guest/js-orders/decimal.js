@@ -28,6 +28,10 @@ export function add(a, b) {
   return { m: scaleUp(a, s) + scaleUp(b, s), s };
 }
 
+export function sub(a, b) {
+  return add(a, { m: -b.m, s: b.s });
+}
+
 export function mul(a, b) {
   return { m: a.m * b.m, s: a.s + b.s };
 }

@@ -127,9 +127,18 @@ function mapOrder(opts, order) {
   const status = typeof rawStatus === 'string' ? rawStatus : '';
   if (opts.skipStatuses.includes(status)) return { tag: 'skip', val: `status \`${status}\` is listed in skip_statuses` };
   const date = reformatDate(required(order, 'io_date'), 'io_date');
-  const items = required(order, 'items');
-  if (!Array.isArray(items)) throw invalid('items', 'an array', items);
   let amount = decimal.ZERO;
+  let items;
+  if (order instanceof Map && order.has('items') && order.get('items') === null) {
+    // `items: null`: the amount is what was paid less the freight.
+    const paid = toDecimal(required(order, 'pay_amount'), 'pay_amount');
+    const freight = get(order, 'freight');
+    amount = decimal.sub(paid, freight === undefined || freight === null ? decimal.ZERO : toDecimal(freight, 'freight'));
+    items = [];
+  } else {
+    items = required(order, 'items');
+    if (!Array.isArray(items)) throw invalid('items', 'an array', items);
+  }
   const detail = [];
   items.forEach((item, i) => {
     const qtyField = `items[${i}].qty`;

@@ -149,10 +149,17 @@ def _map(opts, order):
     if status in opts["skip_statuses"]:
         return ("skip", f"status `{status}` is listed in skip_statuses")
     date = reformat_date(required(order, "io_date"), "io_date")
-    items = required(order, "items")
-    if not isinstance(items, list):
-        raise invalid("items", "an array", items)
     amount = Decimal(0)
+    if isinstance(order, dict) and "items" in order and order["items"] is None:
+        # `items: null`: the amount is what was paid less the freight.
+        paid = decimal(required(order, "pay_amount"), "pay_amount")
+        freight = order.get("freight")
+        amount = paid - (Decimal(0) if freight is None else decimal(freight, "freight"))
+        items = []
+    else:
+        items = required(order, "items")
+        if not isinstance(items, list):
+            raise invalid("items", "an array", items)
     detail = []
     for i, item in enumerate(items):
         qty_field = f"items[{i}].qty"

@@ -454,8 +454,9 @@ async fn split_shipments_are_never_dropped() {
     assert!(twice.iter().all(|o| deliveries.get(&o.to_string()) == Some(&2)), "both shipments of a split order reached the target");
 
     let (h, _) = setup(96, "app-split-ioid", 400, split, "ts").await;
-    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
-    s.mapping_options = r#"{ id_field = "io_id" }"#;
+    // The declarative plugin, keyed on io_id (docs/plugins.md, "Split shipments").
+    let mut s = h.spec(ferry_fixtures::DECLARATIVE);
+    s.mapping_options = r#"{ fields = [ { to = "id", from = "io_id", format = "string" }, { to = "o_id", from = "o_id" }, { to = "modified", from = "modified" } ] }"#;
     let toml = s.toml().replace(r#""id": "o_id""#, r#""id": "io_id""#);
     assert!(toml.contains(r#""id": "io_id""#));
     std::fs::write(&h.file, toml).unwrap();

@@ -144,6 +144,14 @@ fn sign_prints_canonical_string_with_the_secret_masked() {
     assert!(text.contains("canonical: ***app_keyappcharsetutf-8timestamp100"), "{text}");
     assert!(text.contains("sign:      706427ca94e342781ac36d501151cb10"));
     assert!(!text.contains("secret"));
+    // Every secret field is masked, not only the app secret.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["jushuitan", "sign", "--secret-env", "FERRY_TEST_SIGN_SECRET", "app_key=app", "access_token=tok-123", "refresh_token=ref-456"])
+        .env("FERRY_TEST_SIGN_SECRET", "secret")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("canonical: ***access_token***app_keyapprefresh_token***") && !text.contains("tok-123") && !text.contains("ref-456"), "{text}");
     let out = ferry(&["jushuitan", "sign", "--secret-env", "FERRY_TEST_UNSET_VAR", "a=b"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_TEST_UNSET_VAR"));

@@ -91,3 +91,16 @@ fn log_spam_is_capped() {
     assert!(matches!(out.outcomes[0], Outcome::Mapped(_)));
     good_plugin_still_works();
 }
+
+/// A plugin that sleeps (a wait inside a WASI call, where neither fuel nor
+/// the deadline reach) is stopped at once with a message that says why,
+/// and holds no host thread.
+#[test]
+fn a_sleeping_plugin_is_stopped_at_once() {
+    let started = Instant::now();
+    let err = misbehave("sleep", &Limits::default()).expect_err("a sleep is refused");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Trap { .. }) && text.contains("may not wait") && text.contains("misbehave@0.0.1"), "{text}");
+    good_plugin_still_works();
+}

@@ -11,20 +11,6 @@ use serde::Deserialize;
 pub struct JushuitanOrders {
     /// Orders whose `status` is listed are skipped, with the reason kept.
     skip_statuses: Vec<String>,
-    /// The field written as the record's `id`: `o_id` (default; the
-    /// shipments of a split order share it) or `io_id` (one record per
-    /// outbound order).
-    id_field: IdField,
-}
-
-/// Which order field is the record id.
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-enum IdField {
-    #[default]
-    #[serde(rename = "o_id")]
-    OId,
-    #[serde(rename = "io_id")]
-    IoId,
 }
 
 impl Mapping for JushuitanOrders {
@@ -37,10 +23,7 @@ impl Mapping for JushuitanOrders {
     }
 
     fn map(&self, order: &Value) -> Result<Output, FieldError> {
-        let id = fields::required_text(order, match self.id_field {
-            IdField::OId => "o_id",
-            IdField::IoId => "io_id",
-        })?;
+        let id = fields::required_text(order, "o_id")?;
         let status = order.get("status").and_then(Value::as_str).unwrap_or_default();
         if self.skip_statuses.iter().any(|s| s == status) {
             return Ok(Output::skip(format!("status `{status}` is listed in skip_statuses")));
@@ -51,7 +34,7 @@ impl Mapping for JushuitanOrders {
         // The API sends `items: null` for some orders: the amount is then
         // what was paid less the freight (both may come as text).
         let items = match order.get("items") {
-            None | Some(Value::Null) => {
+            Some(Value::Null) => {
                 let paid = money::decimal(fields::required(order, "pay_amount")?, "pay_amount")?;
                 let freight = match order.get("freight") {
                     None | Some(Value::Null) => Decimal::ZERO,
@@ -60,7 +43,7 @@ impl Mapping for JushuitanOrders {
                 amount = paid - freight;
                 &[][..]
             }
-            Some(_) => fields::required_array(order, "items")?.as_slice(),
+            _ => fields::required_array(order, "items")?.as_slice(),
         };
         for (i, item) in items.iter().enumerate() {
             // Field paths are spelled out only for an error message.

@@ -83,6 +83,7 @@ impl PluginEngine {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        no_waiting(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         Mapper::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         if options.epoch {
             spawn_ticker(&engine);
@@ -108,6 +109,24 @@ impl PluginEngine {
         gates.insert(digest.to_string(), Arc::downgrade(&gate));
         gate
     }
+}
+
+/// What a plugin that tries to wait is told (the trap's message).
+pub(crate) const NO_WAITING: &str = "plugins may not wait: wasi:io/poll (sleeping, polling) is not offered to mapping plugins, because a wait inside a host call would hold a host thread past the batch's deadline and fuel";
+
+/// The WASI calls that wait (`poll`, `pollable.block`: what a sleep or a
+/// blocking read compiles to) trap at once instead. A host call that
+/// blocks runs outside wasm, where neither fuel nor the epoch deadline can
+/// stop it, so a sleeping plugin would hold a host thread for as long as it
+/// liked. Mapping has nothing to wait for.
+fn no_waiting(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance("wasi:io/poll@0.2.12")?;
+    for name in ["poll", "[method]pollable.block"] {
+        poll.func_new(name, |_, _, _, _| Err(wasmtime::Error::msg(NO_WAITING)))?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {

@@ -157,7 +157,13 @@ impl PluginEngine {
         let limits = Limits { timeout: Duration::from_secs(5), ..Limits::default() };
         let (mut store, mapper) = plugin.instantiate(&limits)?;
         let info = mapper.ferry_mapping_mapping().call_describe(&mut store).map_err(|e| plugin.classify(e, &store, &limits))?;
-        plugin.info = PluginInfo { name: info.name, version: info.version, description: info.description, contract: info.contract };
+        use super::output::{MAX_NAME, MAX_TEXT, cut};
+        plugin.info = PluginInfo {
+            name: cut(info.name, MAX_NAME),
+            version: cut(info.version, MAX_NAME),
+            description: cut(info.description, MAX_TEXT),
+            contract: cut(info.contract, MAX_NAME),
+        };
         if !super::contract_compatible(&plugin.info.contract) {
             return Err(PluginError::Contract {
                 plugin: plugin.label(),
@@ -232,7 +238,7 @@ impl Plugin {
         let (mut store, mapper) = self.instantiate(limits)?;
         match mapper.ferry_mapping_mapping().call_check_options(&mut store, options) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(PluginError::Options { plugin: self.label(), reason }),
+            Ok(Err(reason)) => Err(PluginError::Options { plugin: self.label(), reason: super::output::cut(reason, super::output::MAX_TEXT) }),
             Err(e) => Err(self.classify(e, &store, limits)),
         }
     }
@@ -256,7 +262,10 @@ impl Plugin {
             Ok(Ok(outcomes)) => outcomes,
             // A runtime that catches its own allocation failure (JavaScript
             // reports "out of memory") still hit the memory limit.
-            Ok(Err(reason)) => return Err(self.memory_refused(&store, limits).unwrap_or_else(|| PluginError::Batch { plugin: self.label(), reason })),
+            Ok(Err(reason)) => {
+                let reason = super::output::cut(reason, super::output::MAX_TEXT);
+                return Err(self.memory_refused(&store, limits).unwrap_or_else(|| PluginError::Batch { plugin: self.label(), reason }));
+            }
             Err(e) => return Err(self.classify(e, &store, limits)),
         };
         let fuel_used = if self.fuel { fuel_before.saturating_sub(store.get_fuel().unwrap_or(0)) } else { 0 };
@@ -297,24 +306,27 @@ fn outcome_bytes(o: &wit_types::Outcome) -> u64 {
     match o {
         wit_types::Outcome::Mapped(v) => v.iter().map(|s| s.len() as u64).sum(),
         wit_types::Outcome::Skip(s) => s.len() as u64,
-        wit_types::Outcome::Error(e) => e.message.len() as u64,
+        wit_types::Outcome::Error(e) => (e.message.len() + e.field.as_ref().map_or(0, String::len)) as u64,
     }
 }
 
 fn convert(o: wit::Outcome) -> Outcome {
+    use super::output::{MAX_NAME, MAX_TEXT, cut};
     match o {
         wit_types::Outcome::Mapped(records) => {
             let mut out = Vec::with_capacity(records.len());
             for (i, text) in records.into_iter().enumerate() {
+                if let Err(why) = super::output::check_record(&text) {
+                    return Outcome::Error { field: None, message: format!("plugin output record {i} {why}") };
+                }
                 match RawValue::from_string(text) {
-                    Ok(v) if v.get().starts_with('{') => out.push(v),
-                    Ok(_) => return Outcome::Error { field: None, message: format!("plugin output record {i} is not a JSON object") },
+                    Ok(v) => out.push(v),
                     Err(e) => return Outcome::Error { field: None, message: format!("plugin output record {i} is not JSON: {e}") },
                 }
             }
             Outcome::Mapped(out)
         }
-        wit_types::Outcome::Skip(reason) => Outcome::Skip(reason),
-        wit_types::Outcome::Error(e) => Outcome::Error { field: e.field, message: e.message },
+        wit_types::Outcome::Skip(reason) => Outcome::Skip(cut(reason, MAX_TEXT)),
+        wit_types::Outcome::Error(e) => Outcome::Error { field: e.field.map(|f| cut(f, MAX_NAME)), message: cut(e.message, MAX_TEXT) },
     }
 }

@@ -14,6 +14,7 @@ mod error;
 mod isolate;
 mod limits;
 mod loaded;
+mod output;
 mod registry;
 mod sandbox;
 mod watch;

@@ -38,8 +38,17 @@ impl Captured {
             return;
         }
         self.kept += message.len();
-        self.lines.push(LogLine { level, message: message.to_string() });
+        self.lines.push(LogLine { level, message: printable(message) });
     }
+}
+
+/// Guest text with its control characters escaped (`\n`, `\u{1b}`), so a
+/// guest cannot forge a line, or colours, in the host's log.
+pub(crate) fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 /// A stdout/stderr stream that keeps what fits and silently drops the rest,
@@ -177,3 +186,12 @@ impl host::Host for StoreData {
 }
 
 impl super::bindings::ferry::mapping::types::Host for StoreData {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn guest_text_cannot_forge_a_log_line() {
+        assert_eq!(super::printable("ok 茶"), "ok 茶");
+        assert_eq!(super::printable("a\n2026-12-04T00:00:00Z ERROR forged\r\u{1b}[31m"), "a\\n2026-12-04T00:00:00Z ERROR forged\\r\\u{1b}[31m");
+    }
+}

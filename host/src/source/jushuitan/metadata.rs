@@ -184,7 +184,7 @@ impl Metadata {
             warnings.push(format!(
                 "metadata.id = `{}` is not unique in {}: one order ships as several outbound orders, each its own `{k}`, at times in the same second. \
                  Ferry keeps every one apart (idCheck by `{}` + `modified` + `{k}`), but the target receives them under one id and keeps the last; \
-                 to keep each, set \"id\": \"{k}\" in the metadata and have the mapping write `{k}` as the record id (jushuitan-orders: id_field = \"{k}\")",
+                 to keep each, set \"id\": \"{k}\" in the metadata and have the mapping write `{k}` as the record id (docs/plugins.md, \"Split shipments\")",
                 self.id, self.api, self.id
             ));
         }

@@ -13,10 +13,14 @@ pub fn canonical(secret: &str, fields: &BTreeMap<String, String>, mask: bool) ->
             continue;
         }
         s.push_str(k);
-        s.push_str(v);
+        s.push_str(if mask && SECRET_FIELDS.contains(&k.as_str()) { "***" } else { v });
     }
     s
 }
+
+/// Fields whose values are secrets: masked wherever a canonical string is
+/// shown (the access token too: it grants the merchant's data).
+pub const SECRET_FIELDS: &[&str] = &["access_token", "refresh_token", "app_secret", "code", "password"];
 
 /// The `sign` field for these fields.
 pub fn sign(secret: &str, fields: &BTreeMap<String, String>) -> String {
