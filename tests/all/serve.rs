@@ -151,17 +151,19 @@ async fn tenants_see_and_act_on_their_own_pipelines_only() {
     assert_eq!(mine.as_array().unwrap().len(), 1);
     let (_, theirs) = s.call(Method::GET, "/pipelines", Some(TOKEN_B), None).await;
     assert_eq!(theirs, json!([]));
-    let (code, _) = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_B), None).await;
-    assert_eq!(code, 403);
+    let (code, theirs) = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_B), None).await;
+    let (_, unknown) = s.call(Method::GET, "/pipelines/no-such-pipeline", Some(TOKEN_B), None).await;
+    assert_eq!(code, 404, "another tenant's pipeline answers like a missing one");
+    assert_eq!(theirs["error"].as_str().map(|e| e.replace("it-orders", "X")), unknown["error"].as_str().map(|e| e.replace("no-such-pipeline", "X")));
     let id = uuid::Uuid::new_v4();
     let (code, _) = s.call(Method::PUT, &format!("/sync-commands/{id}"), Some(TOKEN_B), Some(json!({"pipeline": "it-orders"}))).await;
-    assert_eq!(code, 403, "B cannot run A's pipeline");
+    assert_eq!(code, 404, "B cannot run A's pipeline");
     let (code, _) = s.call(Method::PUT, &format!("/sync-commands/{id}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
     assert_eq!(code, 201);
     let (code, _) = s.call(Method::GET, &format!("/sync-commands/{id}"), Some(TOKEN_B), None).await;
-    assert_eq!(code, 403, "B cannot read A's command");
+    assert_eq!(code, 404, "B cannot read A's command");
     let (code, _) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_B), Some(json!({"pipeline": "it-orders", "component": "AAAA"}))).await;
-    assert_eq!(code, 403, "B cannot swap A's plugin");
+    assert_eq!(code, 404, "B cannot swap A's plugin");
     s.wait_done(&id.to_string()).await;
     s.stop().await;
 }

@@ -1,7 +1,7 @@
-//! 7. What a power-loss-safe outbox costs: staging an outbox entry syncs
-//! SQLite's WAL to disk before the entry is sent (`synchronous = FULL` for
-//! that commit), where other commits only reach the OS. Baseline: the same
-//! bytes staged as dead letters, which commit without a sync.
+//! Section 7, what a power-loss-safe outbox costs: staging an outbox entry
+//! syncs SQLite's WAL to disk before the entry is sent (`synchronous =
+//! FULL` for that commit), where other commits only reach the OS. Baseline:
+//! the same bytes staged as dead letters, which commit without a sync.
 
 use crate::util::{Scale, best_of, ms};
 use ferry::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, SqliteStore, StateStore};

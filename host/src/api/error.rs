@@ -16,9 +16,6 @@ impl ApiError {
     pub fn not_found(msg: impl Into<String>) -> Self {
         ApiError(StatusCode::NOT_FOUND, msg.into())
     }
-    pub fn forbidden(msg: impl Into<String>) -> Self {
-        ApiError(StatusCode::FORBIDDEN, msg.into())
-    }
     pub fn conflict(msg: impl Into<String>) -> Self {
         ApiError(StatusCode::CONFLICT, msg.into())
     }

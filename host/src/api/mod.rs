@@ -63,13 +63,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The pipeline if the tenant may act on it: 404 unknown, 403 another tenant's.
+    /// The pipeline if the tenant may act on it; another tenant's answers
+    /// 404 like an unknown one, so a tenant cannot learn what exists.
     pub(crate) fn pipeline_for(&self, name: &str, tenant: &auth::Tenant) -> Result<&Arc<PipelineHandle>, error::ApiError> {
-        let p = self.pipelines.get(name).ok_or_else(|| error::ApiError::not_found(format!("no pipeline named `{name}`")))?;
-        if p.tenant != tenant.0 {
-            return Err(error::ApiError::forbidden(format!("pipeline `{name}` belongs to another tenant")));
-        }
-        Ok(p)
+        self.pipelines.get(name).filter(|p| p.tenant == tenant.0).ok_or_else(|| error::ApiError::not_found(format!("no pipeline named `{name}`")))
     }
 }
 

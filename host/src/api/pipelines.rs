@@ -64,7 +64,7 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
 
 /// `GET /pipelines/{name}`.
 #[utoipa::path(get, path = "/pipelines/{name}", params(("name" = String, Path)),
-    responses((status = 200, body = PipelineView), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    responses((status = 200, body = PipelineView), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn one(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<PipelineView>, ApiError> {
     Ok(Json(view(&state, state.pipeline_for(&name, &tenant)?)))
@@ -91,7 +91,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
 
 /// `GET /pipelines/{name}/dead-letters`.
 #[utoipa::path(get, path = "/pipelines/{name}/dead-letters", params(("name" = String, Path)),
-    responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn dead_letters(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?;
@@ -106,8 +106,7 @@ pub async fn dead_letters(State(state): State<Arc<AppState>>, axum::Extension(te
 /// `POST /pipelines/{name}/dead-letters/replay`: maps the dead letters again
 /// with the live plugin and writes them; 409 while a sync runs.
 #[utoipa::path(post, path = "/pipelines/{name}/dead-letters/replay", params(("name" = String, Path)),
-    responses((status = 200, body = ReplayView), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody),
-        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
+    responses((status = 200, body = ReplayView), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<ReplayView>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?.clone();
@@ -123,7 +122,7 @@ pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant):
 
 /// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest first.
 #[utoipa::path(get, path = "/pipelines/{name}/plugin-history", params(("name" = String, Path)),
-    responses((status = 200, body = Vec<SwapView>), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    responses((status = 200, body = Vec<SwapView>), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn plugin_history(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<SwapView>>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?;

@@ -43,8 +43,7 @@ async fn install(handle: &Arc<PipelineHandle>, bytes: Vec<u8>, origin: String) -
 /// `PUT /plugin-commands/{id}`.
 #[utoipa::path(put, path = "/plugin-commands/{id}", request_body = PluginInput, params(("id" = String, Path)),
     responses((status = 201, body = PluginResource, description = "processed: live or rejected"), (status = 200, body = PluginResource, description = "replay"),
-        (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody),
-        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
+        (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<PluginResource>), ApiError> {
     let id = parse_id(&id)?;
@@ -95,7 +94,7 @@ fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginComm
     let cmds = state.plugins.lock().expect("plugins lock");
     let cmd = cmds.get(&id).ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))?;
     if cmd.resource.tenant != tenant.0 {
-        return Err(ApiError::forbidden(format!("plugin command {id} belongs to another tenant")));
+        return Err(ApiError::not_found(format!("no plugin command {id}")));
     }
     Ok(cmd.clone())
 }
@@ -103,7 +102,7 @@ fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginComm
 /// `GET /plugin-commands/{id}`.
 #[utoipa::path(get, path = "/plugin-commands/{id}", params(("id" = String, Path)),
     responses((status = 200, body = PluginResource), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<PluginResource>, ApiError> {
     Ok(Json(owned(&state, &tenant, parse_id(&id)?)?.resource))
@@ -114,7 +113,7 @@ pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
 /// refused, naming the later command.
 #[utoipa::path(post, path = "/plugin-commands/{id}/undo", params(("id" = String, Path)),
     responses((status = 200, body = PluginResource, description = "undone (or already undone)"), (status = 400, body = super::model::ErrorBody),
-        (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
+        (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<PluginResource>, ApiError> {
@@ -168,7 +167,7 @@ pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
     params(("pipeline" = Option<String>, Query), ("status" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
         ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = PluginPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<PluginPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;

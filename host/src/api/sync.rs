@@ -203,8 +203,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
 /// `PUT /sync-commands/{id}`.
 #[utoipa::path(put, path = "/sync-commands/{id}", request_body = SyncInput, params(("id" = String, Path, description = "client-chosen UUID")),
     responses((status = 201, body = SyncResource, description = "created and queued"), (status = 200, body = SyncResource, description = "replay of the same command"),
-        (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody),
-        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
+        (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
     let id = parse_id(&id)?;
@@ -216,7 +215,7 @@ pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
 /// `POST /sync-commands`.
 #[utoipa::path(post, path = "/sync-commands", request_body = SyncPost,
     responses((status = 201, body = SyncResource), (status = 200, body = SyncResource), (status = 400, body = super::model::ErrorBody),
-        (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
+        (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
@@ -230,11 +229,11 @@ pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
 }
 
 /// The caller's sync command `id` in the held `syncs` map: 404 when there is
-/// none, 403 when it belongs to another tenant.
+/// none or it belongs to another tenant (indistinguishable).
 fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<Uuid, SyncCommand>, tenant: &Tenant, id: Uuid) -> Result<&'a mut SyncCommand, ApiError> {
     let cmd = syncs.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
     if cmd.tenant != tenant.0 {
-        return Err(ApiError::forbidden(format!("sync command {id} belongs to another tenant")));
+        return Err(ApiError::not_found(format!("no sync command {id}")));
     }
     Ok(cmd)
 }
@@ -250,7 +249,7 @@ fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, Api
 /// `GET /sync-commands/{id}`.
 #[utoipa::path(get, path = "/sync-commands/{id}", params(("id" = String, Path)),
     responses((status = 200, body = SyncResource), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
     Ok(Json(owned(&state, &tenant, &id)?.resource(&state)))
@@ -259,7 +258,7 @@ pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
 /// `GET /sync-commands/{id}/tasks`: the failed records with reasons.
 #[utoipa::path(get, path = "/sync-commands/{id}/tasks", params(("id" = String, Path)),
     responses((status = 200, body = TasksView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tasks(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<TasksView>, ApiError> {
     Ok(Json(TasksView { tasks: owned(&state, &tenant, &id)?.failed }))
@@ -398,7 +397,7 @@ pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
 /// (idempotently); 409 once it has.
 #[utoipa::path(delete, path = "/sync-commands/{id}", params(("id" = String, Path)),
     responses((status = 200, body = SyncResource, description = "cancelled (or already cancelled)"), (status = 400, body = super::model::ErrorBody),
-        (status = 401, body = super::model::ErrorBody), (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
+        (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
@@ -428,7 +427,7 @@ pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant):
     params(("pipeline" = Option<String>, Query), ("status" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
         ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = super::model::SyncPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<super::model::SyncPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;
@@ -451,7 +450,7 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
 /// `GET /sync-commands/{id}/records`: ids of the records the sync delivered.
 #[utoipa::path(get, path = "/sync-commands/{id}/records", params(("id" = String, Path)),
     responses((status = 200, body = super::model::RecordsView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
-        (status = 403, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn records(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<super::model::RecordsView>, ApiError> {
     let cmd = owned(&state, &tenant, &id)?;

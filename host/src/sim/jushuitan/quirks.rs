@@ -219,8 +219,12 @@ fn spell_order(quirk: Quirk, order: &mut Map<String, Value>) {
     let o_id = order.get("o_id").and_then(Value::as_u64).unwrap_or(0);
     match quirk {
         Quirk::NumbersAsStrings => {
-            order.get_mut("pay_amount").map(|v| as_text(v, None));
-            order.get_mut("freight").map(|v| as_text(v, Some(2)));
+            if let Some(v) = order.get_mut("pay_amount") {
+                as_text(v, None);
+            }
+            if let Some(v) = order.get_mut("freight") {
+                as_text(v, Some(2));
+            }
             for item in order
                 .get_mut("items")
                 .and_then(Value::as_array_mut)
@@ -228,16 +232,18 @@ fn spell_order(quirk: Quirk, order: &mut Map<String, Value>) {
                 .flatten()
             {
                 for key in ["qty", "sale_price", "sale_amount"] {
-                    item.get_mut(key).map(|v| as_text(v, None));
+                    if let Some(v) = item.get_mut(key) {
+                        as_text(v, None);
+                    }
                 }
             }
         }
         Quirk::NullTexts => {
-            if o_id % 3 == 0 {
+            if o_id.is_multiple_of(3) {
                 order.insert("receiver_name".into(), Value::Null);
                 order.insert("shop_name".into(), Value::Null);
             }
-            if o_id % 7 == 0 {
+            if o_id.is_multiple_of(7) {
                 order.insert("items".into(), Value::Null);
             }
         }

@@ -113,7 +113,7 @@ impl SimState {
             let o_id = FIRST_O_ID + i as u64;
             let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
             // Split shipments: every fourth order ships twice, in the same second.
-            let sibling = (split && o_id % 4 == 0).then(|| {
+            let sibling = (split && o_id.is_multiple_of(4)).then(|| {
                 next_ts += 1;
                 orders::second_shipment(&order, next_ts - 1)
             });
@@ -183,7 +183,7 @@ impl SimState {
     }
 
     /// Applies the quirk modes to one page's `data`.
-    fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], q: &query::Query, data: Box<RawValue>) -> Box<RawValue> {
+    fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], q: &query::Query, data: &RawValue) -> Box<RawValue> {
         let mut page: Value = serde_json::from_str(data.get()).expect("the query prints JSON");
         let has_rows = page["datas"].as_array().is_some_and(|r| !r.is_empty());
         let elsewhere: Vec<Value> = match q.window() {
@@ -303,7 +303,7 @@ impl SimState {
         inner.stats.accepted += 1;
         let mut data = q.run(&inner.orders, &inner.index, &inner.by_ts);
         if !rules.is_empty() {
-            data = self.quirked(&mut inner, &rules, &q, data);
+            data = self.quirked(&mut inner, &rules, &q, &data);
         }
         self.mutate(&mut inner);
         (0, None, Some(data))
