@@ -80,7 +80,7 @@ fn jushuitan_orders_errors_name_the_field() {
     bad_date["io_date"] = json!("yesterday");
     let mut no_date = order(json!(4), json!([good]));
     no_date.as_object_mut().unwrap().remove("io_date");
-    let cases = vec![
+    let cases = [
         (no_id, "o_id"),
         (order(json!(2), json!([good, {"sku_id": "S", "qty": "abc", "sale_price": 1}])), "items[1].qty"),
         (order(json!(2), json!([{"sku_id": "S", "qty": -1, "sale_price": 1}])), "items[0].qty"),

@@ -48,13 +48,13 @@ impl Mapping for JushuitanOrders {
         for (i, item) in items.iter().enumerate() {
             // Field paths are spelled out only for an error message.
             let field = |name: &str| format!("items[{i}].{name}");
-            let qty_value = fields::required(item, "qty").map_err(|_| FieldError::missing(&field("qty")))?;
+            let qty_value = fields::required(item, "qty").map_err(|_| FieldError::missing(field("qty")))?;
             let qty = money::decimal(qty_value, "qty").or_else(|_| money::decimal(qty_value, &field("qty")))?;
             if qty.is_sign_negative() && !qty.is_zero() {
                 let qty_field = field("qty");
                 return Err(FieldError::new(&qty_field, format!("field `{qty_field}`: expected a quantity >= 0, got {qty}")));
             }
-            let price_value = fields::required(item, "sale_price").map_err(|_| FieldError::missing(&field("sale_price")))?;
+            let price_value = fields::required(item, "sale_price").map_err(|_| FieldError::missing(field("sale_price")))?;
             amount += qty * money::decimal(price_value, "sale_price").or_else(|_| money::decimal(price_value, &field("sale_price")))?;
             detail.push(json!({
                 "product_id": item.get("sku_id").cloned().unwrap_or(Value::Null),

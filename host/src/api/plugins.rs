@@ -182,10 +182,10 @@ pub fn restore(state: &AppState) {
         let filter = crate::state::CommandFilter { kind: "plugin".into(), pipeline: Some(h.pipeline.name.clone()), ..Default::default() };
         let mut cmds = state.plugins.lock().expect("plugins lock");
         for r in h.state.commands(&filter).unwrap_or_default() {
-            if let Ok(c) = serde_json::from_value::<PluginCommand>(r.record) {
-                if let Ok(id) = uuid::Uuid::parse_str(&c.resource.id) {
-                    cmds.insert(id, c);
-                }
+            if let Ok(c) = serde_json::from_value::<PluginCommand>(r.record)
+                && let Ok(id) = uuid::Uuid::parse_str(&c.resource.id)
+            {
+                cmds.insert(id, c);
             }
         }
     }

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 /// Writes `text` as embedded JSON when it is exactly one JSON value that is
 /// not itself a string (so reading it back cannot be mistaken for the
 /// string form); otherwise as a string.
-pub fn serialize<S: Serializer>(text: &String, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
     if !text.starts_with('"')
         && let Ok(raw) = serde_json::from_str::<&RawValue>(text)
         && raw.get().len() == text.len()

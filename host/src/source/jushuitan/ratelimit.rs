@@ -65,7 +65,8 @@ impl AppLimiter {
 /// The process-wide limiter of an app_key (made on first use with these
 /// budgets; later callers share it).
 pub fn for_app(app_key: &str, per_second: u32, per_minute: u32) -> Arc<AppLimiter> {
-    static ALL: OnceLock<Mutex<HashMap<(String, u32, u32), Arc<AppLimiter>>>> = OnceLock::new();
+    type ByApp = HashMap<(String, u32, u32), Arc<AppLimiter>>;
+    static ALL: OnceLock<Mutex<ByApp>> = OnceLock::new();
     let mut all = ALL.get_or_init(Default::default).lock().expect("limiter registry");
     all.entry((app_key.to_string(), per_second, per_minute)).or_insert_with(|| Arc::new(AppLimiter::new(per_second, per_minute))).clone()
 }
