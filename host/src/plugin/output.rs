@@ -41,7 +41,13 @@ pub fn check_record(text: &str) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_str(text);
     Checked { depth: 0 }.deserialize(&mut de).and_then(|()| de.end()).map_err(|e| {
         let m = e.to_string();
-        if m.contains("recursion limit") { format!("nests deeper than {MAX_DEPTH} levels") } else { format!("is not valid: {m}") }
+        if m.contains("recursion limit") {
+            format!("nests deeper than {MAX_DEPTH} levels")
+        } else if m.contains("surrogate") || m.contains("hex escape") {
+            format!("has an invalid Unicode escape (a lone surrogate): {m}")
+        } else {
+            format!("is not valid: {m}")
+        }
     })
 }
 
