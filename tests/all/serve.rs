@@ -19,13 +19,18 @@ pub struct Server {
 
 impl Server {
     pub async fn start(h: &Harness, plugin: &str, every: Option<&str>) -> Server {
+        Server::start_with(h, plugin, every, "").await
+    }
+
+    /// With `extra` appended to the serve file (e.g. an `[api]` table).
+    pub async fn start_with(h: &Harness, plugin: &str, every: Option<&str>, extra: &str) -> Server {
         let mut spec = h.spec(plugin);
         (spec.batch_size, spec.concurrency) = (20, 2);
         let pipeline = spec.toml().replace("name = \"it-orders\"", "name = \"it-orders\"\ntenant = \"a\"");
         std::fs::write(&h.file, pipeline).unwrap();
         let every = every.map(|e| format!("every = \"{e}\"\n")).unwrap_or_default();
         let serve = format!(
-            "listen = \"127.0.0.1:0\"\n[[pipelines]]\nfile = \"p.toml\"\n{every}\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"a\"\n[[tokens]]\ntoken = \"{TOKEN_B}\"\ntenant = \"b\"\n"
+            "listen = \"127.0.0.1:0\"\n[[pipelines]]\nfile = \"p.toml\"\n{every}\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"a\"\n[[tokens]]\ntoken = \"{TOKEN_B}\"\ntenant = \"b\"\n{extra}"
         );
         let serve_file = h.dir.path().join("serve.toml");
         std::fs::write(&serve_file, serve).unwrap();
@@ -284,4 +289,44 @@ async fn serve_binary_stops_on_sigterm() {
     .await
     .unwrap();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGTERM stops serve cleanly");
+}
+
+/// Connections that send nothing are closed after `header_timeout`; past
+/// `max_connections` a new one is closed at once; the API then answers as
+/// before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_excess_connections_are_bounded() {
+    use tokio::io::AsyncReadExt;
+    let h = harness(source_config(12, "app-serve-slow", 50), TargetSimConfig::default()).await;
+    let s = Server::start_with(&h, ferry_fixtures::JUSHUITAN_ORDERS, None, "[api]\nmax_connections = 6\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\n").await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The seventh is closed at once.
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an excess connection is closed: {read:?}");
+    // The idle ones are closed by the header timeout.
+    let started = Instant::now();
+    for mut c in idle {
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "an idle connection is closed: {read:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let (code, _) = s.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(code, 200);
+    // A body that stalls is refused after the body timeout, saying so.
+    use tokio::io::AsyncWriteExt;
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!("PUT /sync-commands/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{", uuid::Uuid::new_v4());
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer)).await.expect("answered in time").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 4") && answer.contains("not received within"), "{answer}");
+    s.stop().await;
 }

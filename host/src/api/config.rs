@@ -24,6 +24,27 @@ struct RawServe {
     /// Several workers on one PostgreSQL database.
     #[serde(default)]
     cluster: Option<RawCluster>,
+    /// The listener's bounds.
+    #[serde(default)]
+    api: RawApi,
+}
+
+/// `[api]`: how long a client may take, and how many may be connected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawApi {
+    max_connections: usize,
+    #[serde(with = "humantime_serde")]
+    header_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    body_timeout: Duration,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        let d = super::listen::ListenLimits::default();
+        RawApi { max_connections: d.max_connections, header_timeout: d.header_timeout, body_timeout: d.body_timeout }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +126,8 @@ pub struct ServeConfig {
     pub history: Duration,
     /// Cluster mode, when the serve file has `[cluster]`.
     pub cluster: Option<ClusterConfig>,
+    /// The listener's bounds (`[api]`).
+    pub api: super::listen::ListenLimits,
 }
 
 /// The tenant of pipelines that name none.
@@ -160,7 +183,12 @@ impl ServeConfig {
                 Some(ClusterConfig { database, worker, lease: c.lease })
             }
         };
-        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster })
+        let a = raw.api;
+        if a.max_connections == 0 || a.header_timeout.is_zero() || a.body_timeout.is_zero() {
+            return Err(format!("{file}: api: max_connections, header_timeout and body_timeout must be above 0"));
+        }
+        let api = super::listen::ListenLimits { max_connections: a.max_connections, header_timeout: a.header_timeout, body_timeout: a.body_timeout };
+        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster, api })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 mod dashboard;
 mod error;
 mod history;
+pub mod listen;
 pub mod model;
 mod openapi;
 mod pipelines;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) ready: AtomicBool,
     pub(crate) history: Duration,
+    /// The listener's bounds.
+    pub(crate) listen: listen::ListenLimits,
     /// Cluster mode: the shared database's leases and queue.
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Wakes the cluster dispatcher (a command was accepted here).
@@ -132,6 +135,7 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
         stop,
         ready: AtomicBool::new(false),
         history: config.history,
+        listen: config.api,
         cluster,
         dispatch: Notify::new(),
     });
@@ -203,12 +207,11 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sen
     state.ready.store(true, Ordering::SeqCst);
     let app = router(state.clone());
     let stop_rx = state.stop.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await?;
+    listen::serve(listener, app, state.listen, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await?;
     state.ready.store(false, Ordering::SeqCst);
     drop(stop_rx);
     while workers.join_next().await.is_some() {}
