@@ -1,0 +1,69 @@
+//! What a restarted process reads back from a SQLite state: how far each
+//! window's staged rows reach, when the next call of an app_key may start,
+//! and which runs were left `running` by a process that died.
+
+use super::{SqliteStore, now};
+use crate::source::jushuitan::ratelimit::BudgetMemory;
+use crate::state::{StateError, WindowProgress};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The next call slot of each app_key, for the next process (unix ms).
+pub(super) struct SlotMemory(pub(super) Arc<Mutex<Connection>>);
+
+impl BudgetMemory for SlotMemory {
+    fn next_slot(&self, app_key: &str) -> Option<SystemTime> {
+        let conn = self.0.lock().ok()?;
+        let ms: i64 = conn.query_row("SELECT next_at FROM rate_slots WHERE app_key = ?1", [app_key], |r| r.get(0)).optional().ok()??;
+        Some(UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+    }
+
+    fn remember(&self, app_key: &str, at: SystemTime) {
+        let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let written = self.0.lock().map_err(|e| e.to_string()).and_then(|c| {
+            c.prepare_cached("INSERT INTO rate_slots (app_key, next_at) VALUES (?1, ?2) ON CONFLICT (app_key) DO UPDATE SET next_at = MAX(next_at, excluded.next_at)")
+                .and_then(|mut s| s.execute(params![app_key, ms]))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            tracing::warn!(app_key, "cannot remember the next call slot: {e}");
+        }
+    }
+}
+
+impl SqliteStore {
+    pub(super) fn progress_rows(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError> {
+        let rows: Vec<(String, String, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT begin_at, end_at, cursor FROM window_progress WHERE pipeline = ?1 ORDER BY begin_at")?;
+            stmt.query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })?;
+        rows.iter().map(|(b, e, c)| super::super::types::progress_from_text(b, e, c).map_err(|m| self.err(m))).collect()
+    }
+
+    pub(super) fn write_progress(&self, pipeline: &str, progress: Option<&WindowProgress>) -> Result<(), StateError> {
+        self.with(|c| match progress {
+            None => c.execute("DELETE FROM window_progress WHERE pipeline = ?1", [pipeline]).map(|_| ()),
+            Some(p) => c
+                .prepare_cached(
+                    "INSERT INTO window_progress (pipeline, begin_at, end_at, cursor) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (pipeline, begin_at, end_at) DO UPDATE SET cursor = excluded.cursor",
+                )?
+                .execute(params![pipeline, crate::time::sortable(p.begin), crate::time::sortable(p.end), p.cursor.to_string()])
+                .map(|_| ()),
+        })
+    }
+
+    /// Marks `interrupted` the running runs whose owner `dead` says is gone.
+    pub(super) fn sweep(&self, dead: impl Fn(&str) -> bool) -> Result<u64, StateError> {
+        let running: Vec<(i64, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })?;
+        let dead: Vec<i64> = running.into_iter().filter(|(_, o)| dead(o)).map(|(id, _)| id).collect();
+        for id in &dead {
+            self.with(|c| c.execute("UPDATE runs SET status = 'interrupted', finished = ?2, summary = ?3 WHERE id = ?1 AND status = 'running'", params![id, now(), super::super::DEAD_RUN_NOTE]))?;
+        }
+        Ok(dead.len() as u64)
+    }
+}
