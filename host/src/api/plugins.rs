@@ -36,7 +36,8 @@ impl PluginCommand {
 async fn install(handle: &Arc<PipelineHandle>, bytes: Vec<u8>, origin: String) -> Result<Result<String, String>, ApiError> {
     let registry = handle.registry.clone();
     let name = handle.pipeline.name.clone();
-    let result = tokio::task::spawn_blocking(move || registry.install_bytes(&name, &bytes, &origin)).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let tenant = handle.tenant.clone();
+    let result = crate::plugin::PluginPool::global().run(&tenant, move || registry.install_bytes(&name, &bytes, &origin)).await.map_err(ApiError::internal)?;
     Ok(result.map(|p| p.label()).map_err(|e| e.to_string()))
 }
 

@@ -51,9 +51,8 @@ impl Runner {
             let texts: Vec<String> = chunk.iter().map(|d| d.raw.clone()).collect();
             let registry = self.registry.clone();
             let n = name.clone();
-            let (plugin, out) = tokio::task::spawn_blocking(move || registry.map_isolating(&n, &texts))
-                .await
-                .map_err(|e| RunError::Task(e.to_string()))??;
+            let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
+            let (plugin, out) = crate::plugin::PluginPool::global().run(tenant, move || registry.map_isolating(&n, &texts)).await.map_err(RunError::Task)??;
             let (mut records, mut origins, mut record_ids, mut sources, mut resolved) = (vec![], vec![], vec![], vec![], vec![]);
             for (outcome, d) in out.outcomes.into_iter().zip(chunk) {
                 match outcome {

@@ -267,9 +267,8 @@ impl Runner {
         let (keys, raws): (Vec<RecordKey>, Vec<String>) = keyed.into_iter().unzip();
         let registry = self.registry.clone();
         // The texts go to the blocking task and come back, not copied.
-        let (result, raws) = tokio::task::spawn_blocking(move || (registry.map_isolating(&name, &raws), raws))
-            .await
-            .map_err(|e| RunError::Task(e.to_string()))?;
+        let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
+        let (result, raws) = crate::plugin::PluginPool::global().run(tenant, move || (registry.map_isolating(&name, &raws), raws)).await.map_err(RunError::Task)?;
         metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
         let now = Timestamp::now().to_string();
         let c = &self.counters;
