@@ -49,6 +49,25 @@ fn lease_lost(tx: &mut impl GenericClient, pipeline: &str, worker: Option<&str>)
     }))
 }
 
+impl PgStore {
+    /// Runs `write` in one transaction that first checks `pipeline`'s
+    /// lease fence, and commits it; a write the fence refuses is an error
+    /// naming why. Every write that moves a pipeline on goes through here.
+    fn fenced(&self, pipeline: &str, write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static) -> Result<(), StateError> {
+        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
+        let refused = self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Some(why));
+            }
+            write(&mut tx, &p)?;
+            tx.commit()?;
+            Ok(None)
+        })?;
+        refused.map_or(Ok(()), |m| Err(self.err(m)))
+    }
+}
+
 const COMMAND_COLUMNS: &str = "id, kind, pipeline, tenant, created, status, record";
 
 fn command_row(r: &Row) -> CommandRecord {
@@ -75,23 +94,16 @@ impl StateStore for PgStore {
     }
 
     fn set_checkpoint(&self, pipeline: &str, at: Timestamp) -> Result<(), StateError> {
-        let (p, sortable_at, fence) = (pipeline.to_string(), crate::time::sortable(at), self.fence_of(pipeline));
-        let at = at.to_string();
-        let refused = self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
-                return Ok(Some(why));
-            }
+        let (sortable_at, at) = (crate::time::sortable(at), at.to_string());
+        self.fenced(pipeline, move |tx, p| {
             tx.execute(
                 "INSERT INTO checkpoints (pipeline, at, updated) VALUES ($1, $2, $3)
                  ON CONFLICT (pipeline) DO UPDATE SET at = excluded.at, updated = excluded.updated",
                 &[&p, &at, &now()],
             )?;
             tx.execute("DELETE FROM window_progress WHERE pipeline = $1 AND end_at <= $2", &[&p, &sortable_at])?;
-            tx.commit()?;
-            Ok(None)
-        })?;
-        refused.map_or(Ok(()), |m| Err(self.err(m)))
+            Ok(())
+        })
     }
 
     fn window_progress(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError> {
@@ -103,13 +115,8 @@ impl StateStore for PgStore {
     }
 
     fn set_window_progress(&self, pipeline: &str, progress: Option<&WindowProgress>) -> Result<(), StateError> {
-        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
         let row = progress.map(|w| (crate::time::sortable(w.begin), crate::time::sortable(w.end), w.cursor.to_string()));
-        let refused = self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
-                return Ok(Some(why));
-            }
+        self.fenced(pipeline, move |tx, p| {
             match &row {
                 None => tx.execute("DELETE FROM window_progress WHERE pipeline = $1", &[&p])?,
                 Some((b, e, cursor)) => tx.execute(
@@ -118,10 +125,8 @@ impl StateStore for PgStore {
                     &[&p, b, e, cursor],
                 )?,
             };
-            tx.commit()?;
-            Ok(None)
-        })?;
-        refused.map_or(Ok(()), |m| Err(self.err(m)))
+            Ok(())
+        })
     }
 
     fn handled(&self, pipeline: &str, keys: &[RecordKey]) -> Result<Vec<bool>, StateError> {
@@ -143,15 +148,10 @@ impl StateStore for PgStore {
     }
 
     fn stage(&self, pipeline: &str, entry: Option<&OutboxEntry>, dead: &[DeadLetter], skipped: &[RecordKey]) -> Result<(), StateError> {
-        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
         let entry = entry.map(|e| (e.command.to_string(), json(e), e.plugin.clone()));
         let dead = dead.to_vec();
         let (ids, versions) = keys_columns(dead.iter().map(|d| &d.key).chain(skipped));
-        let refused = self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
-                return Ok(Some(why));
-            }
+        self.fenced(pipeline, move |tx, p| {
             if let Some((command, text, plugin)) = &entry {
                 tx.execute(
                     "INSERT INTO outbox (command, pipeline, status, entry, plugin, created) VALUES ($1, $2, 'pending', $3, $4, $5)
@@ -159,12 +159,9 @@ impl StateStore for PgStore {
                     &[command, &p, text, plugin, &now()],
                 )?;
             }
-            insert_dead(&mut tx, &p, &dead)?;
-            mark_handled(&mut tx, &p, &ids, &versions)?;
-            tx.commit()?;
-            Ok(None)
-        })?;
-        refused.map_or(Ok(()), |m| Err(self.err(m)))
+            insert_dead(tx, p, &dead)?;
+            mark_handled(tx, p, &ids, &versions)
+        })
     }
 
     fn pending(&self, pipeline: &str) -> Result<Vec<OutboxEntry>, StateError> {
@@ -176,28 +173,21 @@ impl StateStore for PgStore {
     }
 
     fn confirm(&self, pipeline: &str, entry: &OutboxEntry, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError> {
-        let (p, command, count, dead) = (pipeline.to_string(), entry.command.to_string(), json(&count), dead.to_vec());
+        let (command, count, dead) = (entry.command.to_string(), json(&count), dead.to_vec());
         let (ids, versions) = keys_columns(entry.sources.iter().map(|s| &s.key));
         let kept = crate::state::types::kept_parts(entry);
-        let fence = self.fence_of(pipeline);
-        let refused = self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
-                return Ok(Some(why));
-            }
+        self.fenced(pipeline, move |tx, p| {
             let confirmed = tx.execute(
                 "UPDATE outbox SET status = 'confirmed', confirmed = $2, task_count = $3, entry = $4 WHERE command = $1 AND status = 'pending'",
                 &[&command, &now(), &count, &kept],
             )?;
+            // Confirmed before (a replay): nothing more to write.
             if confirmed == 0 {
-                return Ok(None);
+                return Ok(());
             }
-            mark_handled(&mut tx, &p, &ids, &versions)?;
-            insert_dead(&mut tx, &p, &dead)?;
-            tx.commit()?;
-            Ok(None)
-        })?;
-        refused.map_or(Ok(()), |m| Err(self.err(m)))
+            mark_handled(tx, p, &ids, &versions)?;
+            insert_dead(tx, p, &dead)
+        })
     }
 
     fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
