@@ -4,6 +4,7 @@
 use super::retry::{Attempt, retrying, status_verdict};
 use super::{Delivery, FailedTask, SinkError, SinkStats};
 use crate::state::{OutboxEntry, TaskCount};
+use serde::Deserialize;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,11 +13,14 @@ use std::time::{Duration, Instant};
 /// its tasks are read record by record.
 const SETTLE_POLLS: u32 = 3;
 
-/// Whether a command's `taskCount` adds up: `success + failed = total`, and
-/// `total` is the number of records sent.
+/// A command's `taskCount`, if it reads as one.
+fn task_count(resource: &Value) -> Option<TaskCount> {
+    resource.get("taskCount").and_then(|c| TaskCount::deserialize(c).ok())
+}
+
+/// Whether a command's `taskCount` adds up for the `sent` records.
 fn adds_up(resource: &Value, sent: u64) -> bool {
-    let n = |k: &str| resource.get("taskCount").and_then(|c| c.get(k)).and_then(Value::as_u64);
-    matches!((n("success"), n("failed"), n("total")), (Some(s), Some(f), Some(t)) if s + f == t && t == sent)
+    task_count(resource).is_some_and(|c| c.adds_up(sent))
 }
 
 /// Writes to a Command-pattern target.
@@ -117,10 +121,10 @@ impl CommandSink {
             poll = (poll * 2).min(Duration::from_secs(1));
             resource = self.get_json(command, &url).await?;
         }
-        let count: TaskCount = serde_json::from_value(resource.get("taskCount").cloned().unwrap_or(Value::Null))
+        let count: TaskCount = TaskCount::deserialize(resource.get("taskCount").unwrap_or(&Value::Null))
             .map_err(|e| SinkError::Rejected { command, status, body: format!("taskCount unreadable: {e}") })?;
         let (mut failed, mut succeeded) = (Vec::new(), None);
-        if count.failed > 0 || !adds_up(&resource, sent) {
+        if count.failed > 0 || !count.adds_up(sent) {
             let tasks = self.get_json(command, &format!("{url}/tasks")).await?;
             let mut ok = Vec::new();
             for t in tasks.get("tasks").and_then(Value::as_array).into_iter().flatten() {

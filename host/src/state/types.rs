@@ -98,6 +98,14 @@ pub struct TaskCount {
     pub total: u64,
 }
 
+impl TaskCount {
+    /// Whether the count adds up for a command of `sent` records:
+    /// `success + failed = total = sent`.
+    pub fn adds_up(&self, sent: u64) -> bool {
+        self.success + self.failed == self.total && self.total == sent
+    }
+}
+
 /// A record that could not be delivered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeadLetter {
