@@ -86,19 +86,18 @@ struct Bounds {
 }
 
 impl Bounds {
-    fn new(req: &Request, biz: &Value, w: &Window) -> Bounds {
-        let by_modified = matches!(
-            biz.get("date_type")
-                .map(|v| v.to_string().trim_matches('"').to_string())
-                .as_deref(),
-            None | Some("0") | Some("null")
-        );
-        Bounds {
-            begin: crate::time::format(w.begin),
-            end: crate::time::format(w.end),
-            by_modified,
-            page_size: req.page_size as usize,
-        }
+    /// The bounds of `w`, read once per window: its times as the API
+    /// writes them, and whether the query selects rows by `modified`.
+    fn new(req: &Request, w: &Window) -> Bounds {
+        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
+        let by_modified = matches!(biz.get("date_type").cloned().map(crate::fields::text).as_deref(), None | Some("0") | Some("null"));
+        Bounds { begin, end, by_modified, page_size: req.page_size as usize }
+    }
+
+    /// The `biz` of page `page` of the window.
+    fn biz(&self, req: &Request, page: u32) -> Value {
+        req.render(&Vars { last_sync_time: &self.begin, current_time: &self.end, page })
     }
 
     /// The first row whose `modified` lies outside the window.
@@ -124,63 +123,49 @@ fn listed(page: &mut Page, req: &Request) -> Result<Option<Vec<Row>>, String> {
     }
 }
 
-/// Checks one page of the `ts` cursor read from `start_ts` (`first`: the
-/// window's first call).
-fn check_ts(
-    mut page: Page,
-    b: &Bounds,
-    req: &Request,
-    start_ts: u64,
-    first: bool,
-) -> Result<Checked, String> {
+/// A page as both modes first check it: the list is a list (`None` rows
+/// for `null`), `has_next` does not contradict the page's size, and every
+/// row lies in the window.
+struct Read {
+    has_next: Option<bool>,
+    rows: Vec<Row>,
+    null: bool,
+}
+
+fn read(mut page: Page, b: &Bounds, req: &Request) -> Result<Read, String> {
     let has_next = page.has_next();
     let listed = listed(&mut page, req)?;
-    let prove_empty = listed.is_none();
+    let null = listed.is_none();
     let rows = listed.unwrap_or_default();
     let n = rows.len();
     if n == 0 && has_next == Some(true) {
         return Err("an empty page says has_next".into());
     }
-    if n == 0 && !first {
-        return Err(format!(
-            "no rows from start_ts {start_ts}, though the page before said more and the boundary row must come back (>=)"
-        ));
-    }
     if has_next == Some(true) && n < b.page_size {
-        return Err(format!(
-            "a page of {n} rows (page_size {}) says has_next",
-            b.page_size
-        ));
-    }
-    if let Some(r) = rows.iter().find(|r| r.ts.is_some_and(|t| t < start_ts)) {
-        return Err(format!(
-            "row {} has ts {} below the cursor {start_ts} (a page served again?)",
-            r.id,
-            r.ts.unwrap_or_default()
-        ));
+        return Err(format!("a page of {n} rows (page_size {}) says has_next", b.page_size));
     }
     if let Some(r) = b.outside(&rows) {
-        return Err(format!(
-            "row {} was modified at {}, outside the window",
-            r.id, r.version
-        ));
+        return Err(format!("row {} was modified at {}, outside the window", r.id, r.version));
+    }
+    Ok(Read { has_next, rows, null })
+}
+
+/// Checks one page of the `ts` cursor read from `start_ts` (`first`: the
+/// window's first call).
+fn check_ts(page: Page, b: &Bounds, req: &Request, start_ts: u64, first: bool) -> Result<Checked, String> {
+    let Read { has_next, rows, null } = read(page, b, req)?;
+    let n = rows.len();
+    if n == 0 && !first {
+        return Err(format!("no rows from start_ts {start_ts}, though the page before said more and the boundary row must come back (>=)"));
+    }
+    if let Some(r) = rows.iter().find(|r| r.ts.is_some_and(|t| t < start_ts)) {
+        return Err(format!("row {} has ts {} below the cursor {start_ts} (a page served again?)", r.id, r.ts.unwrap_or_default()));
     }
     let more = has_next.unwrap_or(n >= b.page_size);
-    if more {
-        match rows.iter().filter_map(|r| r.ts).max() {
-            Some(m) if m > start_ts => {}
-            _ => {
-                return Err(format!(
-                    "the ts cursor did not advance past {start_ts}; if this source never advances it, use paging = \"page\""
-                ));
-            }
-        }
+    if more && !rows.iter().filter_map(|r| r.ts).max().is_some_and(|m| m > start_ts) {
+        return Err(format!("the ts cursor did not advance past {start_ts}; if this source never advances it, use paging = \"page\""));
     }
-    Ok(Checked {
-        rows,
-        more,
-        prove_empty: prove_empty && first,
-    })
+    Ok(Checked { rows, more, prove_empty: null && first })
 }
 
 /// What page mode knows from the window's first page.
@@ -191,67 +176,30 @@ struct Counted {
 }
 
 /// Checks page `index` of a `page_index` pass.
-fn check_page(
-    mut page: Page,
-    b: &Bounds,
-    req: &Request,
-    index: u32,
-    counted: Counted,
-    seen: &HashSet<(String, String)>,
-) -> Result<Checked, String> {
-    let has_next = page.has_next();
-    let listed = listed(&mut page, req)?;
-    let prove_empty = listed.is_none() && counted.data_count.is_none() && index == 1;
-    let rows = listed.unwrap_or_default();
+fn check_page(page: Page, b: &Bounds, req: &Request, index: u32, counted: Counted, seen: &HashSet<(String, String)>) -> Result<Checked, String> {
+    let Read { has_next, rows, null } = read(page, b, req)?;
     let (n, size) = (rows.len() as u64, b.page_size as u64);
-    if n == 0 && has_next == Some(true) {
-        return Err("an empty page says has_next".into());
-    }
-    if has_next == Some(true) && n < size {
-        return Err(format!(
-            "a page of {n} rows (page_size {size}) says has_next"
-        ));
-    }
-    let before = u64::from(index - 1) * size;
     if let Some(total) = counted.data_count {
-        let expected = total.saturating_sub(before).min(size);
+        let expected = total.saturating_sub(u64::from(index - 1) * size).min(size);
         if n != expected {
-            return Err(format!(
-                "the page has {n} rows where data_count {total} means {expected}"
-            ));
+            return Err(format!("the page has {n} rows where data_count {total} means {expected}"));
         }
     }
-    let last = match (counted.page_count, counted.data_count) {
-        (Some(pages), _) => Some(pages),
-        (None, Some(total)) => Some(total.div_ceil(size)),
-        (None, None) => None,
-    };
+    let last = counted.page_count.or(counted.data_count.map(|total| total.div_ceil(size)));
     if let (Some(last), Some(true)) = (last, has_next)
         && u64::from(index) >= last
     {
         return Err(format!("has_next says more past page_count {last}"));
     }
     if index > 1 && n > 0 && rows.iter().all(|r| seen.contains(&r.key())) {
-        return Err(format!(
-            "page {index} repeats rows already read in this pass (a page served again?)"
-        ));
-    }
-    if let Some(r) = b.outside(&rows) {
-        return Err(format!(
-            "row {} was modified at {}, outside the window",
-            r.id, r.version
-        ));
+        return Err(format!("page {index} repeats rows already read in this pass (a page served again?)"));
     }
     let more = match (has_next, last) {
         (Some(h), _) => h,
         (None, Some(last)) => u64::from(index) < last,
         (None, None) => n >= size,
     };
-    Ok(Checked {
-        rows,
-        more,
-        prove_empty,
-    })
+    Ok(Checked { rows, more, prove_empty: null && counted.data_count.is_none() && index == 1 })
 }
 
 impl JushuitanClient {
@@ -392,16 +340,11 @@ impl JushuitanClient {
         out: &Sender<Fetched>,
         seen: &mut HashSet<(String, String)>,
     ) -> Result<Pass, SourceError> {
-        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let bounds = Bounds::new(req, w);
         let mut counted: Option<Counted> = None;
         let mut pass_seen: HashSet<(String, String)> = HashSet::new();
         for index in 1..=MAX_PAGES {
-            let biz = req.render(&Vars {
-                last_sync_time: &begin,
-                current_time: &end,
-                page: index,
-            });
-            let bounds = Bounds::new(req, &biz, w);
+            let biz = bounds.biz(req, index);
             let mut drift = false;
             let at = format!("page {index}");
             let checked = self
@@ -444,19 +387,14 @@ impl JushuitanClient {
         out: &Sender<Fetched>,
         seen: &mut HashSet<(String, String)>,
     ) -> Result<(), SourceError> {
-        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let bounds = Bounds::new(req, w);
         // A resumed cursor's first call is judged as a window's first: its
         // boundary row may have changed since.
         let mut start_ts: u64 = from_ts;
         for call in 0..MAX_PAGES {
-            let mut biz = req.render(&Vars {
-                last_sync_time: &begin,
-                current_time: &end,
-                page: 1,
-            });
+            let mut biz = bounds.biz(req, 1);
             biz["start_ts"] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
-            let bounds = Bounds::new(req, &biz, w);
             let at = format!("start_ts {start_ts}");
             let checked = self
                 .checked(req, &biz, w, &at, |page| {
