@@ -25,18 +25,12 @@ fn splittable(e: &PluginError) -> bool {
     }
 }
 
-/// Extra calls allowed for `n` records: a whole binary split.
-fn budget(n: usize) -> u32 {
-    (2 * n).saturating_sub(2).min(u32::MAX as usize) as u32
-}
-
 struct Split<'a> {
     registry: &'a Registry,
     pipeline: &'a str,
     records: &'a [String],
-    calls_left: u32,
     plugin: Option<Arc<Plugin>>,
-    outcomes: Vec<Option<Outcome>>,
+    outcomes: Vec<Outcome>,
     fuel_used: u64,
     elapsed: Duration,
     peak_memory_bytes: u64,
@@ -45,30 +39,20 @@ struct Split<'a> {
 impl Split<'_> {
     fn fail(&mut self, at: usize, len: usize, message: String) {
         for slot in &mut self.outcomes[at..at + len] {
-            *slot = Some(Outcome::Error {
-                field: None,
-                message: message.clone(),
-            });
+            *slot = Outcome::Error { field: None, message: message.clone() };
         }
     }
 
-    /// Maps `records[at..at + len]`, whose batch failed with `failed`.
+    /// Maps `records[at..at + len]`, whose batch failed with `failed`. Each
+    /// call maps one node of a binary tree over the batch, so splitting `n`
+    /// records down to singles takes at most `2n - 2` calls.
     fn halves(&mut self, at: usize, len: usize, failed: &PluginError) -> Result<(), PluginError> {
-        if len == 1 || self.calls_left == 0 {
-            self.fail(
-                at,
-                len,
-                if len == 1 {
-                    format!("the plugin failed on this record alone: {failed}")
-                } else {
-                    failed.to_string()
-                },
-            );
+        if len == 1 {
+            self.fail(at, len, format!("the plugin failed on this record alone: {failed}"));
             return Ok(());
         }
         let half = len / 2;
         for (start, n) in [(at, half), (at + half, len - half)] {
-            self.calls_left = self.calls_left.saturating_sub(1);
             match self
                 .registry
                 .map_batch(self.pipeline, &self.records[start..start + n])
@@ -80,7 +64,7 @@ impl Split<'_> {
                     for (slot, outcome) in
                         self.outcomes[start..start + n].iter_mut().zip(out.outcomes)
                     {
-                        *slot = Some(outcome);
+                        *slot = outcome;
                     }
                     self.plugin.get_or_insert(plugin);
                 }
@@ -116,9 +100,9 @@ impl Registry {
             registry: self,
             pipeline,
             records,
-            calls_left: budget(records.len()),
             plugin: None,
-            outcomes: (0..records.len()).map(|_| None).collect(),
+            // Every slot is written by `halves`.
+            outcomes: vec![Outcome::Error { field: None, message: failed.to_string() }; records.len()],
             fuel_used: 0,
             elapsed: Duration::ZERO,
             peak_memory_bytes: 0,
@@ -128,20 +112,10 @@ impl Registry {
             Some(p) => p,
             None => return Err(failed),
         };
-        let outcomes = split
-            .outcomes
-            .into_iter()
-            .map(|o| {
-                o.unwrap_or(Outcome::Error {
-                    field: None,
-                    message: failed.to_string(),
-                })
-            })
-            .collect();
         Ok((
             plugin,
             BatchOutput {
-                outcomes,
+                outcomes: split.outcomes,
                 fuel_used: split.fuel_used,
                 elapsed: split.elapsed,
                 logs: Vec::new(),
@@ -155,13 +129,6 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_budget_covers_a_whole_split() {
-        // Splitting n records down to singles calls every node of a binary
-        // tree with n leaves but the root: 2n - 2.
-        assert_eq!((budget(1), budget(2), budget(100)), (0, 2, 198));
-    }
 
     #[test]
     fn only_failures_a_record_can_cause_cheaply_are_split() {
