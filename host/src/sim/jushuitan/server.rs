@@ -186,7 +186,9 @@ impl SimState {
     fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], q: &query::Query, data: &RawValue) -> Box<RawValue> {
         let mut page: Value = serde_json::from_str(data.get()).expect("the query prints JSON");
         let has_rows = page["datas"].as_array().is_some_and(|r| !r.is_empty());
-        let elsewhere: Vec<Value> = match q.window() {
+        // Rows of another window, only for the lies that serve them.
+        let wanted = rules.iter().any(|r| matches!(r.quirk, Quirk::OtherWindow | Quirk::OutsideRows));
+        let elsewhere: Vec<Value> = match q.window().filter(|_| wanted) {
             Some((b, e)) => {
                 let before = inner.index.range(..(b, 0)).rev().take(q.page_size());
                 let after = inner.index.range((e + 1, 0)..).take(q.page_size());
