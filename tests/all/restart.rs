@@ -6,6 +6,11 @@ use ferry::sim::target::TargetSimConfig;
 use ferry::state::{SqliteStore, StateStore};
 use std::time::{Duration, Instant};
 
+/// `ferry run FILE` in the background, its output dropped (it is killed).
+fn spawn_run(file: &str) -> std::process::Child {
+    crate::helpers::ferry_command(&["run", file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+}
+
 /// Waits (bounded) until `cond` holds.
 async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -25,7 +30,7 @@ async fn a_killed_run_shows_as_interrupted() {
     let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency, s.per_second) = (20, 2, 2);
     let file = h.write(&s);
-    let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = spawn_run(&file);
     until("some orders are fetched", Duration::from_secs(60), || h.source.state.stats().accepted >= 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -57,7 +62,7 @@ async fn restarts_do_not_burst_past_the_budget() {
     let file = h.write(&s);
     for cycle in 0..6 {
         let before = h.source.state.stats().requests;
-        let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = spawn_run(&file);
         until(&format!("cycle {cycle}: a call"), Duration::from_secs(30), || h.source.state.stats().requests > before).await;
         child.kill().unwrap();
         child.wait().unwrap();
@@ -85,7 +90,7 @@ async fn a_restart_reads_on_from_the_staged_cursor() {
     let pages = confirmed.div_ceil(50) as u64;
     for cycle in 0..3 {
         let before = h.source.state.stats().accepted;
-        let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = spawn_run(&file);
         until(&format!("cycle {cycle}: four pages"), Duration::from_secs(30), || h.source.state.stats().accepted >= before + 4).await;
         // Let the pages read be mapped and staged (the next page waits for
         // its rate-limit slot meanwhile).
