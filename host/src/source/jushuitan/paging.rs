@@ -162,7 +162,7 @@ fn check_ts(page: Page, b: &Bounds, req: &Request, start_ts: u64, first: bool) -
         return Err(format!("row {} has ts {} below the cursor {start_ts} (a page served again?)", r.id, r.ts.unwrap_or_default()));
     }
     let more = has_next.unwrap_or(n >= b.page_size);
-    if more && !rows.iter().filter_map(|r| r.ts).max().is_some_and(|m| m > start_ts) {
+    if more && rows.iter().filter_map(|r| r.ts).max().is_none_or(|m| m <= start_ts) {
         return Err(format!("the ts cursor did not advance past {start_ts}; if this source never advances it, use paging = \"page\""));
     }
     Ok(Checked { rows, more, prove_empty: null && first })

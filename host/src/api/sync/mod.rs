@@ -1,14 +1,14 @@
 //! Sync commands: `PUT /sync-commands/{uuid}` (idempotent), `POST` with an
 //! optional id, status by `GET`, failed records by `GET .../tasks`. One run
 //! per pipeline at a time: later commands wait in the pipeline's queue and
-//! say so (`status: queued`, `queuePosition`).
+//! say so (`status: queued`, `queuePosition`). The queue's worker, the
+//! schedule and one run are in `run`.
 
 use super::auth::Tenant;
 use super::error::{ApiError, parse_body, parse_id};
 use super::model::{SyncInput, SyncPost, SyncResource, TaskCountView, TaskView, TasksView};
 use super::{AppState, PipelineHandle};
 use crate::pipeline::summary::Counters;
-use crate::pipeline::{RunOptions, Runner};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,8 +16,12 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use uuid::Uuid;
+
+mod run;
+
+pub(crate) use run::{execute, finish};
+pub use run::{restore, schedule, worker};
 
 /// A sync command and what became of it (kept in the pipeline's state store).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -272,123 +276,6 @@ pub(crate) fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand
     }
 }
 
-/// Runs a pipeline's queued commands one at a time until shutdown.
-pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
-    let mut stop = state.stop.clone();
-    loop {
-        let next = handle.queue.lock().expect("queue lock").pop_front();
-        let Some(id) = next else {
-            tokio::select! {
-                () = handle.wake.notified() => continue,
-                _ = stop.changed() => return,
-            }
-        };
-        if *stop.borrow() {
-            return;
-        }
-        // queued -> running under the commands lock, so a cancel cannot slip in between.
-        let input = {
-            let mut syncs = state.syncs.lock().expect("syncs lock");
-            match syncs.get_mut(&id) {
-                Some(c) if c.status == "queued" => {
-                    (c.status, c.started) = ("running".into(), Some(Timestamp::now()));
-                    c.persist(&state);
-                    Some(c.input.clone())
-                }
-                _ => None,
-            }
-        };
-        let Some(input) = input else { continue };
-        let outcome = execute(&state, &handle, id, input, state.stop.clone()).await;
-        finish(&state, id, outcome);
-    }
-}
-
-/// How a run ended, for its command.
-pub(crate) struct Outcome {
-    pub(crate) status: &'static str,
-    count: TaskCountView,
-    error: Option<String>,
-    failed: Vec<TaskView>,
-}
-
-/// Records the outcome in the command.
-pub(crate) fn finish(state: &AppState, id: Uuid, o: Outcome) {
-    update(state, id, |c| {
-        (c.status, c.count, c.error, c.failed, c.completed) = (o.status.into(), o.count, o.error, o.failed, Some(Timestamp::now()));
-    });
-}
-
-/// Runs one sync of the pipeline until it ends or `stop` is set.
-pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput, stop: tokio::sync::watch::Receiver<bool>) -> Outcome {
-    let name = &handle.pipeline.name;
-    let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
-        Ok(r) => Arc::new(r),
-        Err(e) => return Outcome { status: "failed", count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
-    };
-    *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
-    // In a cluster, other workers read the command from the database: keep its taskCount moving there.
-    let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&id).map(|c| c.record(handle)));
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let progress = snapshot.map(|r| tokio::spawn(super::cluster::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
-    let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
-    let opts = RunOptions {
-        since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
-        until: input.until.as_deref().and_then(|t| crate::time::parse(t).ok()),
-        dry_run: false,
-        stop: Some(stop),
-    };
-    let summary = runner.run(opts).await;
-    drop(done);
-    if let Some(p) = progress {
-        let _ = p.await;
-    }
-    let failed: Vec<TaskView> = handle
-        .state
-        .dead_letters(name)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|d| d.id > dead_before)
-        .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
-        .collect();
-    let count = live_count(&runner.counters);
-    let status = match summary.status.as_str() {
-        "ok" => "succeeded",
-        "partial" => "partial",
-        "interrupted" => "interrupted",
-        _ => "failed",
-    };
-    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status).increment(1);
-    *handle.running.lock().expect("running lock") = None;
-    Outcome { status, count, error: summary.error.clone(), failed }
-}
-
-/// Queues a sync every `every`, unless one is already queued or running.
-pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: Duration) {
-    let mut stop = state.stop.clone();
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        let (busy, id) = match &state.cluster {
-            // Every worker schedules; the slot's id makes one command of them.
-            Some(_) => (super::cluster::busy(&handle), super::cluster::schedule_id(&handle.pipeline.name, every)),
-            None => (handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty(), Uuid::new_v4()),
-        };
-        if busy {
-            continue;
-        }
-        let tenant = Tenant(handle.tenant.clone());
-        let input = SyncInput { pipeline: handle.pipeline.name.clone(), since: None, until: None };
-        if let Err(e) = create(&state, &tenant, id, input, "schedule") {
-            tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {}", e.1);
-        }
-    }
-}
-
 pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
     ApiError::conflict(format!("sync command {id} has already started (status `{status}`); only queued commands can be cancelled"))
 }
@@ -462,32 +349,4 @@ pub async fn records(State(state): State<Arc<AppState>>, axum::Extension(tenant)
         .confirmed_record_ids(&handle.pipeline.name, &crate::time::sortable(started), &to)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(super::model::RecordsView { count: records.len() as u64, records }))
-}
-
-/// Loads the stored history at start: queued commands queue again in order;
-/// ones that were running when the server stopped are marked interrupted.
-pub fn restore(state: &AppState) {
-    if state.cluster.is_some() {
-        return; // the shared queue is the truth; a dead worker's runs are taken over by lease
-    }
-    for h in state.pipelines.values() {
-        let filter = crate::state::CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), ..Default::default() };
-        let mut records = h.state.commands(&filter).unwrap_or_default();
-        records.reverse();
-        let mut syncs = state.syncs.lock().expect("syncs lock");
-        for r in records {
-            let Ok(mut cmd) = serde_json::from_value::<SyncCommand>(r.record) else { continue };
-            match cmd.status.as_str() {
-                "queued" => h.queue.lock().expect("queue lock").push_back(cmd.id),
-                "running" => {
-                    cmd.status = "interrupted".into();
-                    cmd.error = Some("the server stopped during the run; the next run resumes from the outbox and checkpoint".into());
-                    cmd.completed = Some(Timestamp::now());
-                    cmd.persist(state);
-                }
-                _ => {}
-            }
-            syncs.insert(cmd.id, cmd);
-        }
-    }
 }
