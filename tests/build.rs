@@ -13,10 +13,14 @@ const GUESTS: &[(&str, &str, &str)] = &[
     ("JUSHUITAN_ORDERS", "jushuitan-orders", "jushuitan_orders"),
     ("DECLARATIVE", "declarative", "declarative"),
     ("MISBEHAVE", "fixture-misbehave", "fixture_misbehave"),
+    ("HOSTILE", "fixture-hostile", "fixture_hostile"),
 ];
 
 /// Versions of the `versioned` fixture for the hot-swap tests.
 const VERSIONS: &[(&str, &str)] = &[("VERSIONED_V1", "1.0.0"), ("VERSIONED_V2", "2.0.0"), ("VERSIONED_V3_BROKEN", "3.0.0-broken")];
+
+/// Flavours of the `hostile` fixture that attack `describe`.
+const HOSTILE_FLAVOURS: &[(&str, &str)] = &[("HOSTILE_HUGE_DESCRIBE", "huge-describe"), ("HOSTILE_SLEEP_DESCRIBE", "sleep-describe")];
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -40,6 +44,15 @@ fn main() {
         copy(&target_dir.join(TARGET).join("release").join("fixture_versioned.wasm"), &dest);
         generated += &format!("pub const {name}: &str = {:?};\n", dest.display().to_string());
     }
+    for (name, flavour) in HOSTILE_FLAVOURS {
+        cargo_build(&root, &target_dir, &["fixture-hostile"], Some(flavour));
+        let dest = artifacts.join(format!("hostile-{flavour}.wasm"));
+        copy(&target_dir.join(TARGET).join("release").join("fixture_hostile.wasm"), &dest);
+        generated += &format!("pub const {name}: &str = {:?};\n", dest.display().to_string());
+    }
+    let bomb = artifacts.join("compile-bomb.wasm");
+    std::fs::write(&bomb, compile_bomb(1_000_000)).expect("write the compile bomb");
+    generated += &format!("pub const COMPILE_BOMB: &str = {:?};\n", bomb.display().to_string());
     std::fs::write(out.join("gen.rs"), generated).expect("write gen.rs");
 
     for dir in ["guest", "wit"] {
@@ -93,5 +106,43 @@ fn rerun_for(dir: &Path) {
         } else {
             println!("cargo:rerun-if-changed={}", path.display());
         }
+    }
+}
+
+/// A hostile component that is cheap to send and dear to compile: one core
+/// function of `depth` nested empty blocks (3 bytes each, so 3 MB for a
+/// million), which the compiler turns into a million basic blocks. It is
+/// valid WebAssembly; the host must refuse it by its compile limits.
+fn compile_bomb(depth: usize) -> Vec<u8> {
+    let mut body = vec![0x00]; // no locals
+    body.extend(std::iter::repeat_n([0x02, 0x40], depth).flatten()); // block (empty type)
+    body.extend(std::iter::repeat_n(0x0b, depth + 1)); // end of each block, then of the function
+    let mut code = vec![0x01]; // one body
+    leb(&mut code, body.len());
+    code.extend(body);
+    let mut module = b"\0asm\x01\0\0\0".to_vec();
+    section(&mut module, 0x01, &[0x01, 0x60, 0x00, 0x00]); // types: () -> ()
+    section(&mut module, 0x03, &[0x01, 0x00]); // functions: one of type 0
+    section(&mut module, 0x0a, &code);
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+    section(&mut component, 0x01, &module); // a core module section
+    component
+}
+
+fn section(out: &mut Vec<u8>, id: u8, content: &[u8]) {
+    out.push(id);
+    leb(out, content.len());
+    out.extend_from_slice(content);
+}
+
+fn leb(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
     }
 }

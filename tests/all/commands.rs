@@ -184,8 +184,13 @@ async fn dead_letters_replay_through_the_api_after_a_plugin_fix() {
     let done = s.wait_done(r["id"].as_str().unwrap()).await;
     assert_eq!(done["status"], json!("partial"), "{done}");
     let (_, dead) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_A), None).await;
-    let n = dead.as_array().unwrap().len();
-    assert!(n > 0 && dead[0]["reason"].as_str().unwrap().contains("broken on purpose"));
+    let n = dead["total"].as_u64().unwrap() as usize;
+    assert!(n > 0 && dead["items"][0]["reason"].as_str().unwrap().contains("broken on purpose"), "{dead}");
+    let (_, page) = s.call(Method::GET, "/pipelines/it-orders/dead-letters?limit=2&offset=1", Some(TOKEN_A), None).await;
+    assert_eq!((page["items"].as_array().unwrap().len(), page["total"].as_u64()), (2.min(n - 1), Some(n as u64)), "paged");
+    assert_eq!(page["items"][0]["id"], dead["items"][1]["id"], "the page starts at its offset");
+    let (code, _) = s.call(Method::GET, "/pipelines/it-orders/dead-letters?limit=many", Some(TOKEN_A), None).await;
+    assert_eq!(code, 400);
     let (code, _) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_B), None).await;
     assert_eq!(code, 404);
     let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::VERSIONED_V2)}))).await;
@@ -194,9 +199,9 @@ async fn dead_letters_replay_through_the_api_after_a_plugin_fix() {
     assert_eq!(code, 200, "{report}");
     assert_eq!((report["total"].as_u64(), report["resolved"].as_u64()), (Some(n as u64), Some(n as u64)));
     let (_, dead) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_A), None).await;
-    assert_eq!(dead, json!([]));
+    assert_eq!((dead["items"].clone(), dead["total"].as_u64()), (json!([]), Some(0)));
     assert!(h.missing().is_empty() && h.each_once());
     let (_, swaps) = s.call(Method::GET, "/pipelines/it-orders/plugin-history", Some(TOKEN_A), None).await;
-    assert_eq!(swaps.as_array().unwrap().len(), 2, "{swaps}");
+    assert_eq!((swaps["items"].as_array().unwrap().len(), swaps["total"].as_u64()), (2, Some(2)), "{swaps}");
     s.stop().await;
 }

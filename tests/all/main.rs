@@ -6,6 +6,8 @@ mod pg;
 
 // Plugins: the shipped mappings, the sandbox limits, hot swap, the CLI.
 mod plugin_cli;
+mod plugin_compile;
+mod plugin_hostile;
 mod plugin_languages;
 mod plugin_mapping;
 mod plugin_sandbox;
@@ -29,6 +31,9 @@ mod examples;
 
 // ferry serve: the control API.
 mod serve;
+
+// Two tenants on one host, one of them hostile.
+mod tenants;
 
 // Commands as objects: history, queue, undo.
 mod commands;

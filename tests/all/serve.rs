@@ -118,7 +118,7 @@ async fn sync_commands_are_idempotent() {
     assert_eq!(pipeline["lastRuns"].as_array().unwrap().len(), 2, "two commands, two runs: {pipeline}");
     assert!(h.missing().is_empty() && h.each_once());
     let (_, tasks) = s.call(Method::GET, &format!("{path}/tasks"), Some(TOKEN_A), None).await;
-    assert_eq!(tasks, json!({"tasks": []}));
+    assert_eq!(tasks, json!({"tasks": [], "total": 0, "limit": 50, "offset": 0}));
 
     // Plugin commands: 201 live, 200 replay, 409 different body, rejected with a reason.
     let bytes = std::fs::read(ferry_fixtures::JUSHUITAN_ORDERS).unwrap();

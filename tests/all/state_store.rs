@@ -3,7 +3,7 @@
 //! trait alone, and both must answer alike.
 
 use crate::pg::TestDb;
-use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount, WindowProgress};
+use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount, WindowProgress};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -111,6 +111,8 @@ fn dead_letters_count_and_remove(s: &dyn StateStore) {
     assert_eq!(all.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
     assert!(!all[0].created.is_empty());
+    let page = |offset, limit| s.dead_letters_page("p", Page { offset, limit }).unwrap().iter().map(|d| d.reason.clone()).collect::<Vec<_>>();
+    assert_eq!((page(1, 1), page(1, 5), page(3, 5)), (vec!["b".to_string()], vec!["b".to_string(), "c".to_string()], vec![]), "pages");
     s.remove_dead_letters("p", &[all[0].id, all[2].id]).unwrap();
     assert_eq!(s.dead_letters("p").unwrap().iter().map(|d| d.key.id.as_str()).collect::<Vec<_>>(), vec!["2"]);
     assert_eq!((s.dead_letter_count("p").unwrap(), s.dead_letter_count("q").unwrap()), (1, 1));
@@ -144,12 +146,18 @@ fn command(id: &str, pipeline: &str, tenant: &str, created: &str, status: &str) 
 fn commands_insert_once_and_move_by_compare_and_set(s: &dyn StateStore) {
     let c = command("c1", "p", "a", "2024-01-01T00:00:00.000000000Z", "queued");
     assert!(s.insert_command(&c).unwrap().is_none());
-    let mut other = c.clone();
-    other.tenant = "b".into();
-    let existing = s.insert_command(&other).unwrap().expect("the id is taken");
+    let mut again = c.clone();
+    again.record = json!({ "status": "queued", "input": { "pipeline": "other" } });
+    let existing = s.insert_command(&again).unwrap().expect("the id is taken");
     assert_eq!((existing.tenant.as_str(), existing.record.clone()), ("a", c.record.clone()), "the first one stays");
-    assert_eq!(s.command("c1").unwrap().unwrap().status, "queued");
-    assert!(s.command("nope").unwrap().is_none());
+    // Ids are scoped per tenant: tenant b may choose the same UUID.
+    let mut other = command("c1", "q", "b", "2024-01-01T00:00:00.000000000Z", "queued");
+    other.record = json!({ "status": "queued", "input": { "pipeline": "q" } });
+    assert!(s.insert_command(&other).unwrap().is_none(), "another tenant's id does not collide");
+    assert_eq!(s.command("a", "c1").unwrap().unwrap().status, "queued");
+    assert_eq!(s.command("b", "c1").unwrap().unwrap().pipeline, "q");
+    assert!(s.command("a", "nope").unwrap().is_none());
+    assert!(s.command("c", "c1").unwrap().is_none(), "no tenant sees another's command");
 
     let mut running = c.clone();
     (running.status, running.record) = ("running".into(), json!({ "status": "running" }));
@@ -158,8 +166,9 @@ fn commands_insert_once_and_move_by_compare_and_set(s: &dyn StateStore) {
     cancelled.status = "cancelled".into();
     assert!(!s.update_command_if(&cancelled, &["queued"]).unwrap(), "it moved on already");
     assert!(s.update_command_if(&running, &["queued", "running"]).unwrap());
-    let now = s.command("c1").unwrap().unwrap();
+    let now = s.command("a", "c1").unwrap().unwrap();
     assert_eq!((now.status.as_str(), &now.record), ("running", &json!({ "status": "running" })));
+    assert_eq!(s.command("b", "c1").unwrap().unwrap().status, "queued", "tenant b's command did not move");
     assert!(!s.update_command_if(&command("ghost", "p", "a", "x", "running"), &["queued"]).unwrap());
 }
 
@@ -182,7 +191,7 @@ fn commands_filter_and_prune(s: &dyn StateStore) {
     let mut done = command("c2", "p", "a", "2024-01-02T00:00:00.000000000Z", "succeeded");
     done.record = json!({ "status": "succeeded", "count": 7 });
     s.put_command(&done).unwrap();
-    assert_eq!(s.command("c2").unwrap().unwrap().record["count"], json!(7));
+    assert_eq!(s.command("a", "c2").unwrap().unwrap().record["count"], json!(7));
     assert_eq!(s.prune_commands("2024-01-02T12:00:00.000000000Z").unwrap(), 2);
     assert_eq!(ids(sync()), vec!["c3"]);
 }
@@ -208,13 +217,16 @@ fn plugin_versions_and_swaps(s: &dyn StateStore) {
     let swaps = s.swaps("p").unwrap();
     assert_eq!(swaps.iter().map(|s| (s.digest.as_str(), s.accepted)).collect::<Vec<_>>(), vec![("d1", true), ("d2", false)]);
     assert_eq!(swaps[1].reason.as_deref(), Some("trap"));
+    assert_eq!((s.swap_count("p").unwrap(), s.swap_count("none").unwrap()), (2, 0));
+    let page = s.swaps_page("p", Page { offset: 1, limit: 10 }).unwrap();
+    assert_eq!(page.iter().map(|s| s.digest.as_str()).collect::<Vec<_>>(), vec!["d2"], "a page from its offset");
 }
 
 fn one_insert_wins_among_racing_workers(s: &dyn StateStore) {
-    // Eight threads put the same id at once: exactly one creates it.
+    // Eight threads put the same tenant's id at once: exactly one creates it.
     let created = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
-            .map(|i| scope.spawn(move || s.insert_command(&command("race", "p", &format!("t{i}"), "2024-01-01T00:00:00Z", "queued")).unwrap().is_none()))
+            .map(|i| scope.spawn(move || s.insert_command(&command("race", &format!("p{i}"), "t", "2024-01-01T00:00:00Z", "queued")).unwrap().is_none()))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).filter(|c| *c).count()
     });

@@ -174,3 +174,29 @@ async fn a_trapping_plugin_dead_letters_its_batch() {
     assert_eq!(h.target.state.truth().commands, 0);
     assert!(runner.state.checkpoint("it-orders").unwrap().is_some(), "dead-lettered records are handled; the window completes");
 }
+
+/// A batch the plugin refuses with 2 MB of text leaves each record its own
+/// reason, cut (not a 2 MB copy), and records without an `id`, or with a
+/// forged second one, are dead letters naming it instead of a batch the
+/// target could never confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_batches_leave_short_dead_letters_and_no_jam() {
+    for (act, says) in [("batch-error", "failed on this record alone"), ("no-id", "has no `id`"), ("dup-id", "`id` is given twice")] {
+        let h = harness(source_config(52, "app-hostile-run", 60), TargetSimConfig::default()).await;
+        let options = format!("{{ do = \"{act}\" }}");
+        let mut spec = h.spec(ferry_fixtures::HOSTILE);
+        (spec.mapping_options, spec.batch_size) = (&options, 20);
+        h.write(&spec);
+        let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
+        let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
+        let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
+        assert_eq!((summary.status.as_str(), summary.failed_mapping), ("partial", summary.fetched), "{act}: {summary:?}");
+        let dead = runner.state.dead_letters("it-orders").unwrap();
+        assert!(!dead.is_empty());
+        for d in &dead {
+            assert!(d.reason.contains(says) && d.reason.len() <= 4096 + 512, "{act}: {} bytes: {}", d.reason.len(), &d.reason[..200.min(d.reason.len())]);
+        }
+        assert!(runner.state.pending("it-orders").unwrap().is_empty(), "{act}: nothing waits in the outbox");
+        assert_eq!(h.target.state.truth().commands, 0, "{act}: nothing reached the target");
+    }
+}

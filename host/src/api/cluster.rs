@@ -72,7 +72,7 @@ pub fn schedule_id(pipeline: &str, every: Duration) -> Uuid {
 /// or it belongs to another tenant (indistinguishable).
 pub fn owned(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncCommand, ApiError> {
     let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::internal("not in a cluster"))?;
-    let record = cluster.db().command(&id.to_string()).map_err(|e| ApiError::internal(e.to_string()))?;
+    let record = cluster.db().command(&tenant.0, &id.to_string()).map_err(|e| ApiError::internal(e.to_string()))?;
     let record = record.filter(|r| r.kind == "sync").ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
     let cmd = SyncCommand::from_record(record)?;
     if cmd.tenant() != tenant.0 {
@@ -194,7 +194,8 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
     }
     let id = cmd.id();
     let input = cmd.input().clone();
-    state.syncs.lock().expect("syncs lock").insert(id, cmd);
+    let key = super::command_key(&handle.tenant, id);
+    state.syncs.lock().expect("syncs lock").insert(key.clone(), cmd);
 
     let (run_stop, stop_rx) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
@@ -211,13 +212,13 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
         tracing::error!(pipeline = %name, command = %id, "lost the lease during the run; the worker that took it over resumes the run");
     } else if outcome.status == "interrupted" && *state.stop.borrow() {
         let worker = cluster.worker.clone();
-        sync::update(&state, id, |c| c.requeue(&worker));
+        sync::update(&state, &handle.tenant, id, |c| c.requeue(&worker));
         let _ = cluster.release(&name);
     } else {
-        sync::finish(&state, id, outcome);
+        sync::finish(&state, &handle.tenant, id, outcome);
         let _ = cluster.release(&name);
     }
-    state.syncs.lock().expect("syncs lock").remove(&id);
+    state.syncs.lock().expect("syncs lock").remove(&key);
     name
 }
 

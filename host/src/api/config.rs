@@ -38,12 +38,14 @@ struct RawApi {
     header_timeout: Duration,
     #[serde(with = "humantime_serde")]
     body_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    shutdown_grace: Duration,
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         let d = super::listen::ListenLimits::default();
-        RawApi { max_connections: d.max_connections, header_timeout: d.header_timeout, body_timeout: d.body_timeout }
+        RawApi { max_connections: d.max_connections, header_timeout: d.header_timeout, body_timeout: d.body_timeout, shutdown_grace: d.shutdown_grace }
     }
 }
 
@@ -187,7 +189,12 @@ impl ServeConfig {
         if a.max_connections == 0 || a.header_timeout.is_zero() || a.body_timeout.is_zero() {
             return Err(format!("{file}: api: max_connections, header_timeout and body_timeout must be above 0"));
         }
-        let api = super::listen::ListenLimits { max_connections: a.max_connections, header_timeout: a.header_timeout, body_timeout: a.body_timeout };
+        let api = super::listen::ListenLimits {
+            max_connections: a.max_connections,
+            header_timeout: a.header_timeout,
+            body_timeout: a.body_timeout,
+            shutdown_grace: a.shutdown_grace,
+        };
         Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster, api })
     }
 }

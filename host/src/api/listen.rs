@@ -27,11 +27,20 @@ pub struct ListenLimits {
     pub header_timeout: Duration,
     /// Reading one request's body.
     pub body_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long running syncs get to finish their
+    /// in-flight batches before the process ends anyway (what they had not
+    /// confirmed stays in the outbox for the next start).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ListenLimits {
     fn default() -> Self {
-        ListenLimits { max_connections: 512, header_timeout: Duration::from_secs(10), body_timeout: Duration::from_secs(30) }
+        ListenLimits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
     }
 }
 

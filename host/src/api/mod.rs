@@ -47,12 +47,23 @@ pub struct PipelineHandle {
     _watcher: Option<PluginWatcher>,
 }
 
+/// A command's key: its tenant and the UUID the tenant chose (two tenants
+/// may choose the same one).
+pub(crate) type CommandKey = (String, uuid::Uuid);
+
+/// The key of `tenant`'s command `id`.
+pub(crate) fn command_key(tenant: &str, id: uuid::Uuid) -> CommandKey {
+    (tenant.to_string(), id)
+}
+
 /// Everything the handlers share.
 pub struct AppState {
     pub(crate) pipelines: HashMap<String, Arc<PipelineHandle>>,
     pub(crate) tokens: HashMap<String, String>,
-    pub(crate) syncs: Mutex<HashMap<uuid::Uuid, sync::SyncCommand>>,
-    pub(crate) plugins: Mutex<HashMap<uuid::Uuid, plugins::PluginCommand>>,
+    /// Sync commands by (tenant, id): ids are scoped per tenant.
+    pub(crate) syncs: Mutex<HashMap<CommandKey, sync::SyncCommand>>,
+    /// Plugin commands by (tenant, id).
+    pub(crate) plugins: Mutex<HashMap<CommandKey, plugins::PluginCommand>>,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub(crate) stop: watch::Receiver<bool>,
     pub(crate) ready: AtomicBool,
@@ -214,6 +225,13 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sen
     .await?;
     state.ready.store(false, Ordering::SeqCst);
     drop(stop_rx);
-    while workers.join_next().await.is_some() {}
+    let grace = state.listen.shutdown_grace;
+    if tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!(
+            "syncs still running {} after the stop; ending them (what they had not confirmed stays in the outbox)",
+            humantime::format_duration(grace)
+        );
+        workers.abort_all();
+    }
     Ok(())
 }

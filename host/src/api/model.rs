@@ -85,10 +85,35 @@ pub struct TaskView {
     pub message: String,
 }
 
-/// Failed records of a sync.
+/// Failed records of a sync, one page (`?limit=`, at most 500, default 50;
+/// `?offset=`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TasksView {
     pub tasks: Vec<TaskView>,
+    /// Failed records the command keeps in all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A page of a pipeline's dead letters, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub items: Vec<DeadLetterView>,
+    /// Dead letters in all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A page of a pipeline's plugin swaps, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SwapPage {
+    pub items: Vec<SwapView>,
+    /// Swaps in all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
 }
 
 /// Input of a plugin command: a component for a pipeline.

@@ -3,7 +3,8 @@
 
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::model::{DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapView};
+use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapPage};
+use crate::state::Page;
 use super::{AppState, PipelineHandle};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -89,18 +90,31 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
     if state.ready.load(std::sync::atomic::Ordering::SeqCst) { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") }
 }
 
-/// `GET /pipelines/{name}/dead-letters`.
-#[utoipa::path(get, path = "/pipelines/{name}/dead-letters", params(("name" = String, Path)),
-    responses((status = 200, body = Vec<DeadLetterView>), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+/// `GET /pipelines/{name}/dead-letters`: one page, oldest first.
+#[utoipa::path(get, path = "/pipelines/{name}/dead-letters",
+    params(("name" = String, Path), ("limit" = Option<u64>, Query, description = "page size, 1 to 500 (default 50)"), ("offset" = Option<u64>, Query)),
+    responses((status = 200, body = DeadLetterPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn dead_letters(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
-    let h = state.pipeline_for(&name, &tenant)?;
-    let dead = h.state.dead_letters(&name).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(
-        dead.into_iter()
-            .map(|d| DeadLetterView { id: d.id, record_id: d.key.id, version: d.key.version, reason: d.reason, plugin: d.plugin, raw: d.raw, created: d.created })
-            .collect(),
-    ))
+pub async fn dead_letters(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<DeadLetterPage>, ApiError> {
+    let q = super::history::parse_query(raw.as_deref())?;
+    let h = state.pipeline_for(&name, &tenant)?.clone();
+    let internal = |e: crate::state::StateError| ApiError::internal(e.to_string());
+    let page = Page { offset: q.offset, limit: q.limit };
+    let (dead, total) = tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?)))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(internal)?;
+    let items = dead
+        .into_iter()
+        .map(|d| DeadLetterView { id: d.id, record_id: d.key.id, version: d.key.version, reason: d.reason, plugin: d.plugin, raw: d.raw, created: d.created })
+        .collect();
+    Ok(Json(DeadLetterPage { items, total, limit: q.limit, offset: q.offset }))
 }
 
 /// `POST /pipelines/{name}/dead-letters/replay`: maps the dead letters again
@@ -120,11 +134,25 @@ pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant):
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
 }
 
-/// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest first.
-#[utoipa::path(get, path = "/pipelines/{name}/plugin-history", params(("name" = String, Path)),
-    responses((status = 200, body = Vec<SwapView>), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+/// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest
+/// first, one page.
+#[utoipa::path(get, path = "/pipelines/{name}/plugin-history",
+    params(("name" = String, Path), ("limit" = Option<u64>, Query, description = "page size, 1 to 500 (default 50)"), ("offset" = Option<u64>, Query)),
+    responses((status = 200, body = SwapPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn plugin_history(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<Vec<SwapView>>, ApiError> {
-    let h = state.pipeline_for(&name, &tenant)?;
-    Ok(Json(h.state.swaps(&name).map_err(|e| ApiError::internal(e.to_string()))?))
+pub async fn plugin_history(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<SwapPage>, ApiError> {
+    let q = super::history::parse_query(raw.as_deref())?;
+    let h = state.pipeline_for(&name, &tenant)?.clone();
+    let page = Page { offset: q.offset, limit: q.limit };
+    let (items, total) = tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.swaps_page(&name, page)?, h.state.swap_count(&name)?)))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(SwapPage { items, total, limit: q.limit, offset: q.offset }))
 }

@@ -56,7 +56,7 @@ pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
     let body_hash = hex::encode(Sha256::digest(&body));
     {
         let mut cmds = state.plugins.lock().expect("plugins lock");
-        if let Some(existing) = cmds.get(&id) {
+        if let Some(existing) = cmds.get(&super::command_key(&tenant.0, id)) {
             if existing.resource.tenant == tenant.0 && existing.body_hash == body_hash {
                 return Ok((StatusCode::OK, Json(existing.resource.clone())));
             }
@@ -75,11 +75,11 @@ pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
             created_at: Timestamp::now().to_string(),
             completed_at: None,
         };
-        cmds.insert(id, PluginCommand { body_hash, created: Timestamp::now(), resource });
+        cmds.insert(super::command_key(&tenant.0, id), PluginCommand { body_hash, created: Timestamp::now(), resource });
     }
     let result = install(&handle, bytes, format!("plugin command {id}")).await?;
     let mut cmds = state.plugins.lock().expect("plugins lock");
-    let cmd = cmds.get_mut(&id).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
+    let cmd = cmds.get_mut(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
     let r = &mut cmd.resource;
     match result {
         Ok(label) => (r.status, r.plugin) = ("live".into(), Some(label)),
@@ -93,7 +93,7 @@ pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
 
 fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginCommand, ApiError> {
     let cmds = state.plugins.lock().expect("plugins lock");
-    let cmd = cmds.get(&id).ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))?;
+    let cmd = cmds.get(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))?;
     if cmd.resource.tenant != tenant.0 {
         return Err(ApiError::not_found(format!("no plugin command {id}")));
     }
@@ -156,7 +156,7 @@ pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
         return Err(ApiError::conflict(format!("the previous version failed its checks and was not put back: {reason}")));
     }
     let mut cmds = state.plugins.lock().expect("plugins lock");
-    let cmd = cmds.get_mut(&id).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
+    let cmd = cmds.get_mut(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
     (cmd.resource.status, cmd.resource.undone_at) = ("undone".into(), Some(Timestamp::now().to_string()));
     cmd.persist(&handle);
     metrics::counter!("ferry_commands_total", "kind" => "plugin", "status" => "undone").increment(1);
@@ -186,7 +186,7 @@ pub fn restore(state: &AppState) {
             if let Ok(c) = serde_json::from_value::<PluginCommand>(r.record)
                 && let Ok(id) = uuid::Uuid::parse_str(&c.resource.id)
             {
-                cmds.insert(id, c);
+                cmds.insert(super::command_key(&c.resource.tenant, id), c);
             }
         }
     }

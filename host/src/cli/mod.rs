@@ -57,6 +57,23 @@ enum Command {
     /// Dead letters of a pipeline.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Compile one plugin from stdin to stdout under a memory cap (run by
+    /// Ferry itself, so a compile cannot take the host's memory or time).
+    #[command(hide = true)]
+    CompilePlugin(CompileArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CompileArgs {
+    /// Address space of this process, in bytes.
+    #[arg(long)]
+    memory_bytes: u64,
+    /// Compile without fuel metering.
+    #[arg(long)]
+    no_fuel: bool,
+    /// Compile without epoch checks.
+    #[arg(long)]
+    no_epoch: bool,
 }
 
 /// What a command reports back to `main`.
@@ -72,6 +89,9 @@ pub enum Exit {
 /// Runs the CLI and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::CompilePlugin(a) = &cli.command {
+        return ExitCode::from(crate::plugin::compile_child(a.memory_bytes, !a.no_fuel, !a.no_epoch));
+    }
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(a) => run::run(a, cli.log_format),
@@ -83,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Sim(cmd) => sim::run(cmd),
         Command::Jushuitan(cmd) => jushuitan::run(cmd),
         Command::Dlq(cmd) => dlq::run(cmd),
+        Command::CompilePlugin(_) => unreachable!("handled before logging starts"),
     };
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
@@ -111,8 +132,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The plugin engine of a command, with the default disk cache.
 pub fn engine() -> anyhow::Result<std::sync::Arc<crate::plugin::PluginEngine>> {
-    let options = crate::plugin::EngineOptions { cache_dir: default_cache_dir(), ..Default::default() };
-    Ok(std::sync::Arc::new(crate::plugin::PluginEngine::new(options)?))
+    Ok(std::sync::Arc::new(engine_with_cache(default_cache_dir())?))
+}
+
+/// A plugin engine whose cold compiles run in this binary under the
+/// compile limits of the environment.
+pub fn engine_with_cache(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<crate::plugin::PluginEngine> {
+    let compile = crate::plugin::CompileLimits::from_env(std::env::current_exe().ok()).map_err(anyhow::Error::msg)?;
+    Ok(crate::plugin::PluginEngine::new(crate::plugin::EngineOptions { cache_dir, compile, ..Default::default() })?)
 }
 
 /// The default compile-cache directory: `$FERRY_CACHE_DIR`, else

@@ -1,7 +1,7 @@
 //! `ferry plugin check` and `ferry plugin test`.
 
 use super::Exit;
-use crate::plugin::{EngineOptions, Limits, Outcome, PluginEngine};
+use crate::plugin::{Limits, Outcome, PluginEngine};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
@@ -57,7 +57,7 @@ pub struct Common {
 impl Common {
     fn engine(&self) -> anyhow::Result<PluginEngine> {
         let cache_dir = if self.no_cache { None } else { super::default_cache_dir() };
-        Ok(PluginEngine::new(EngineOptions { cache_dir, ..EngineOptions::default() })?)
+        super::engine_with_cache(cache_dir)
     }
 
     fn options(&self) -> anyhow::Result<String> {

@@ -62,12 +62,24 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopping: in-flight batches finish, the rest stays in the outbox (Ctrl-C again to abort)");
-                let _ = tx.send(true);
-                if tokio::signal::ctrl_c().await.is_ok() {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+            let mut stops = 0;
+            loop {
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => {
+                        if r.is_err() {
+                            return;
+                        }
+                    }
+                    _ = term.recv() => {}
+                }
+                stops += 1;
+                if stops > 1 {
+                    eprintln!("aborted: what was not confirmed stays in the outbox for the next run");
                     std::process::exit(130);
                 }
+                eprintln!("stopping: in-flight batches finish, the rest stays in the outbox (Ctrl-C again to abort)");
+                let _ = tx.send(true);
             }
         });
         let progress = tokio::spawn(progress(runner.clone(), format));
@@ -75,6 +87,8 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
         progress.abort();
         summary
     });
+    // A plugin call still running is bounded by its own deadline; do not wait for it here.
+    rt.shutdown_timeout(Duration::from_secs(1));
     print_summary(&summary, format, args.dry_run);
     Ok(Exit::Code(summary.exit_code()))
 }

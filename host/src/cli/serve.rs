@@ -28,7 +28,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
         (None, _) => {}
     }
     let engine = super::engine()?;
-    super::runtime()?.block_on(async move {
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state = api::state(&config, engine, stop_rx)?;
         let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -42,6 +43,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             tracing::info!("shutting down: in-flight batches finish, the rest stays in the outbox");
         };
         api::serve(state, listener, stop_tx, shutdown).await
-    })?;
+    });
+    // A plugin call still running is bounded by its own deadline; do not wait for it here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(Exit::Ok)
 }

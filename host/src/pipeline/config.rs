@@ -243,6 +243,14 @@ pub enum TargetKind {
     },
 }
 
+impl TargetKind {
+    /// Whether the target confirms each record by its `id` (so a mapped
+    /// record without one could never be confirmed).
+    pub fn confirms_by_id(&self) -> bool {
+        matches!(self, TargetKind::Command { .. })
+    }
+}
+
 /// The target, resolved.
 #[derive(Debug, Clone)]
 pub struct TargetSettings {

@@ -54,7 +54,11 @@ impl Runner {
             let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
             let (plugin, out) = crate::plugin::PluginPool::global().run(tenant, move || registry.map_isolating(&n, &texts)).await.map_err(RunError::Task)??;
             let (mut records, mut origins, mut record_ids, mut sources, mut resolved) = (vec![], vec![], vec![], vec![], vec![]);
-            for (outcome, d) in out.outcomes.into_iter().zip(chunk) {
+            let mut outcomes = out.outcomes;
+            if self.pipeline.target.kind.confirms_by_id() {
+                super::run::require_ids(&mut outcomes);
+            }
+            for (outcome, d) in outcomes.into_iter().zip(chunk) {
                 match outcome {
                     Outcome::Mapped(recs) if !recs.is_empty() => {
                         for r in recs {

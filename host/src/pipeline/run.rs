@@ -288,7 +288,9 @@ impl Runner {
                 tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keys.len());
                 Counters::add(&c.failed_mapping, keys.len() as u64);
                 metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(keys.len() as u64);
-                let dead = keys.iter().zip(&raws).map(|(k, raw)| dead_letter(k, raw, e.to_string(), &digest)).collect();
+                // Each record keeps a short reason; the whole error is in the log once.
+                let reason = batch_reason(keys.len(), &e);
+                let dead = keys.iter().zip(&raws).map(|(k, raw)| dead_letter(k, raw, reason.clone(), &digest)).collect();
                 return Ok((None, dead, Vec::new()));
             }
             Ok(x) => x,
@@ -299,9 +301,13 @@ impl Runner {
         Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
         metrics::histogram!("ferry_plugin_batch_seconds").record(out.elapsed.as_secs_f64());
         metrics::counter!("ferry_plugin_fuel_total").increment(out.fuel_used);
+        let mut outcomes = out.outcomes;
+        if self.pipeline.target.kind.confirms_by_id() {
+            require_ids(&mut outcomes);
+        }
         let mut body = String::from("{\"records\":[");
         let (mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![]);
-        for ((outcome, key), raw) in out.outcomes.into_iter().zip(keys).zip(raws) {
+        for ((outcome, key), raw) in outcomes.into_iter().zip(keys).zip(raws) {
             match outcome {
                 Outcome::Mapped(recs) if recs.is_empty() => skipped.push(key),
                 Outcome::Mapped(recs) => {
@@ -410,6 +416,29 @@ impl Runner {
 }
 
 /// The `id` of a mapped record, as text.
+/// Turns each mapped outcome with a record that has no `id` into a record
+/// error: a target that confirms records by id could never confirm it.
+pub(crate) fn require_ids(outcomes: &mut [Outcome]) {
+    for outcome in outcomes {
+        let Outcome::Mapped(records) = outcome else { continue };
+        if let Some(i) = records.iter().position(|r| record_id(r.get()).is_none()) {
+            *outcome = Outcome::Error {
+                field: Some("id".into()),
+                message: format!("plugin output record {i} has no `id` (the target confirms each record by its id)"),
+            };
+        }
+    }
+}
+
+/// The longest part of a batch's error copied into each of its records'
+/// dead letters.
+const BATCH_REASON: usize = 512;
+
+/// A record's dead-letter reason when its whole batch failed in the plugin.
+pub(crate) fn batch_reason(records: usize, e: &PluginError) -> String {
+    crate::plugin::cut_text(format!("its batch of {records} records failed in the plugin: {e}"), BATCH_REASON)
+}
+
 pub(crate) fn record_id(json: &str) -> Option<String> {
     let [id] = crate::fields::top_level(json, ["id"]);
     id.filter(|v| !v.is_null()).map(crate::fields::text)

@@ -44,9 +44,17 @@ impl DiskCache {
 
     /// Stores a compilation; failures only cost a recompile later.
     pub fn put(&self, digest: &str, component: &Component) {
+        match component.serialize() {
+            Ok(bytes) => self.put_bytes(digest, &bytes),
+            Err(e) => tracing::warn!(dir = %self.dir.display(), "cannot write compile cache: {e:#}"),
+        }
+    }
+
+    /// Stores a serialized compilation (what `Component::serialize` or
+    /// `Engine::precompile_component` gave).
+    pub fn put_bytes(&self, digest: &str, bytes: &[u8]) {
         let result = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
-            let bytes = component.serialize()?;
             let tmp = self.dir.join(format!(".{digest}.{}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, self.path(digest))?;

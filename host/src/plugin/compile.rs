@@ -68,6 +68,13 @@ pub(crate) fn beside_batches<T: Send>(activity: &Activity, compile: impl FnOnce(
     }
 }
 
+/// The compiler threads a compile in another process may use: all but one
+/// core while batches are mapped, else every core (`None`).
+pub(crate) fn threads_beside_batches(activity: &Activity) -> Option<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores > 1 && activity.busy()).then_some(cores - 1)
+}
+
 /// A rayon pool of one thread fewer than the cores (none on one core).
 fn spare_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();

@@ -4,6 +4,7 @@
 use super::bindings::Mapper;
 use super::cache::DiskCache;
 use super::compile::Activity;
+use super::contain::{CompileLimit, CompileLimits};
 use super::error::PluginError;
 use super::sandbox::StoreData;
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ pub struct EngineOptions {
     /// of `madvise`, which costs page faults on the next batch and
     /// TLB-shootdown interrupts on every core. 0 = always `madvise`.
     pub keep_resident_bytes: usize,
+    /// What compiling a component may take, and where it runs.
+    pub compile: CompileLimits,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +54,7 @@ impl Default for EngineOptions {
             fuel: true,
             epoch: true,
             keep_resident_bytes: 8 << 20,
+            compile: CompileLimits::default(),
         }
     }
 }
@@ -67,6 +71,10 @@ pub struct PluginEngine {
     /// One gate per digest being compiled, so concurrent loads of the same
     /// component compile it once and the others take it from the disk cache.
     compiling: Mutex<HashMap<String, Weak<Mutex<()>>>>,
+    /// Digests a compile limit refused, with why: the same bomb sent again
+    /// is refused at once instead of compiled again (bounded; cleared when
+    /// full).
+    pub(crate) refused: Mutex<HashMap<String, (CompileLimit, String)>>,
 }
 
 impl PluginEngine {
@@ -89,7 +97,7 @@ impl PluginEngine {
             spawn_ticker(&engine);
         }
         let cache = options.cache_dir.clone().map(|dir| DiskCache::new(dir, &engine));
-        Ok(PluginEngine { engine, linker, cache, options, activity: Arc::default(), compiling: Mutex::default() })
+        Ok(PluginEngine { engine, linker, cache, options, activity: Arc::default(), compiling: Mutex::default(), refused: Mutex::default() })
     }
 
     /// The wasmtime engine.
@@ -129,7 +137,7 @@ fn no_waiting(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {
+pub(crate) fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).consume_fuel(options.fuel).epoch_interruption(options.epoch);
     if pooling {

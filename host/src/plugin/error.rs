@@ -1,6 +1,7 @@
 //! Errors of the plugin runtime. Each names the plugin (file or digest) and
 //! what was expected.
 
+use super::contain::CompileLimit;
 use super::limits::LimitKind;
 
 /// What went wrong loading or running a plugin.
@@ -30,6 +31,16 @@ pub enum PluginError {
         origin: String,
         /// The compiler's reason.
         reason: String,
+    },
+    /// A compile limit refused the component; it did not go live.
+    #[error("{origin} was not compiled: the {limit} refused it: {detail}")]
+    CompileLimit {
+        /// File or digest.
+        origin: String,
+        /// Which limit.
+        limit: CompileLimit,
+        /// The configured value and what was seen.
+        detail: String,
     },
     /// The component does not implement the `ferry:mapping` `mapper` world.
     #[error("{origin} is not a ferry mapping plugin (world `ferry:mapping/mapper@0.1.x`): {reason}")]

@@ -120,6 +120,7 @@ impl PluginEngine {
     /// Compiles (or loads from the disk cache), links and describes a plugin.
     pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Arc<Plugin>, PluginError> {
         check_header(bytes, origin)?;
+        self.options.compile.check_size(bytes.len(), origin)?;
         let digest = digest_of(bytes);
         let gate = self.compile_gate(&digest);
         let compiling = gate.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,14 +129,7 @@ impl PluginEngine {
         let from_cache = cached.is_some();
         let component = match cached {
             Some(c) => c,
-            None => {
-                let c = super::compile::beside_batches(&self.activity, || Component::new(&self.engine, bytes))
-                    .map_err(|e| PluginError::Compile { origin: origin.into(), reason: format!("{e:#}") })?;
-                if let Some(cache) = &self.cache {
-                    cache.put(&digest, &c);
-                }
-                c
-            }
+            None => self.compile(bytes, &digest, origin)?,
         };
         let compile_time = started.elapsed();
         drop(compiling);
@@ -172,6 +166,51 @@ impl PluginEngine {
             });
         }
         Ok(Arc::new(plugin))
+    }
+}
+
+/// Refused digests an engine remembers.
+const REFUSED_KEPT: usize = 1024;
+
+impl PluginEngine {
+    /// A cold compile: in the helper process under the compile limits when
+    /// there is one, else here; the result goes to the disk cache.
+    fn compile(&self, bytes: &[u8], digest: &str, origin: &str) -> Result<Component, PluginError> {
+        let failed = |e: wasmtime::Error| PluginError::Compile { origin: origin.into(), reason: format!("{e:#}") };
+        let Some(helper) = &self.options.compile.helper else {
+            let c = super::compile::beside_batches(&self.activity, || Component::new(&self.engine, bytes)).map_err(failed)?;
+            if let Some(cache) = &self.cache {
+                cache.put(digest, &c);
+            }
+            return Ok(c);
+        };
+        let flags = super::contain::EngineFlags { fuel: self.options.fuel, epoch: self.options.epoch };
+        let threads = super::compile::threads_beside_batches(&self.activity);
+        let refused = || self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((limit, detail)) = refused().get(digest).cloned() {
+            return Err(PluginError::CompileLimit { origin: origin.into(), limit, detail: format!("{detail} (refused before, not compiled again)") });
+        }
+        let artifact = match super::contain::in_child(helper, &self.options.compile, &flags, bytes, threads, origin) {
+            Ok(artifact) => artifact,
+            Err(PluginError::CompileLimit { origin, limit, detail }) => {
+                let mut refused = refused();
+                if refused.len() >= REFUSED_KEPT {
+                    refused.clear();
+                }
+                refused.insert(digest.to_string(), (limit, detail.clone()));
+                return Err(PluginError::CompileLimit { origin, limit, detail });
+            }
+            Err(e) => return Err(e),
+        };
+        // SAFETY: the artifact is what `Engine::precompile_component` of this
+        // binary wrote for an engine of the same settings; wasmtime checks its
+        // header and compatibility again here.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }.map_err(failed)?;
+        if let Some(cache) = &self.cache {
+            cache.put_bytes(digest, &artifact);
+        }
+        Ok(component)
     }
 }
 

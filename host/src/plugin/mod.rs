@@ -9,6 +9,7 @@
 
 mod cache;
 mod compile;
+mod contain;
 mod engine;
 mod error;
 mod isolate;
@@ -29,10 +30,12 @@ pub mod bindings {
     });
 }
 
+pub use contain::{CompileLimit, CompileLimits, compile_child};
 pub use engine::{EngineOptions, PluginEngine};
 pub use error::PluginError;
 pub use limits::{LimitKind, Limits};
 pub use loaded::{BatchOutput, Outcome, Plugin, PluginInfo, digest_of};
+pub use output::cut as cut_text;
 pub use pool::PluginPool;
 pub use registry::{Registry, SwapEvent, SwapRecorder};
 pub use sandbox::LogLine;

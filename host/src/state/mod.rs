@@ -16,7 +16,7 @@ pub use location::StateLocation;
 pub(crate) const DEAD_RUN_NOTE: &str = r#"{"status":"interrupted","error":"the process running it ended without finishing (killed, or the machine stopped); the next run resumed from the outbox and the checkpoint"}"#;
 pub use pg::{PgStore, describe as describe_postgres_error};
 pub use sqlite::SqliteStore;
-pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount, WindowProgress};
+pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount, WindowProgress};
 
 use crate::source::jushuitan::ratelimit::{BudgetMemory, SharedBudget};
 use jiff::Timestamp;
@@ -60,8 +60,12 @@ pub trait StateStore: Send + Sync {
     /// read back); a command already confirmed, or never staged, is left
     /// as it is.
     fn confirm(&self, pipeline: &str, entry: &OutboxEntry, count: TaskCount, dead: &[DeadLetter]) -> Result<(), StateError>;
-    /// Dead letters, oldest first.
-    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError>;
+    /// Every dead letter, oldest first.
+    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
+        self.dead_letters_page(pipeline, Page::ALL)
+    }
+    /// One page of dead letters, oldest first.
+    fn dead_letters_page(&self, pipeline: &str, page: Page) -> Result<Vec<DeadLetter>, StateError>;
     /// How many dead letters the pipeline has (without loading them).
     fn dead_letter_count(&self, pipeline: &str) -> Result<u64, StateError>;
     /// Removes replayed dead letters.
@@ -79,10 +83,11 @@ pub trait StateStore: Send + Sync {
     fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError>;
     /// Stores or updates a control-API command (history survives restarts).
     fn put_command(&self, command: &CommandRecord) -> Result<(), StateError>;
-    /// One command by id.
-    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError>;
-    /// Stores a new command unless its id is taken; returns the command
-    /// already stored under that id, if any (then nothing changed).
+    /// One of a tenant's commands by id (ids are scoped per tenant).
+    fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StateError>;
+    /// Stores a new command unless its tenant already has one with its id;
+    /// returns the command stored under that id, if any (then nothing
+    /// changed).
     fn insert_command(&self, command: &CommandRecord) -> Result<Option<CommandRecord>, StateError>;
     /// Updates a command's status and record only while its stored status
     /// is one of `from`; returns whether it did (a compare-and-set, so two
@@ -98,8 +103,14 @@ pub trait StateStore: Send + Sync {
     fn plugin_version(&self, digest: &str) -> Result<Option<Vec<u8>>, StateError>;
     /// Records an attempt to put a plugin version live.
     fn record_swap(&self, pipeline: &str, swap: &SwapRecord) -> Result<(), StateError>;
-    /// The pipeline's plugin swaps, oldest first.
-    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError>;
+    /// Every plugin swap of the pipeline, oldest first.
+    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError> {
+        self.swaps_page(pipeline, Page::ALL)
+    }
+    /// One page of the pipeline's plugin swaps, oldest first.
+    fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError>;
+    /// How many swaps the pipeline has recorded.
+    fn swap_count(&self, pipeline: &str) -> Result<u64, StateError>;
     /// Ids of the records confirmed between two times (RFC 3339), in order.
     fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError>;
     /// A rate budget shared by every process using this store, if it can

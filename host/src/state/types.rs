@@ -178,6 +178,25 @@ pub struct CommandFilter {
     pub until: Option<String>,
 }
 
+/// A slice of a list: at most `limit` items after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items skipped.
+    pub offset: u64,
+    /// Items at most.
+    pub limit: u64,
+}
+
+impl Page {
+    /// The whole list.
+    pub const ALL: Page = Page { offset: 0, limit: i64::MAX as u64 };
+
+    /// `(limit, offset)` as SQL integers.
+    pub fn sql(self) -> (i64, i64) {
+        (self.limit.min(i64::MAX as u64) as i64, self.offset.min(i64::MAX as u64) as i64)
+    }
+}
+
 /// One attempt to put a plugin version live.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SwapRecord {

@@ -7,7 +7,7 @@
 use super::auth::Tenant;
 use super::error::{ApiError, parse_body, parse_id};
 use super::model::{SyncInput, SyncPost, SyncResource, TaskCountView, TaskView, TasksView};
-use super::{AppState, PipelineHandle};
+use super::{AppState, CommandKey, PipelineHandle, command_key};
 use crate::pipeline::summary::Counters;
 use axum::Json;
 use axum::body::Bytes;
@@ -157,7 +157,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     let handle = state.pipeline_for(&input.pipeline, tenant)?;
     let mut syncs = state.syncs.lock().expect("syncs lock");
     // In a cluster only the shared table knows every command.
-    if let Some(existing) = syncs.get(&id).filter(|_| state.cluster.is_none()) {
+    if let Some(existing) = syncs.get(&command_key(&tenant.0, id)).filter(|_| state.cluster.is_none()) {
         if existing.tenant == tenant.0 && existing.input == input {
             return Ok((StatusCode::OK, existing.resource(state)));
         }
@@ -194,7 +194,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     }
     let resource = cmd.resource(state);
     if state.cluster.is_none() {
-        syncs.insert(id, cmd);
+        syncs.insert(command_key(&tenant.0, id), cmd);
     }
     drop(syncs);
     handle.wake.notify_one();
@@ -234,8 +234,8 @@ pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
 
 /// The caller's sync command `id` in the held `syncs` map: 404 when there is
 /// none or it belongs to another tenant (indistinguishable).
-fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<Uuid, SyncCommand>, tenant: &Tenant, id: Uuid) -> Result<&'a mut SyncCommand, ApiError> {
-    let cmd = syncs.get_mut(&id).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<CommandKey, SyncCommand>, tenant: &Tenant, id: Uuid) -> Result<&'a mut SyncCommand, ApiError> {
+    let cmd = syncs.get_mut(&command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
     if cmd.tenant != tenant.0 {
         return Err(ApiError::not_found(format!("no sync command {id}")));
     }
@@ -260,17 +260,27 @@ pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
 }
 
 /// `GET /sync-commands/{id}/tasks`: the failed records with reasons.
-#[utoipa::path(get, path = "/sync-commands/{id}/tasks", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/sync-commands/{id}/tasks",
+    params(("id" = String, Path), ("limit" = Option<u64>, Query, description = "page size, 1 to 500 (default 50)"), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = TasksView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn tasks(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<TasksView>, ApiError> {
-    Ok(Json(TasksView { tasks: owned(&state, &tenant, &id)?.failed }))
+pub async fn tasks(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<TasksView>, ApiError> {
+    let q = super::history::parse_query(raw.as_deref())?;
+    let failed = owned(&state, &tenant, &id)?.failed;
+    let total = failed.len() as u64;
+    let tasks = failed.into_iter().skip(q.offset.min(total) as usize).take(q.limit as usize).collect();
+    Ok(Json(TasksView { tasks, total, limit: q.limit, offset: q.offset }))
 }
 
-pub(crate) fn update(state: &AppState, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
+pub(crate) fn update(state: &AppState, tenant: &str, id: Uuid, f: impl FnOnce(&mut SyncCommand)) {
     let mut syncs = state.syncs.lock().expect("syncs lock");
-    if let Some(c) = syncs.get_mut(&id) {
+    if let Some(c) = syncs.get_mut(&command_key(tenant, id)) {
         f(c);
         c.persist(state);
     }
@@ -325,7 +335,7 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
         .filter_map(|r| {
             let id = Uuid::parse_str(&r.id).ok()?;
             // In a cluster the stored record is the news: another worker may run it.
-            match syncs.get(&id).filter(|_| state.cluster.is_none()) {
+            match syncs.get(&command_key(&r.tenant, id)).filter(|_| state.cluster.is_none()) {
                 Some(live) => Some(live.resource(&state)),
                 None => serde_json::from_value::<SyncCommand>(r.record).ok().map(|c| c.resource(&state)),
             }

@@ -5,7 +5,7 @@
 
 use super::super::auth::Tenant;
 use super::super::model::{SyncInput, TaskCountView, TaskView};
-use super::super::{AppState, PipelineHandle};
+use super::super::{AppState, PipelineHandle, command_key};
 use super::{SyncCommand, create, live_count, update};
 use crate::pipeline::{RunOptions, Runner};
 use jiff::Timestamp;
@@ -30,7 +30,7 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
         // queued -> running under the commands lock, so a cancel cannot slip in between.
         let input = {
             let mut syncs = state.syncs.lock().expect("syncs lock");
-            match syncs.get_mut(&id) {
+            match syncs.get_mut(&command_key(&handle.tenant, id)) {
                 Some(c) if c.status == "queued" => {
                     (c.status, c.started) = ("running".into(), Some(Timestamp::now()));
                     c.persist(&state);
@@ -41,7 +41,7 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
         };
         let Some(input) = input else { continue };
         let outcome = execute(&state, &handle, id, input, state.stop.clone()).await;
-        finish(&state, id, outcome);
+        finish(&state, &handle.tenant, id, outcome);
     }
 }
 
@@ -54,8 +54,8 @@ pub(crate) struct Outcome {
 }
 
 /// Records the outcome in the command.
-pub(crate) fn finish(state: &AppState, id: Uuid, o: Outcome) {
-    update(state, id, |c| {
+pub(crate) fn finish(state: &AppState, tenant: &str, id: Uuid, o: Outcome) {
+    update(state, tenant, id, |c| {
         (c.status, c.count, c.error, c.failed, c.completed) = (o.status.into(), o.count, o.error, o.failed, Some(Timestamp::now()));
     });
 }
@@ -69,10 +69,10 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
     // In a cluster, other workers read the command from the database: keep its taskCount moving there.
-    let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&id).map(|c| c.record(handle)));
+    let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&command_key(&handle.tenant, id)).map(|c| c.record(handle)));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let progress = snapshot.map(|r| tokio::spawn(super::super::cluster::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
-    let dead_before = handle.state.dead_letters(name).ok().and_then(|d| d.last().map(|d| d.id)).unwrap_or(0);
+    let dead_before = handle.state.dead_letter_count(name).unwrap_or(0);
     let opts = RunOptions {
         since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
         until: input.until.as_deref().and_then(|t| crate::time::parse(t).ok()),
@@ -84,12 +84,12 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     if let Some(p) = progress {
         let _ = p.await;
     }
+    // The command keeps the first failures; all of them stay dead letters.
     let failed: Vec<TaskView> = handle
         .state
-        .dead_letters(name)
+        .dead_letters_page(name, crate::state::Page { offset: dead_before, limit: TASKS_KEPT })
         .unwrap_or_default()
         .into_iter()
-        .filter(|d| d.id > dead_before)
         .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
         .collect();
     let count = live_count(&runner.counters);
@@ -103,6 +103,10 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     *handle.running.lock().expect("running lock") = None;
     Outcome { status, count, error: summary.error.clone(), failed }
 }
+
+/// Failed records a sync command keeps (its taskCount counts them all; the
+/// pipeline's dead letters hold every one).
+pub(crate) const TASKS_KEPT: u64 = 1000;
 
 /// Queues a sync every `every`, unless one is already queued or running.
 pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: Duration) {
@@ -153,7 +157,7 @@ pub fn restore(state: &AppState) {
                 }
                 _ => {}
             }
-            syncs.insert(cmd.id, cmd);
+            syncs.insert(command_key(&cmd.tenant, cmd.id), cmd);
         }
     }
 }

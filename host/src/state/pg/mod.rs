@@ -46,6 +46,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN owner TEXT;",
     "CREATE TABLE window_progress (pipeline TEXT NOT NULL, begin_at TEXT NOT NULL, end_at TEXT NOT NULL, cursor TEXT NOT NULL,
                                    PRIMARY KEY (pipeline, begin_at, end_at));",
+    // Command ids are scoped per tenant: two tenants may choose the same UUID.
+    "ALTER TABLE commands DROP CONSTRAINT commands_pkey, ADD PRIMARY KEY (tenant, id);",
 ];
 
 /// State in a PostgreSQL database.

@@ -2,7 +2,7 @@
 //! where a batch of keys goes by (idCheck lookups and inserts use arrays).
 
 use super::PgStore;
-use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
+use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
 use crate::state::{StateError, StateStore};
 use jiff::Timestamp;
 use postgres::{GenericClient, Row};
@@ -190,12 +190,13 @@ impl StateStore for PgStore {
         })
     }
 
-    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
+    fn dead_letters_page(&self, pipeline: &str, page: Page) -> Result<Vec<DeadLetter>, StateError> {
         let p = pipeline.to_string();
+        let (limit, offset) = page.sql();
         self.call(move |c| {
             let rows = c.query(
-                "SELECT id, record_id, version, reason, plugin, raw, command, created FROM dead_letters WHERE pipeline = $1 ORDER BY id",
-                &[&p],
+                "SELECT id, record_id, version, reason, plugin, raw, command, created FROM dead_letters WHERE pipeline = $1 ORDER BY id LIMIT $2 OFFSET $3",
+                &[&p, &limit, &offset],
             )?;
             Ok(rows
                 .iter()
@@ -275,16 +276,18 @@ impl StateStore for PgStore {
         self.call(move |c| {
             c.execute(
                 "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                 ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, record = excluded.record",
                 &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
             )
             .map(|_| ())
         })
     }
 
-    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError> {
-        let id = id.to_string();
-        self.call(move |c| Ok(c.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"), &[&id])?.map(|r| command_row(&r))))
+    fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StateError> {
+        let (tenant, id) = (tenant.to_string(), id.to_string());
+        self.call(move |c| {
+            Ok(c.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&tenant, &id])?.map(|r| command_row(&r)))
+        })
     }
 
     fn insert_command(&self, cmd: &CommandRecord) -> Result<Option<CommandRecord>, StateError> {
@@ -293,11 +296,11 @@ impl StateStore for PgStore {
             let mut tx = c.transaction()?;
             let inserted = tx.execute(
                 "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (tenant, id) DO NOTHING",
                 &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
             )?;
             let existing = if inserted == 0 {
-                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE id = $1"), &[&cmd.id])?.map(|r| command_row(&r))
+                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&cmd.tenant, &cmd.id])?.map(|r| command_row(&r))
             } else {
                 None
             };
@@ -307,9 +310,12 @@ impl StateStore for PgStore {
     }
 
     fn update_command_if(&self, cmd: &CommandRecord, from: &[&str]) -> Result<bool, StateError> {
-        let (id, status, record) = (cmd.id.clone(), cmd.status.clone(), json(&cmd.record));
+        let (id, tenant, status, record) = (cmd.id.clone(), cmd.tenant.clone(), cmd.status.clone(), json(&cmd.record));
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-        self.call(move |c| Ok(c.execute("UPDATE commands SET status = $2, record = $3 WHERE id = $1 AND status = ANY($4)", &[&id, &status, &record, &from])? == 1))
+        self.call(move |c| {
+            let sql = "UPDATE commands SET status = $2, record = $3 WHERE id = $1 AND tenant = $5 AND status = ANY($4)";
+            Ok(c.execute(sql, &[&id, &status, &record, &from, &tenant])? == 1)
+        })
     }
 
     fn commands(&self, f: &CommandFilter) -> Result<Vec<CommandRecord>, StateError> {
@@ -356,10 +362,14 @@ impl StateStore for PgStore {
         })
     }
 
-    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError> {
+    fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError> {
         let p = pipeline.to_string();
+        let (limit, offset) = page.sql();
         self.call(move |c| {
-            let rows = c.query("SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = $1 ORDER BY id", &[&p])?;
+            let rows = c.query(
+                "SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = $1 ORDER BY id LIMIT $2 OFFSET $3",
+                &[&p, &limit, &offset],
+            )?;
             Ok(rows
                 .iter()
                 .map(|r| SwapRecord { at: r.get(0), digest: r.get(1), label: r.get(2), origin: r.get(3), previous: r.get(4), accepted: r.get(5), reason: r.get(6) })
@@ -369,6 +379,11 @@ impl StateStore for PgStore {
 
     fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::source::jushuitan::ratelimit::SharedBudget>> {
         Some(std::sync::Arc::new(super::PgBudget { pool: self.pool.clone() }))
+    }
+
+    fn swap_count(&self, pipeline: &str) -> Result<u64, StateError> {
+        let p = pipeline.to_string();
+        self.call(move |c| c.query_one("SELECT COUNT(*) FROM plugin_swaps WHERE pipeline = $1", &[&p]).map(|r| r.get::<_, i64>(0) as u64))
     }
 
     fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {

@@ -3,7 +3,7 @@
 //! restarted process reads back (window progress, the next rate slot, runs
 //! whose process died) is in `restart`.
 
-use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
+use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
 use super::{StateError, StateStore};
 
 mod restart;
@@ -40,6 +40,13 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rate_slots (app_key TEXT PRIMARY KEY, next_at INTEGER NOT NULL);",
     "CREATE TABLE window_progress (pipeline TEXT NOT NULL, begin_at TEXT NOT NULL, end_at TEXT NOT NULL, cursor TEXT NOT NULL,
                                    PRIMARY KEY (pipeline, begin_at, end_at));",
+    // Command ids are scoped per tenant: two tenants may choose the same UUID.
+    "CREATE TABLE commands_by_tenant (id TEXT NOT NULL, kind TEXT NOT NULL, pipeline TEXT NOT NULL, tenant TEXT NOT NULL,
+                                      created TEXT NOT NULL, status TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (tenant, id));
+     INSERT INTO commands_by_tenant SELECT id, kind, pipeline, tenant, created, status, record FROM commands;
+     DROP TABLE commands;
+     ALTER TABLE commands_by_tenant RENAME TO commands;
+     CREATE INDEX commands_by_kind ON commands (kind, created);",
 ];
 
 /// State in one SQLite file.
@@ -214,12 +221,13 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn dead_letters(&self, pipeline: &str) -> Result<Vec<DeadLetter>, StateError> {
+    fn dead_letters_page(&self, pipeline: &str, page: Page) -> Result<Vec<DeadLetter>, StateError> {
+        let (limit, offset) = page.sql();
         self.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, record_id, version, reason, plugin, raw, command, created FROM dead_letters WHERE pipeline = ?1 ORDER BY id",
+                "SELECT id, record_id, version, reason, plugin, raw, command, created FROM dead_letters WHERE pipeline = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
             )?;
-            stmt.query_map([pipeline], |r| {
+            stmt.query_map(params![pipeline, limit, offset], |r| {
                 Ok(DeadLetter {
                     id: r.get(0)?,
                     key: RecordKey { id: r.get(1)?, version: r.get(2)? },
@@ -299,16 +307,21 @@ impl StateStore for SqliteStore {
         self.with(|conn| {
             conn.execute(
                 "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, record = excluded.record",
+                 ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, record = excluded.record",
                 params![c.id, c.kind, c.pipeline, c.tenant, c.created, c.status, record],
             )
             .map(|_| ())
         })
     }
 
-    fn command(&self, id: &str) -> Result<Option<CommandRecord>, StateError> {
+    fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StateError> {
         self.with(|conn| {
-            conn.query_row("SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE id = ?1", [id], command_row).optional()
+            conn.query_row(
+                "SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE tenant = ?1 AND id = ?2",
+                [tenant, id],
+                command_row,
+            )
+            .optional()
         })
     }
 
@@ -321,7 +334,11 @@ impl StateStore for SqliteStore {
                 params![c.id, c.kind, c.pipeline, c.tenant, c.created, c.status, record],
             )?;
             let existing = if inserted == 0 {
-                Some(tx.query_row("SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE id = ?1", [&c.id], command_row)?)
+                Some(tx.query_row(
+                    "SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE tenant = ?1 AND id = ?2",
+                    [&c.tenant, &c.id],
+                    command_row,
+                )?)
             } else {
                 None
             };
@@ -335,8 +352,8 @@ impl StateStore for SqliteStore {
         let from = serde_json::to_string(from).map_err(|e| self.err(e))?;
         self.with(|conn| {
             conn.execute(
-                "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1 AND status IN (SELECT value FROM json_each(?4))",
-                params![c.id, c.status, record, from],
+                "UPDATE commands SET status = ?2, record = ?3 WHERE id = ?1 AND tenant = ?5 AND status IN (SELECT value FROM json_each(?4))",
+                params![c.id, c.status, record, from, c.tenant],
             )
             .map(|n| n == 1)
         })
@@ -383,14 +400,21 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn swaps(&self, pipeline: &str) -> Result<Vec<SwapRecord>, StateError> {
+    fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError> {
+        let (limit, offset) = page.sql();
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = ?1 ORDER BY id")?;
-            stmt.query_map([pipeline], |r| {
+            let mut stmt = conn.prepare(
+                "SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
+            )?;
+            stmt.query_map(params![pipeline, limit, offset], |r| {
                 Ok(SwapRecord { at: r.get(0)?, digest: r.get(1)?, label: r.get(2)?, origin: r.get(3)?, previous: r.get(4)?, accepted: r.get(5)?, reason: r.get(6)? })
             })?
             .collect()
         })
+    }
+
+    fn swap_count(&self, pipeline: &str) -> Result<u64, StateError> {
+        self.with(|conn| conn.query_row("SELECT COUNT(*) FROM plugin_swaps WHERE pipeline = ?1", [pipeline], |r| r.get::<_, i64>(0)).map(|n| n as u64))
     }
 
     fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
