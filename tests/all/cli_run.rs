@@ -132,6 +132,37 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     assert!(h.each_once());
 }
 
+/// SIGTERM, or Ctrl-C once or twice, while a batch spins in the plugin:
+/// `ferry run` ends within the batch's deadline (or at once, the second
+/// time), exit 130, with no panic or backtrace on its stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_during_a_long_batch_end_promptly_without_a_panic() {
+    let h = harness(source_config(82, "app-signal-batch", 40), TargetSimConfig::default()).await;
+    let mut s = h.spec(ferry_fixtures::MISBEHAVE);
+    s.mapping_options = r#"{ do = "loop" }"#;
+    let f = h.write(&s);
+    let toml = std::fs::read_to_string(&f).unwrap() + "\n[mapping.limits]\nfuel = 0\ntimeout = \"3s\"\n";
+    std::fs::write(&f, toml).unwrap();
+    for signals in [&["-TERM"][..], &["-INT"], &["-INT", "-INT"]] {
+        let child = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while h.source.state.stats().requests == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the batch is spinning now
+        let started = std::time::Instant::now();
+        for signal in signals {
+            assert!(std::process::Command::new("kill").args([*signal, child.id().to_string().as_str()]).status().unwrap().success());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "{signals:?}: ended after {:?}", started.elapsed());
+        assert_eq!(out.status.code(), Some(130), "{signals:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{signals:?}: {stderr}");
+    }
+}
+
 #[test]
 fn sign_prints_canonical_string_with_the_secret_masked() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
