@@ -212,3 +212,23 @@ pub async fn ferry_async(args: Vec<String>) -> Output {
 pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
+
+/// Waits (off the async runtime) for `child` to exit, at most `within`;
+/// kills it and answers `None` past that.
+pub async fn wait_exit(mut child: std::process::Child, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap()
+}

@@ -256,7 +256,7 @@ async fn serve_binary_stops_on_sigterm() {
     let serve_file = h.dir.path().join("serve.toml");
     std::fs::write(&serve_file, format!("[[pipelines]]\nfile = \"p.toml\"\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"default\"\n")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = crate::helpers::ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+    let child = crate::helpers::ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -273,21 +273,7 @@ async fn serve_binary_stops_on_sigterm() {
     let pipelines: Value = reqwest::Client::new().get(format!("{url}/pipelines")).bearer_auth(TOKEN_A).send().await.unwrap().json().await.unwrap();
     assert_eq!(pipelines[0]["name"], json!("it-orders"), "pipelines without a tenant belong to `default`");
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    let status = crate::helpers::wait_exit(child, Duration::from_secs(30)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGTERM stops serve cleanly");
 }
 

@@ -122,7 +122,7 @@ async fn a_flooding_tenant_cannot_starve_another() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = crate::helpers::ferry_command(&[
+    let child = crate::helpers::ferry_command(&[
         "serve",
         serve_file.to_str().unwrap(),
         "--listen",
@@ -334,21 +334,7 @@ async fn a_flooding_tenant_cannot_starve_another() {
             .unwrap()
             .success()
     );
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
+    let status = crate::helpers::wait_exit(child, Duration::from_secs(30)).await;
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
