@@ -187,3 +187,38 @@ fn sign_prints_canonical_string_with_the_secret_masked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_TEST_UNSET_VAR"));
 }
+
+/// One writer per pipeline: a second `ferry run` of a SQLite pipeline, or
+/// one beside a `ferry serve` serving it, is refused naming the holder; the
+/// first delivers every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_of_a_pipeline_is_refused() {
+    let mut cfg = source_config(83, "app-one-writer", 200);
+    cfg.per_second = 20;
+    let h = harness(cfg, TargetSimConfig { completion_delay: std::time::Duration::from_millis(200), ..TargetSimConfig::default() }).await;
+    let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (s.batch_size, s.concurrency) = (20, 1);
+    let f = h.write(&s);
+    let first = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while h.target.state.truth().commands < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = ferry_async(args(&["run", &f])).await;
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already being written by another process (ferry run, pid"), "{stderr}");
+    let status = crate::helpers::wait_exit(first, std::time::Duration::from_secs(60)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(h.missing().is_empty() && h.each_once());
+
+    // A served pipeline is written by its server only.
+    let server = crate::serve::Server::start(&h, ferry_fixtures::JUSHUITAN_ORDERS, None).await;
+    let beside = ferry_async(args(&["run", &f])).await;
+    let stderr = String::from_utf8_lossy(&beside.stderr);
+    assert_eq!(beside.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("(ferry serve, pid"), "{stderr}");
+    server.stop().await;
+    let after = ferry_async(args(&["run", &f])).await;
+    assert_eq!(after.status.code(), Some(0), "free once the server stopped");
+}

@@ -91,7 +91,7 @@ impl Fleet {
                 per_minute: config.per_minute,
                 mapping_options: "{}",
             };
-            let text = spec.toml().replace("name = \"it-orders\"", &format!("name = \"{name}\""));
+            let text = spec.toml().replace("name = \"it-orders\"", &format!("name = \"{name}\"")).replace("path = \"unused.db\"", &format!("url = \"{}\"", db.url));
             std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
             serve.push_str(&format!("\n[[pipelines]]\nfile = \"{name}.toml\"\n"));
             lanes.push(Lane { name, source, target });
@@ -365,7 +365,7 @@ fn a_worker_that_lost_its_lease_cannot_write() {
     std::fs::write(&file, text).unwrap();
     let out = crate::helpers::ferry(&["run", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("leased by cluster worker w1"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is leased by w1"), "{}", String::from_utf8_lossy(&out.stderr));
     let at: jiff::Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
     a.set_checkpoint("p", at).unwrap();
     std::thread::sleep(Duration::from_millis(1200)); // w1 stops renewing
@@ -378,4 +378,62 @@ fn a_worker_that_lost_its_lease_cannot_write() {
     assert_eq!(a.checkpoint("p").unwrap(), Some(at + jiff::SignedDuration::from_hours(2)));
     w2.release("p").unwrap();
     a.unfence("p");
+}
+
+/// A cluster refuses a pipeline whose state is a SQLite file (a `ferry run`
+/// of that file would sync it beside the cluster), naming the fix.
+#[test]
+fn a_cluster_refuses_a_pipeline_with_a_state_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("own.db");
+    std::fs::write(dir.path().join("p.toml"), PipelineSpec::offline(&state).toml()).unwrap();
+    let serve = dir.path().join("serve.toml");
+    std::fs::write(&serve, "[cluster]\ndatabase = \"postgres://127.0.0.1/ferry\"\n\n[[pipelines]]\nfile = \"p.toml\"\n\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n").unwrap();
+    let err = ferry::api::ServeConfig::load(&serve).unwrap_err();
+    assert!(err.contains("`it-orders`") && err.contains("own.db") && err.contains("[state] url"), "{err}");
+}
+
+/// `ferry run` of a pipeline whose state is the cluster's database holds
+/// the pipeline's lease while it runs: a worker's claim finds it held (so
+/// the cluster cannot sync it beside the run), and gets it once the run
+/// has ended and given it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_holds_the_lease_against_the_cluster() {
+    use ferry::cluster::Cluster;
+    use ferry::state::{CommandRecord, PgStore, StateStore};
+    let db = TestDb::new("runlease");
+    let mut cfg = source_config(84, "app-run-lease", 200);
+    cfg.per_second = 20;
+    let h = crate::helpers::harness(cfg, TargetSimConfig { completion_delay: Duration::from_millis(200), ..TargetSimConfig::default() }).await;
+    let mut spec = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
+    (spec.batch_size, spec.concurrency) = (20, 1);
+    let text = spec.toml().replace(&format!("path = \"{}\"", h.state.display()), &format!("url = \"{}\"", db.url));
+    std::fs::write(&h.file, text).unwrap();
+    let store = PgStore::connect(&db.url).unwrap();
+    let worker = Cluster::join(store.clone(), "w1".into(), Duration::from_secs(15));
+    let run = ferry_command(&["run", h.file.to_str().unwrap()]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.target.state.truth().commands < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let holder = store.lease_holder("it-orders").unwrap().unwrap_or_default();
+    assert!(holder.starts_with("ferry run on "), "the run holds the lease: {holder:?}");
+    let command = CommandRecord {
+        id: "c1".into(),
+        kind: "sync".into(),
+        pipeline: "it-orders".into(),
+        tenant: "default".into(),
+        created: "2024-01-01T00:00:00Z".into(),
+        status: "queued".into(),
+        record: json!({}),
+    };
+    store.insert_command(&command).unwrap();
+    assert!(worker.claim("it-orders").unwrap().is_none(), "a worker cannot claim the pipeline while the run holds it");
+    let status = crate::helpers::wait_exit(run, Duration::from_secs(60)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(h.missing().is_empty() && h.each_once());
+    assert_eq!(store.lease_holder("it-orders").unwrap(), None, "given back at the end");
+    assert!(worker.claim("it-orders").unwrap().is_some(), "the worker claims it now");
+    worker.release("it-orders").unwrap();
+    store.unfence("it-orders");
 }

@@ -178,9 +178,21 @@ impl ServeConfig {
                 if worker.is_empty() || worker.len() > 100 {
                     return Err(format!("{file}: cluster.worker: expected 1 to 100 characters"));
                 }
-                // Every pipeline keeps its state in the cluster's database.
-                for served in &mut pipelines {
-                    served.pipeline.state = StateLocation::Postgres(database.clone());
+                // Every pipeline keeps its state in the cluster's database, and
+                // says so in its own file: a `ferry run` of that file then meets
+                // the cluster's lease instead of a SQLite file of its own.
+                for served in &pipelines {
+                    let p = &served.pipeline;
+                    if p.state != StateLocation::Postgres(database.clone()) {
+                        return Err(format!(
+                            "{file}: pipeline `{}` ({}) keeps its state in {}, not in the cluster's database; a cluster serves only pipelines whose \
+                             state is its database, so that a `ferry run` of the same file cannot sync it beside the cluster: set `[state] url = \"${{FERRY_DATABASE}}\"` \
+                             (the same URL as cluster.database) in the pipeline file",
+                            p.name,
+                            p.file.display(),
+                            p.state
+                        ));
+                    }
                 }
                 Some(ClusterConfig { database, worker, lease: c.lease })
             }

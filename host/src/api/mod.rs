@@ -45,6 +45,9 @@ pub struct PipelineHandle {
     pub(crate) wake: Notify,
     pub(crate) running: Mutex<Option<(uuid::Uuid, Arc<crate::pipeline::Runner>)>>,
     _watcher: Option<PluginWatcher>,
+    /// This process's writer lock on the pipeline's SQLite state (a cluster
+    /// guards its PostgreSQL state by lease).
+    _writer: Option<crate::state::WriterLock>,
 }
 
 /// A command's key: its tenant and the UUID the tenant chose (two tenants
@@ -108,6 +111,7 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
     let mut pipelines = HashMap::new();
     for served in &config.pipelines {
         let p = &served.pipeline;
+        let writer = p.state.lock_writer(&p.name, "ferry serve")?;
         let state = p.state.open()?;
         let registry = Arc::new(Registry::new(engine.clone()));
         registry.set_recorder(crate::pipeline::history::store_recorder(state.clone()));
@@ -134,6 +138,7 @@ pub fn state(config: &ServeConfig, engine: Arc<PluginEngine>, stop: watch::Recei
             wake: Notify::new(),
             running: Mutex::new(None),
             _watcher: watcher,
+            _writer: writer,
         };
         pipelines.insert(p.name.clone(), Arc::new(handle));
     }

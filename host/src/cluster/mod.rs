@@ -12,6 +12,10 @@
 //! - **Rate budgets** per app_key: see [`crate::state::PgStore`]'s
 //!   [`SharedBudget`](crate::source::jushuitan::ratelimit::SharedBudget).
 
+mod hold;
+
+pub use hold::RunLease;
+
 use crate::state::{CommandRecord, PgStore, StateError};
 use serde::Serialize;
 use std::sync::Arc;

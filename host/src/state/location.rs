@@ -37,6 +37,18 @@ impl StateLocation {
     }
 }
 
+impl StateLocation {
+    /// Takes the pipeline's writer lock where the store needs one (a SQLite
+    /// file; PostgreSQL state is guarded by the cluster's lease): `holder`
+    /// says what this process is, for the message a second writer gets.
+    pub fn lock_writer(&self, pipeline: &str, holder: &str) -> Result<Option<super::WriterLock>, StateError> {
+        match self {
+            StateLocation::Sqlite(path) => super::WriterLock::take(path, pipeline, holder).map(Some),
+            StateLocation::Postgres(_) => Ok(None),
+        }
+    }
+}
+
 impl std::fmt::Display for StateLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
