@@ -71,6 +71,8 @@ fn bad_pipeline_files() {
         (good.replace("start = \"2024-01-01 00:00:00\"", "start = \"yesterday\""), "source.start: `yesterday` is not a time"),
         (good.replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"${FERRY_TEST_UNSET_SECRET}\""), "source.app_secret: environment variable `FERRY_TEST_UNSET_SECRET` is not set"),
         (good.replace("lag = \"1s\"", "lag = \"1s\"\ncolour = \"blue\""), "unknown field `colour`"),
+        (good.replace("resource = \"order-commands\"", "resource = \"order-commands\"\nurl = \"http://127.0.0.1:9/x\""), "target.url: not a setting of kind `command`"),
+        (good.replace("resource = \"order-commands\"", "resource = \"order-commands\"\ncolour = \"blue\""), "unknown field `colour`"),
         (good.replace("kind = \"command\"", "kind = \"kafka\""), "target.kind: expected `command`, `http` or `jsonl`"),
         (good.replace("resource = \"order-commands\"\n", ""), "target.resource: required for kind `command`"),
         (good.replace("batch_size = 10", "batch_size = 0"), "target.batch_size: expected 1 to 10000"),

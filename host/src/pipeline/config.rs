@@ -397,6 +397,22 @@ impl Pipeline {
 
         let t = raw.target;
         let need = |v: &Option<String>, key: &str| v.clone().ok_or_else(|| format!("target.{key}: required for kind `{}`", t.kind));
+        // Each kind takes its own keys only: a key of another kind is a
+        // mistake (a `url` on a command target would be silently ignored).
+        let given = [("base_url", t.base_url.is_some()), ("resource", t.resource.is_some()), ("url", t.url.is_some()), ("path", t.path.is_some())];
+        let own: &[&str] = match t.kind.as_str() {
+            "command" => &["base_url", "resource"],
+            "http" => &["url"],
+            "jsonl" => &["path"],
+            _ => &[],
+        };
+        if let Some((key, _)) = given.iter().find(|(key, set)| *set && !own.is_empty() && !own.contains(key)) {
+            return Err(format!(
+                "target.{key}: not a setting of kind `{}` (its settings: {}, token, concurrency, batch_size, timeout, max_attempts, completion_timeout)",
+                t.kind,
+                own.join(", ")
+            ));
+        }
         let kind = match t.kind.as_str() {
             "command" => TargetKind::Command { base_url: url(&need(&t.base_url, "base_url")?, "target.base_url")?, resource: need(&t.resource, "resource")? },
             "http" => TargetKind::Http { url: url(&need(&t.url, "url")?, "target.url")? },
