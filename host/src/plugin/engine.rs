@@ -4,7 +4,7 @@
 use super::bindings::Mapper;
 use super::cache::DiskCache;
 use super::compile::Activity;
-use super::contain::{CompileLimit, CompileLimits};
+use super::limits::{CompileLimit, CompileLimits};
 use super::error::PluginError;
 use super::sandbox::StoreData;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Errors of the plugin runtime. Each names the plugin (file or digest) and
 //! what was expected.
 
-use super::contain::CompileLimit;
+use super::limits::CompileLimit;
 use super::limits::LimitKind;
 
 /// What went wrong loading or running a plugin.

@@ -120,7 +120,7 @@ impl PluginEngine {
     /// Compiles (or loads from the disk cache), links and describes a plugin.
     pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Arc<Plugin>, PluginError> {
         check_header(bytes, origin)?;
-        self.options.compile.check_size(bytes.len(), origin)?;
+        super::contain::check_size(&self.options.compile, bytes.len(), origin)?;
         let digest = digest_of(bytes);
         let gate = self.compile_gate(&digest);
         let compiling = gate.lock().unwrap_or_else(|e| e.into_inner());

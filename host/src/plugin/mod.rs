@@ -30,10 +30,10 @@ pub mod bindings {
     });
 }
 
-pub use contain::{CompileLimit, CompileLimits, compile_child};
+pub use contain::compile_child;
 pub use engine::{EngineOptions, PluginEngine};
 pub use error::PluginError;
-pub use limits::{LimitKind, Limits};
+pub use limits::{CompileLimit, CompileLimits, LimitKind, Limits};
 pub use loaded::{BatchOutput, Outcome, Plugin, PluginInfo, digest_of};
 pub use output::cut as cut_text;
 pub use pool::PluginPool;
