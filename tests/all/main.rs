@@ -43,3 +43,6 @@ mod state_store;
 
 // Scale-out: several `ferry serve` workers on one PostgreSQL database.
 mod cluster;
+
+// The structure: file sizes, no SQL over HTTP, imports one way.
+mod structure;

@@ -195,7 +195,7 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sen
     let mut workers = tokio::task::JoinSet::new();
     match &state.cluster {
         Some(c) => {
-            workers.spawn(cluster::dispatch(state.clone(), c.clone(), listener.local_addr()?.to_string()));
+            workers.spawn(sync::dispatch(state.clone(), c.clone(), listener.local_addr()?.to_string()));
         }
         None => {
             for handle in state.pipelines.values() {

@@ -36,7 +36,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
     // In a cluster the queue is shared and the run may be on another worker.
     let (running, queued) = match &state.cluster {
         Some(_) => {
-            let (elsewhere, queued) = super::cluster::shared_queue(h);
+            let (elsewhere, queued) = super::sync::shared_queue(h);
             (running.or(elsewhere), queued)
         }
         None => (running, h.queue.lock().expect("queue lock").len() as u64),
@@ -124,7 +124,7 @@ pub async fn dead_letters(
     security(("bearer" = [])))]
 pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<ReplayView>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?.clone();
-    let elsewhere = state.cluster.is_some() && super::cluster::shared_queue(&h).0.is_some();
+    let elsewhere = state.cluster.is_some() && super::sync::shared_queue(&h).0.is_some();
     if h.running.lock().expect("running lock").is_some() || elsewhere {
         return Err(ApiError::conflict(format!("a sync of `{name}` is running; replay when it is done")));
     }

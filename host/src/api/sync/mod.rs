@@ -18,10 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
+mod dispatch;
 mod run;
+mod shared;
 
+pub use dispatch::dispatch;
 pub(crate) use run::{execute, finish};
 pub use run::{restore, schedule, worker};
+pub use shared::shared_queue;
 
 /// A sync command and what became of it (kept in the pipeline's state store).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -117,7 +121,7 @@ impl SyncCommand {
             }
             if self.status == "queued" {
                 position = match &state.cluster {
-                    Some(_) => super::cluster::queue_position(h, self.id),
+                    Some(_) => shared::queue_position(h, self.id),
                     None => h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1),
                 };
             }
@@ -245,7 +249,7 @@ fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<CommandKey, SyncCommand
 fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
     let id = parse_id(id)?;
     if state.cluster.is_some() {
-        return super::cluster::owned(state, tenant, id);
+        return shared::owned(state, tenant, id);
     }
     owned_in(&mut state.syncs.lock().expect("syncs lock"), tenant, id).map(|cmd| cmd.clone())
 }
@@ -300,7 +304,7 @@ pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
 pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
     let id = parse_id(&id)?;
     if state.cluster.is_some() {
-        return super::cluster::cancel(&state, &tenant, id).map(Json);
+        return shared::cancel(&state, &tenant, id).map(Json);
     }
     let mut syncs = state.syncs.lock().expect("syncs lock");
     let cmd = owned_in(&mut syncs, &tenant, id)?;

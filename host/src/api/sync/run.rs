@@ -71,7 +71,7 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     // In a cluster, other workers read the command from the database: keep its taskCount moving there.
     let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&command_key(&handle.tenant, id)).map(|c| c.record(handle)));
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let progress = snapshot.map(|r| tokio::spawn(super::super::cluster::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
+    let progress = snapshot.map(|r| tokio::spawn(super::shared::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
     let dead_before = handle.state.dead_letter_count(name).unwrap_or(0);
     let opts = RunOptions {
         since: input.since.as_deref().and_then(|t| crate::time::parse(t).ok()),
@@ -120,7 +120,7 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
         }
         let (busy, id) = match &state.cluster {
             // Every worker schedules; the slot's id makes one command of them.
-            Some(_) => (super::super::cluster::busy(&handle), super::super::cluster::schedule_id(&handle.pipeline.name, every)),
+            Some(_) => (super::shared::busy(&handle), super::shared::schedule_id(&handle.pipeline.name, every)),
             None => (handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty(), Uuid::new_v4()),
         };
         if busy {

@@ -1,0 +1,105 @@
+//! The sync commands' queue in a cluster: the shared `commands` table,
+//! which every worker reads and writes (a command's place in its
+//! pipeline's queue, whether a pipeline is busy anywhere, the same
+//! schedule id on every worker, a tenant's command, a cancel as a
+//! compare-and-set, a running command's progress for the other workers).
+
+use super::SyncCommand;
+use crate::api::auth::Tenant;
+use crate::api::error::ApiError;
+use crate::api::model::SyncResource;
+use crate::api::{AppState, PipelineHandle};
+use crate::pipeline::Runner;
+use crate::state::{CommandFilter, CommandRecord, StateStore};
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The command's place in its pipeline's shared queue (1 = next).
+pub fn queue_position(h: &PipelineHandle, id: Uuid) -> Option<u64> {
+    let filter = CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some("queued".into()), ..Default::default() };
+    let queued = h.state.commands(&filter).ok()?;
+    let id = id.to_string();
+    queued.iter().rev().position(|c| c.id == id).map(|p| p as u64 + 1)
+}
+
+/// The sync command running on any worker, and how many are queued.
+fn queue_of(h: &PipelineHandle) -> Result<(Option<String>, u64), crate::state::StateError> {
+    let of = |status: &str| {
+        let filter = CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some(status.to_string()), ..Default::default() };
+        h.state.commands(&filter)
+    };
+    Ok((of("running")?.into_iter().next().map(|c| c.id), of("queued")?.len() as u64))
+}
+
+/// The sync command running on any worker, and how many are queued
+/// (nothing, when the database cannot be read).
+pub fn shared_queue(h: &PipelineHandle) -> (Option<String>, u64) {
+    queue_of(h).unwrap_or((None, 0))
+}
+
+/// Whether the pipeline has a sync command queued or running anywhere (or
+/// the database cannot say).
+pub fn busy(h: &PipelineHandle) -> bool {
+    queue_of(h).map_or(true, |(running, queued)| running.is_some() || queued > 0)
+}
+
+/// The id of a scheduled sync: the same on every worker for the same slot,
+/// so the workers' schedules add one command, not one each.
+pub fn schedule_id(pipeline: &str, every: Duration) -> Uuid {
+    let slot = Timestamp::now().as_second().max(0) as u64 / every.as_secs().max(1);
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("ferry:schedule:{pipeline}:{}:{slot}", every.as_secs()).as_bytes())
+}
+
+/// The caller's sync command from the shared table: 404 when there is none
+/// or it belongs to another tenant (indistinguishable).
+pub fn owned(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncCommand, ApiError> {
+    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::internal("not in a cluster"))?;
+    let record = cluster.db().command(&tenant.0, &id.to_string()).map_err(|e| ApiError::internal(e.to_string()))?;
+    let record = record.filter(|r| r.kind == "sync").ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+    let cmd = SyncCommand::from_record(record)?;
+    if cmd.tenant() != tenant.0 {
+        return Err(ApiError::not_found(format!("no sync command {id}")));
+    }
+    Ok(cmd)
+}
+
+/// `DELETE /sync-commands/{id}` in a cluster: queued -> cancelled as a
+/// compare-and-set, so a worker claiming it at the same moment wins or
+/// loses cleanly.
+pub fn cancel(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncResource, ApiError> {
+    loop {
+        let mut cmd = owned(state, tenant, id)?;
+        match cmd.status() {
+            "cancelled" => return Ok(cmd.resource(state)),
+            "queued" => {
+                let handle = state.pipeline_for(&cmd.input().pipeline, tenant)?;
+                cmd.cancel();
+                if handle.state.update_command_if(&cmd.record(handle), &["queued"]).map_err(|e| ApiError::internal(e.to_string()))? {
+                    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "cancelled").increment(1);
+                    return Ok(cmd.resource(state));
+                }
+                // A worker claimed it meanwhile: look again.
+            }
+            other => return Err(super::not_cancellable(id, other)),
+        }
+    }
+}
+
+/// Keeps a running command's `taskCount` moving in the shared table, for
+/// the other workers' `GET`, until `finished`.
+pub async fn publish_progress(store: Arc<dyn StateStore>, mut record: CommandRecord, runner: Arc<Runner>, mut finished: oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut finished => return,
+        }
+        record.record["count"] = serde_json::to_value(super::live_count(&runner.counters)).unwrap_or_default();
+        if let Err(e) = store.update_command_if(&record, &["running"]) {
+            tracing::debug!(command = %record.id, "cannot publish progress: {e}");
+        }
+    }
+}
