@@ -79,7 +79,19 @@ fn cargo_build(root: &Path, target_dir: &Path, packages: &[&str], version: Optio
     for p in packages {
         cmd.arg("-p").arg(p);
     }
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_BUILD_RUSTFLAGS"] {
+    // A plain build, whatever the outer one is (`cargo clippy` wraps rustc;
+    // the guests are linted as workspace members on their own).
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
+    ] {
         cmd.env_remove(var);
     }
     match version {

@@ -16,24 +16,8 @@ fn rule(quirk: Quirk, rate: f64) -> QuirkRule {
 
 /// A pipeline over `orders` orders (3 days) with the given quirks and
 /// paging; `app` keeps each test's budget apart.
-async fn setup(
-    seed: u64,
-    app: &str,
-    orders: usize,
-    quirks: Vec<QuirkRule>,
-    paging: &str,
-) -> (Harness, Pipeline) {
-    setup_with(
-        seed,
-        app,
-        orders,
-        quirks,
-        paging,
-        TargetSimConfig::default(),
-        ferry_fixtures::JUSHUITAN_ORDERS,
-        "{}",
-    )
-    .await
+async fn setup(seed: u64, app: &str, orders: usize, quirks: Vec<QuirkRule>, paging: &str) -> (Harness, Pipeline) {
+    setup_with(seed, app, orders, quirks, paging, TargetSimConfig::default(), ferry_fixtures::JUSHUITAN_ORDERS, "{}").await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -53,10 +37,7 @@ async fn setup_with(
     let mut s = h.spec(plugin);
     s.mapping_options = options;
     (s.batch_size, s.concurrency) = (40, 4);
-    let toml = s.toml().replace(
-        "window = \"1d\"",
-        &format!("window = \"1d\"\npaging = \"{paging}\""),
-    );
+    let toml = s.toml().replace("window = \"1d\"", &format!("window = \"1d\"\npaging = \"{paging}\""));
     std::fs::write(&h.file, toml).unwrap();
     let pipeline = Pipeline::load(&h.file).unwrap();
     (h, pipeline)
@@ -71,58 +52,22 @@ async fn run(p: &Pipeline) -> (Summary, Option<jiff::Timestamp>) {
 
 fn assert_all_once(h: &Harness, what: &str, summary: &Summary) {
     let missing = h.missing();
-    assert!(
-        missing.is_empty(),
-        "{what}: {} orders missing, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        summary.render()
-    );
-    assert!(
-        h.each_once(),
-        "{what}: doubled {:?}",
-        h.target.state.truth().doubled()
-    );
+    assert!(missing.is_empty(), "{what}: {} orders missing, e.g. {:?}\n{}", missing.len(), &missing[..missing.len().min(5)], summary.render());
+    assert!(h.each_once(), "{what}: doubled {:?}", h.target.state.truth().doubled());
 }
 
 /// Every spelling at once, in both paging modes: read, mapped, delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_spelling_is_read_and_delivered() {
-    let spellings = [
-        Quirk::HasNextSpellings,
-        Quirk::NumbersAsStrings,
-        Quirk::NullTexts,
-        Quirk::BigTs,
-    ];
+    let spellings = [Quirk::HasNextSpellings, Quirk::NumbersAsStrings, Quirk::NullTexts, Quirk::BigTs];
     for (i, paging) in ["ts", "page"].into_iter().enumerate() {
-        let (h, p) = setup(
-            31 + i as u64,
-            &format!("app-spell-{paging}"),
-            500,
-            spellings.iter().map(|q| rule(*q, 1.0)).collect(),
-            paging,
-        )
-        .await;
+        let (h, p) = setup(31 + i as u64, &format!("app-spell-{paging}"), 500, spellings.iter().map(|q| rule(*q, 1.0)).collect(), paging).await;
         let (summary, _) = run(&p).await;
         assert_eq!(summary.status, "ok", "{paging}: {}", summary.render());
         assert_all_once(&h, paging, &summary);
         let truth = h.target.state.truth();
-        let itemless = h
-            .source
-            .state
-            .truth()
-            .orders
-            .iter()
-            .filter(|o| o.status == "Confirmed" && o.o_id % 7 == 0)
-            .count();
-        assert!(
-            itemless > 0
-                && truth
-                    .records
-                    .values()
-                    .any(|r| r["items_detail"] == serde_json::json!([])),
-            "orders with `items: null` were delivered"
-        );
+        let itemless = h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed" && o.o_id % 7 == 0).count();
+        assert!(itemless > 0 && truth.records.values().any(|r| r["items_detail"] == serde_json::json!([])), "orders with `items: null` were delivered");
     }
 }
 
@@ -130,14 +75,7 @@ async fn every_spelling_is_read_and_delivered() {
 /// halves; every order is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_mb_page_is_delivered() {
-    let (h, p) = setup(
-        37,
-        "app-huge-page",
-        300,
-        vec![rule(Quirk::HugePage, 1.0)],
-        "ts",
-    )
-    .await;
+    let (h, p) = setup(37, "app-huge-page", 300, vec![rule(Quirk::HugePage, 1.0)], "ts").await;
     let (summary, _) = run(&p).await;
     assert_eq!(summary.status, "ok", "{}", summary.render());
     assert_all_once(&h, "huge page", &summary);
@@ -160,22 +98,10 @@ const LIES: [Quirk; 10] = [
 async fn lies_now_and_then(paging: &str, seed: u64) {
     for (i, quirk) in LIES.into_iter().enumerate() {
         let name = quirk.name();
-        let (h, p) = setup(
-            seed + i as u64,
-            &format!("app-lie-{name}-{paging}"),
-            1000,
-            vec![rule(quirk, 0.25)],
-            paging,
-        )
-        .await;
+        let (h, p) = setup(seed + i as u64, &format!("app-lie-{name}-{paging}"), 1000, vec![rule(quirk, 0.25)], paging).await;
         let (summary, _) = run(&p).await;
         let lies = h.source.state.stats().lies;
-        assert_eq!(
-            summary.status,
-            "ok",
-            "{name} ({paging}), {lies} lies: {}",
-            summary.render()
-        );
+        assert_eq!(summary.status, "ok", "{name} ({paging}), {lies} lies: {}", summary.render());
         assert!(lies > 0, "{name} ({paging}): the simulator lied");
         assert_all_once(&h, &name, &summary);
     }
@@ -197,44 +123,19 @@ async fn lies_now_and_then_are_read_again_page() {
 async fn lies_that_persist(paging: &str, seed: u64) {
     for (i, quirk) in LIES.into_iter().enumerate() {
         let name = quirk.name();
-        let (h, p) = setup(
-            seed + i as u64,
-            &format!("app-persist-{name}-{paging}"),
-            400,
-            vec![rule(quirk, 1.0)],
-            paging,
-        )
-        .await;
+        let (h, p) = setup(seed + i as u64, &format!("app-persist-{name}-{paging}"), 400, vec![rule(quirk, 1.0)], paging).await;
         let (summary, checkpoint) = run(&p).await;
         if summary.status == "ok" {
             assert_all_once(&h, &name, &summary);
             continue;
         }
-        assert_eq!(
-            (summary.status.as_str(), summary.exit_code()),
-            ("failed", 2),
-            "{name} ({paging}): {}",
-            summary.render()
-        );
+        assert_eq!((summary.status.as_str(), summary.exit_code()), ("failed", 2), "{name} ({paging}): {}", summary.render());
         let error = summary.error.clone().unwrap_or_default();
-        assert!(
-            error.contains('[') && error.contains(".."),
-            "{name}: the error names the window: {error}"
-        );
-        assert_eq!(
-            checkpoint,
-            None,
-            "{name} ({paging}): the checkpoint did not move: {}",
-            summary.render()
-        );
+        assert!(error.contains('[') && error.contains(".."), "{name}: the error names the window: {error}");
+        assert_eq!(checkpoint, None, "{name} ({paging}): the checkpoint did not move: {}", summary.render());
         h.source.state.set_quirks(Vec::new());
         let (healed, _) = run(&p).await;
-        assert_eq!(
-            healed.status,
-            "ok",
-            "{name} ({paging}) healed: {}",
-            healed.render()
-        );
+        assert_eq!(healed.status, "ok", "{name} ({paging}) healed: {}", healed.render());
         assert_all_once(&h, &name, &healed);
     }
 }
@@ -251,14 +152,7 @@ async fn lies_that_persist_fail_loudly_page() {
 
 /// Confirmed orders whose `o_id` is a multiple of `every`.
 fn multiples(h: &Harness, every: u64) -> BTreeSet<u64> {
-    h.source
-        .state
-        .truth()
-        .orders
-        .iter()
-        .filter(|o| o.status == "Confirmed" && o.o_id % every == 0)
-        .map(|o| o.o_id)
-        .collect()
+    h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed" && o.o_id % every == 0).map(|o| o.o_id).collect()
 }
 
 /// Exactly the refused orders are in dead letters and missing at the
@@ -266,56 +160,23 @@ fn multiples(h: &Harness, every: u64) -> BTreeSet<u64> {
 async fn refused_exactly(h: &Harness, p: &Pipeline, refused: &BTreeSet<u64>, what: &str) {
     let runner = Runner::new(p.clone(), crate::helpers::engine(), false).unwrap();
     let summary = runner.run(RunOptions::incremental()).await;
-    assert_eq!(
-        (summary.status.as_str(), summary.exit_code()),
-        ("partial", 1),
-        "{what}: {}",
-        summary.render()
-    );
-    let dead: BTreeSet<u64> = runner
-        .state
-        .dead_letters(&p.name)
-        .unwrap()
-        .iter()
-        .map(|d| d.key.id.parse().unwrap())
-        .collect();
+    assert_eq!((summary.status.as_str(), summary.exit_code()), ("partial", 1), "{what}: {}", summary.render());
+    let dead: BTreeSet<u64> = runner.state.dead_letters(&p.name).unwrap().iter().map(|d| d.key.id.parse().unwrap()).collect();
     let missing: BTreeSet<u64> = h.missing().into_iter().collect();
     assert!(!refused.is_empty());
-    assert_eq!(
-        &dead, refused,
-        "{what}: dead letters are exactly the refused orders"
-    );
+    assert_eq!(&dead, refused, "{what}: dead letters are exactly the refused orders");
     assert_eq!(&missing, refused, "{what}: nothing else is missing");
-    assert!(
-        h.each_once(),
-        "{what}: doubled {:?}",
-        h.target.state.truth().doubled()
-    );
+    assert!(h.each_once(), "{what}: doubled {:?}", h.target.state.truth().doubled());
     let t = summary.task_count;
     assert_eq!(
         (t.success + t.failed, t.success, summary.delivered as usize),
-        (
-            t.total,
-            h.target.state.truth().records.len() as u64,
-            h.target.state.truth().records.len()
-        ),
+        (t.total, h.target.state.truth().records.len() as u64, h.target.state.truth().records.len()),
         "{what}: Ferry's count adds up and matches the target: {}",
         summary.render()
     );
-    assert!(
-        runner.state.pending(&p.name).unwrap().is_empty(),
-        "{what}: nothing is stuck in the outbox"
-    );
-    let again = Runner::new(p.clone(), crate::helpers::engine(), false)
-        .unwrap()
-        .run(RunOptions::incremental())
-        .await;
-    assert_eq!(
-        (again.status.as_str(), again.commands),
-        ("ok", 0),
-        "{what}: {}",
-        again.render()
-    );
+    assert!(runner.state.pending(&p.name).unwrap().is_empty(), "{what}: nothing is stuck in the outbox");
+    let again = Runner::new(p.clone(), crate::helpers::engine(), false).unwrap().run(RunOptions::incremental()).await;
+    assert_eq!((again.status.as_str(), again.commands), ("ok", 0), "{what}: {}", again.render());
 }
 
 /// Failed tasks that name their record oddly, or not at all, and counts
@@ -323,30 +184,11 @@ async fn refused_exactly(h: &Harness, p: &Pipeline, refused: &BTreeSet<u64>, wha
 /// "success", and the rest is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_answers_are_reconciled_record_by_record() {
-    let quirks = [
-        TargetQuirk::RecordIdNumber,
-        TargetQuirk::RecordIdMissing,
-        TargetQuirk::RecordIdUnknown,
-        TargetQuirk::CountMismatch,
-        TargetQuirk::TasksDisagree,
-    ];
+    let quirks =
+        [TargetQuirk::RecordIdNumber, TargetQuirk::RecordIdMissing, TargetQuirk::RecordIdUnknown, TargetQuirk::CountMismatch, TargetQuirk::TasksDisagree];
     for (i, quirk) in quirks.into_iter().enumerate() {
-        let target = TargetSimConfig {
-            refuse_every: 7,
-            quirks: vec![quirk],
-            ..TargetSimConfig::default()
-        };
-        let (h, p) = setup_with(
-            60 + i as u64,
-            &format!("app-target-{quirk:?}"),
-            300,
-            Vec::new(),
-            "ts",
-            target,
-            ferry_fixtures::JUSHUITAN_ORDERS,
-            "{}",
-        )
-        .await;
+        let target = TargetSimConfig { refuse_every: 7, quirks: vec![quirk], ..TargetSimConfig::default() };
+        let (h, p) = setup_with(60 + i as u64, &format!("app-target-{quirk:?}"), 300, Vec::new(), "ts", target, ferry_fixtures::JUSHUITAN_ORDERS, "{}").await;
         refused_exactly(&h, &p, &multiples(&h, 7), &format!("{quirk:?}")).await;
     }
 }
@@ -355,66 +197,28 @@ async fn target_answers_are_reconciled_record_by_record() {
 /// records are found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_refused_whole_is_split_to_the_bad_records() {
-    let target = TargetSimConfig {
-        refuse_every: 13,
-        quirks: vec![TargetQuirk::RejectWhole],
-        ..TargetSimConfig::default()
-    };
-    let (h, p) = setup_with(
-        70,
-        "app-target-reject-whole",
-        400,
-        Vec::new(),
-        "ts",
-        target,
-        ferry_fixtures::JUSHUITAN_ORDERS,
-        "{}",
-    )
-    .await;
+    let target = TargetSimConfig { refuse_every: 13, quirks: vec![TargetQuirk::RejectWhole], ..TargetSimConfig::default() };
+    let (h, p) = setup_with(70, "app-target-reject-whole", 400, Vec::new(), "ts", target, ferry_fixtures::JUSHUITAN_ORDERS, "{}").await;
     refused_exactly(&h, &p, &multiples(&h, 13), "reject-whole").await;
-    let reasons: Vec<String> = Runner::new(p.clone(), crate::helpers::engine(), false)
-        .unwrap()
-        .state
-        .dead_letters(&p.name)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.reason)
-        .collect();
-    assert!(
-        reasons
-            .iter()
-            .all(|r| r.contains("HTTP 400") && r.contains("multiple of 13")),
-        "{reasons:?}"
-    );
+    let reasons: Vec<String> =
+        Runner::new(p.clone(), crate::helpers::engine(), false).unwrap().state.dead_letters(&p.name).unwrap().into_iter().map(|d| d.reason).collect();
+    assert!(reasons.iter().all(|r| r.contains("HTTP 400") && r.contains("multiple of 13")), "{reasons:?}");
 }
 
 /// A record that makes its batch trap goes to dead letters alone; its
 /// batch-mates are mapped and delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_traps_its_batch_costs_only_itself() {
-    let (h, p) = setup_with(
-        80,
-        "app-trap-one",
-        300,
-        Vec::new(),
-        "ts",
-        TargetSimConfig::default(),
-        ferry_fixtures::MISBEHAVE,
-        r#"{ do = "panic-every", every = 11 }"#,
-    )
-    .await;
+    let (h, p) =
+        setup_with(80, "app-trap-one", 300, Vec::new(), "ts", TargetSimConfig::default(), ferry_fixtures::MISBEHAVE, r#"{ do = "panic-every", every = 11 }"#)
+            .await;
     let runner = Runner::new(p.clone(), crate::helpers::engine(), false).unwrap();
     let summary = runner.run(RunOptions::incremental()).await;
     assert_eq!(summary.status, "partial", "{}", summary.render());
     let dead = runner.state.dead_letters(&p.name).unwrap();
     let ids: BTreeSet<u64> = dead.iter().map(|d| d.key.id.parse().unwrap()).collect();
     assert_eq!(ids, multiples(&h, 11));
-    assert!(
-        dead.iter()
-            .all(|d| d.reason.contains("on this record alone") && d.reason.contains("on purpose")),
-        "{:?}",
-        dead[0].reason
-    );
+    assert!(dead.iter().all(|d| d.reason.contains("on this record alone") && d.reason.contains("on purpose")), "{:?}", dead[0].reason);
     let missing: BTreeSet<u64> = h.missing().into_iter().collect();
     // The fixture maps `{id, modified}`: everything but the trapping orders lands.
     assert_eq!(missing, multiples(&h, 11));
@@ -456,7 +260,8 @@ async fn split_shipments_are_never_dropped() {
     let (h, _) = setup(96, "app-split-ioid", 400, split, "ts").await;
     // The declarative plugin, keyed on io_id (docs/plugins.md, "Split shipments").
     let mut s = h.spec(ferry_fixtures::DECLARATIVE);
-    s.mapping_options = r#"{ fields = [ { to = "id", from = "io_id", format = "string" }, { to = "o_id", from = "o_id" }, { to = "modified", from = "modified" } ] }"#;
+    s.mapping_options =
+        r#"{ fields = [ { to = "id", from = "io_id", format = "string" }, { to = "o_id", from = "o_id" }, { to = "modified", from = "modified" } ] }"#;
     let toml = s.toml().replace(r#""id": "o_id""#, r#""id": "io_id""#);
     assert!(toml.contains(r#""id": "io_id""#));
     std::fs::write(&h.file, toml).unwrap();
@@ -466,7 +271,12 @@ async fn split_shipments_are_never_dropped() {
     assert_eq!(summary.status, "ok", "{}", summary.render());
     let truth = h.source.state.truth();
     let records = h.target.state.truth().records;
-    let missing: Vec<u64> = truth.orders.iter().filter(|o| o.status == "Confirmed" && records.get(&o.io_id.to_string()).and_then(|r| r["modified"].as_str()) != Some(o.modified.as_str())).map(|o| o.io_id).collect();
+    let missing: Vec<u64> = truth
+        .orders
+        .iter()
+        .filter(|o| o.status == "Confirmed" && records.get(&o.io_id.to_string()).and_then(|r| r["modified"].as_str()) != Some(o.modified.as_str()))
+        .map(|o| o.io_id)
+        .collect();
     assert!(missing.is_empty(), "{missing:?}");
     assert!(h.each_once(), "doubled {:?}", h.target.state.truth().doubled());
 }

@@ -30,7 +30,9 @@ async fn run_validate_state_and_dry_run() {
     let out = ferry_async(args(&["run", &f])).await;
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for want in ["records fetched", "skipped by idCheck", "taskCount total", "plugin                 jushuitan-orders 0.1.0 sha256:", "rate-limit waits", "retries"] {
+    for want in
+        ["records fetched", "skipped by idCheck", "taskCount total", "plugin                 jushuitan-orders 0.1.0 sha256:", "rate-limit waits", "retries"]
+    {
         assert!(text.contains(want), "summary lacks `{want}`");
     }
     assert!(h.missing().is_empty());
@@ -69,9 +71,15 @@ fn bad_pipeline_files() {
         (good.replace("window = \"1d\"", "window = \"8d\""), "source.window: expected 1s to 7 days"),
         (good.replace("window = \"1d\"", "window = \"soon\""), "window"),
         (good.replace("start = \"2024-01-01 00:00:00\"", "start = \"yesterday\""), "source.start: `yesterday` is not a time"),
-        (good.replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"${FERRY_TEST_UNSET_SECRET}\""), "source.app_secret: environment variable `FERRY_TEST_UNSET_SECRET` is not set"),
+        (
+            good.replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"${FERRY_TEST_UNSET_SECRET}\""),
+            "source.app_secret: environment variable `FERRY_TEST_UNSET_SECRET` is not set",
+        ),
         (good.replace("lag = \"1s\"", "lag = \"1s\"\ncolour = \"blue\""), "unknown field `colour`"),
-        (good.replace("resource = \"order-commands\"", "resource = \"order-commands\"\nurl = \"http://127.0.0.1:9/x\""), "target.url: not a setting of kind `command`"),
+        (
+            good.replace("resource = \"order-commands\"", "resource = \"order-commands\"\nurl = \"http://127.0.0.1:9/x\""),
+            "target.url: not a setting of kind `command`",
+        ),
         (good.replace("resource = \"order-commands\"", "resource = \"order-commands\"\ncolour = \"blue\""), "unknown field `colour`"),
         (good.replace("kind = \"command\"", "kind = \"kafka\""), "target.kind: expected `command`, `http` or `jsonl`"),
         (good.replace("resource = \"order-commands\"\n", ""), "target.resource: required for kind `command`"),
@@ -110,11 +118,7 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency) = (20, 2);
     let f = h.write(&s);
-    let child = crate::helpers::ferry_command(&["run", &f])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while h.target.state.truth().commands < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -91,7 +91,8 @@ impl Fleet {
                 per_minute: config.per_minute,
                 mapping_options: "{}",
             };
-            let text = spec.toml().replace("name = \"it-orders\"", &format!("name = \"{name}\"")).replace("path = \"unused.db\"", &format!("url = \"{}\"", db.url));
+            let text =
+                spec.toml().replace("name = \"it-orders\"", &format!("name = \"{name}\"")).replace("path = \"unused.db\"", &format!("url = \"{}\"", db.url));
             std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
             serve.push_str(&format!("\n[[pipelines]]\nfile = \"{name}.toml\"\n"));
             lanes.push(Lane { name, source, target });
@@ -138,10 +139,8 @@ impl Fleet {
             // share two cores with the simulators.
             let (_, page) = self.call(worker, Method::GET, "/sync-commands?limit=500", None).await;
             let items = page["items"].as_array().cloned().unwrap_or_default();
-            let done: Vec<Value> = ids
-                .iter()
-                .filter_map(|id| items.iter().find(|i| i["id"] == json!(id)).filter(|i| !i["completedAt"].is_null()).cloned())
-                .collect();
+            let done: Vec<Value> =
+                ids.iter().filter_map(|id| items.iter().find(|i| i["id"] == json!(id)).filter(|i| !i["completedAt"].is_null()).cloned()).collect();
             if done.len() == ids.len() {
                 return done;
             }
@@ -251,7 +250,8 @@ async fn a_killed_workers_pipelines_are_taken_over() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let held = loop {
         let (_, cluster) = fleet.call(1, Method::GET, "/cluster", None).await;
-        let held: Vec<String> = cluster["leases"].as_array().unwrap().iter().filter(|l| l["worker"] == json!("w1")).map(|l| l["pipeline"].as_str().unwrap().to_string()).collect();
+        let held: Vec<String> =
+            cluster["leases"].as_array().unwrap().iter().filter(|l| l["worker"] == json!("w1")).map(|l| l["pipeline"].as_str().unwrap().to_string()).collect();
         let delivered = fleet.lanes.iter().filter(|l| held.contains(&l.name)).map(|l| l.target.state.truth().records.len()).sum::<usize>();
         if delivered >= 40 {
             break held;

@@ -32,7 +32,14 @@ async fn history_survives_a_restart_and_lists_by_tenant() {
     assert_eq!(records["count"], done["taskCount"]["success"], "{records}");
     assert_eq!(records["records"].as_array().unwrap().len() as u64, records["count"].as_u64().unwrap());
     let pid = uuid::Uuid::new_v4().to_string();
-    let (code, _) = s.call(Method::PUT, &format!("/plugin-commands/{pid}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::DECLARATIVE)}))).await;
+    let (code, _) = s
+        .call(
+            Method::PUT,
+            &format!("/plugin-commands/{pid}"),
+            Some(TOKEN_A),
+            Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::DECLARATIVE)})),
+        )
+        .await;
     assert_eq!(code, 201);
     s.stop().await;
 
@@ -122,7 +129,9 @@ async fn undo_puts_the_previous_version_back() {
         let id = uuid::Uuid::new_v4().to_string();
         let s = &s;
         async move {
-            let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{id}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(plugin)}))).await;
+            let (code, r) = s
+                .call(Method::PUT, &format!("/plugin-commands/{id}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(plugin)})))
+                .await;
             assert_eq!((code, r["status"].as_str()), (201, Some("live")), "{r}");
             id
         }
@@ -171,7 +180,11 @@ async fn undo_puts_the_previous_version_back() {
     std::fs::write(&h.file, pipeline).unwrap();
     let out = ferry_async(args(&["plugin", "rollback", &file])).await;
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(ferry::plugin::digest_of(&std::fs::read(&plugin_file).unwrap()), digest(ferry_fixtures::VERSIONED_V2), "rolled back to the version before v1's return");
+    assert_eq!(
+        ferry::plugin::digest_of(&std::fs::read(&plugin_file).unwrap()),
+        digest(ferry_fixtures::VERSIONED_V2),
+        "rolled back to the version before v1's return"
+    );
     let v: Value = json!(String::from_utf8_lossy(&out.stdout));
     assert!(v.as_str().unwrap().contains("versioned@2.0.0"));
 }
@@ -193,7 +206,14 @@ async fn dead_letters_replay_through_the_api_after_a_plugin_fix() {
     assert_eq!(code, 400);
     let (code, _) = s.call(Method::GET, "/pipelines/it-orders/dead-letters", Some(TOKEN_B), None).await;
     assert_eq!(code, 404);
-    let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::VERSIONED_V2)}))).await;
+    let (code, r) = s
+        .call(
+            Method::PUT,
+            &format!("/plugin-commands/{}", uuid::Uuid::new_v4()),
+            Some(TOKEN_A),
+            Some(json!({"pipeline": "it-orders", "component": component(ferry_fixtures::VERSIONED_V2)})),
+        )
+        .await;
     assert_eq!((code, r["status"].as_str()), (201, Some("live")));
     let (code, report) = s.call(Method::POST, "/pipelines/it-orders/dead-letters/replay", Some(TOKEN_A), None).await;
     assert_eq!(code, 200, "{report}");

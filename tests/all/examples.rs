@@ -24,12 +24,8 @@ fn localize(name: &str, dir: &Path, source: &str) -> std::path::PathBuf {
 }
 
 fn ferry_env(args: &[&str], app: &str) -> std::process::Output {
-    let out = ferry_command(args)
-        .env("JST_APP_KEY", app)
-        .env("JST_APP_SECRET", "ferry-demo-secret")
-        .env("JST_ACCESS_TOKEN", "ferry-demo-token")
-        .output()
-        .unwrap();
+    let out =
+        ferry_command(args).env("JST_APP_KEY", app).env("JST_APP_SECRET", "ferry-demo-secret").env("JST_ACCESS_TOKEN", "ferry-demo-token").output().unwrap();
     eprintln!("ferry {args:?}: {:?}\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
@@ -59,11 +55,8 @@ async fn chinese_labels_into_jsonl() {
     let f = file.to_str().unwrap().to_string();
     let out = tokio::task::spawn_blocking(move || ferry_env(&["run", &f], "app-example-cn")).await.unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("jushuitan-orders-cn.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("jushuitan-orders-cn.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let truth = source.state.truth();
     let confirmed: Vec<_> = truth.orders.iter().filter(|o| o.status == "Confirmed").collect();
     assert_eq!(lines.len(), confirmed.len());

@@ -14,9 +14,7 @@ pub fn cache_dir() -> PathBuf {
 /// One engine for the whole test binary (as in production).
 pub fn engine() -> Arc<PluginEngine> {
     static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| Arc::new(PluginEngine::new(EngineOptions { cache_dir: Some(cache_dir()), ..EngineOptions::default() }).expect("engine")))
-        .clone()
+    ENGINE.get_or_init(|| Arc::new(PluginEngine::new(EngineOptions { cache_dir: Some(cache_dir()), ..EngineOptions::default() }).expect("engine"))).clone()
 }
 
 /// Loads a built guest by path.

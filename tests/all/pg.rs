@@ -20,8 +20,8 @@ pub struct TestDb {
 fn admin(statements: Vec<String>) {
     // The sync client runs its own runtime: keep it off the test's.
     std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&admin_url(), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for this test: {e}", admin_url()));
+        let mut c =
+            postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap_or_else(|e| panic!("PostgreSQL at {} is needed for this test: {e}", admin_url()));
         for sql in statements {
             c.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {}", ferry::state::describe_postgres_error(&e)));
         }

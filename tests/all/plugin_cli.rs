@@ -58,8 +58,7 @@ fn test_prints_one_outcome_per_line() {
     .unwrap();
     let out = ferry(&["plugin", "test", ferry_fixtures::JUSHUITAN_ORDERS, "--input", input.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "errored records make the exit non-zero");
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["mapped"][0]["amount"], serde_json::json!(99.99));
     assert_eq!(lines[1]["error"]["field"], serde_json::json!("items[0].qty"));

@@ -13,10 +13,8 @@ use ferry_fixtures::polyglot;
 use std::sync::Arc;
 use std::time::Duration;
 
-const LANGUAGES: &[(&str, &str, &str)] = &[
-    ("python", "jushuitan_orders_py.wasm", "misbehave_py.wasm"),
-    ("javascript", "jushuitan_orders_js.wasm", "misbehave_js.wasm"),
-];
+const LANGUAGES: &[(&str, &str, &str)] =
+    &[("python", "jushuitan_orders_py.wasm", "misbehave_py.wasm"), ("javascript", "jushuitan_orders_js.wasm", "misbehave_js.wasm")];
 
 /// Orders built to hit every rule of the mapping: awkward amounts, rounding,
 /// number and text forms, every error, values that need escaping or cutting.

@@ -134,7 +134,14 @@ async fn sync_commands_are_idempotent() {
     assert_eq!(code, 409);
     let (code, _) = s.call(Method::PUT, "/plugin-commands/nope", Some(TOKEN_A), Some(pbody.clone())).await;
     assert_eq!(code, 400, "a plugin command needs a UUID");
-    let (code, err) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": "not base64!"}))).await;
+    let (code, err) = s
+        .call(
+            Method::PUT,
+            &format!("/plugin-commands/{}", uuid::Uuid::new_v4()),
+            Some(TOKEN_A),
+            Some(json!({"pipeline": "it-orders", "component": "not base64!"})),
+        )
+        .await;
     assert_eq!(code, 400);
     assert!(err["error"].as_str().unwrap().contains("base64"));
     let bad = json!({"pipeline": "it-orders", "component": base64::engine::general_purpose::STANDARD.encode(b"\0asm\x01\0\0\0")});
@@ -167,7 +174,9 @@ async fn tenants_see_and_act_on_their_own_pipelines_only() {
     assert_eq!(code, 201);
     let (code, _) = s.call(Method::GET, &format!("/sync-commands/{id}"), Some(TOKEN_B), None).await;
     assert_eq!(code, 404, "B cannot read A's command");
-    let (code, _) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_B), Some(json!({"pipeline": "it-orders", "component": "AAAA"}))).await;
+    let (code, _) = s
+        .call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_B), Some(json!({"pipeline": "it-orders", "component": "AAAA"})))
+        .await;
     assert_eq!(code, 404, "B cannot swap A's plugin");
     s.wait_done(&id.to_string()).await;
     s.stop().await;
@@ -188,7 +197,9 @@ async fn plugin_swap_through_the_api_during_scheduled_syncs() {
     }
     use base64::Engine as _;
     let component = base64::engine::general_purpose::STANDARD.encode(std::fs::read(ferry_fixtures::VERSIONED_V2).unwrap());
-    let (code, r) = s.call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component}))).await;
+    let (code, r) = s
+        .call(Method::PUT, &format!("/plugin-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(json!({"pipeline": "it-orders", "component": component})))
+        .await;
     assert_eq!((code, r["status"].as_str()), (201, Some("live")), "{r}");
     let swapped_at = h.target.state.truth().commands;
     // Let scheduled syncs pick up the changes made meanwhile, then stop changing and drain.
@@ -234,7 +245,15 @@ async fn metrics_health_and_openapi() {
     let (code, text) = s.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(code, 200);
     let text = text.as_str().unwrap().to_string();
-    for name in ["ferry_source_requests_total", "ferry_records_total", "ferry_plugin_batch_seconds", "ferry_batch_send_seconds", "ferry_commands_total", "ferry_plugin_fuel_total", "ferry_rate_limit_waits_total"] {
+    for name in [
+        "ferry_source_requests_total",
+        "ferry_records_total",
+        "ferry_plugin_batch_seconds",
+        "ferry_batch_send_seconds",
+        "ferry_commands_total",
+        "ferry_plugin_fuel_total",
+        "ferry_rate_limit_waits_total",
+    ] {
         assert!(text.contains(name), "metrics lack {name}");
     }
     let (code, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
@@ -284,7 +303,8 @@ async fn serve_binary_stops_on_sigterm() {
 async fn idle_and_excess_connections_are_bounded() {
     use tokio::io::AsyncReadExt;
     let h = harness(source_config(12, "app-serve-slow", 50), TargetSimConfig::default()).await;
-    let s = Server::start_with(&h, ferry_fixtures::JUSHUITAN_ORDERS, None, "[api]\nmax_connections = 6\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\n").await;
+    let s =
+        Server::start_with(&h, ferry_fixtures::JUSHUITAN_ORDERS, None, "[api]\nmax_connections = 6\nheader_timeout = \"1s\"\nbody_timeout = \"1s\"\n").await;
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut idle = Vec::new();
     for _ in 0..6 {
@@ -308,7 +328,10 @@ async fn idle_and_excess_connections_are_bounded() {
     // A body that stalls is refused after the body timeout, saying so.
     use tokio::io::AsyncWriteExt;
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!("PUT /sync-commands/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{", uuid::Uuid::new_v4());
+    let head = format!(
+        "PUT /sync-commands/{} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        uuid::Uuid::new_v4()
+    );
     slow.write_all(head.as_bytes()).await.unwrap();
     let mut answer = vec![0u8; 256];
     let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer)).await.expect("answered in time").unwrap();

@@ -16,18 +16,21 @@ fn sim_config(seed: u64, app: &str, orders: usize) -> JushuitanSimConfig {
 }
 
 fn client(url: &str, sim: &JushuitanSimConfig) -> JushuitanClient {
-    JushuitanClient::new(ClientConfig {
-        base_url: url.into(),
-        app_key: sim.app_key.clone(),
-        app_secret: Secret::new(sim.app_secret.clone()),
-        access_token: Secret::new(sim.access_token.clone()),
-        timeout: Duration::from_millis(700),
-        per_second: sim.per_second,
-        per_minute: sim.per_minute,
-        max_attempts: 12,
-        min_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(100),
-    }, None)
+    JushuitanClient::new(
+        ClientConfig {
+            base_url: url.into(),
+            app_key: sim.app_key.clone(),
+            app_secret: Secret::new(sim.app_secret.clone()),
+            access_token: Secret::new(sim.access_token.clone()),
+            timeout: Duration::from_millis(700),
+            per_second: sim.per_second,
+            per_minute: sim.per_minute,
+            max_attempts: 12,
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(100),
+        },
+        None,
+    )
     .unwrap()
 }
 
@@ -52,7 +55,11 @@ async fn sync(client: &JushuitanClient, req: &Request, from: Timestamp, span: Du
             for r in fetched.rows {
                 let r: ferry::source::jushuitan::Row = r;
                 let v: Value = serde_json::from_str(&r.raw).unwrap();
-                assert_eq!((r.id.as_str(), r.version.as_str()), (v["o_id"].to_string().as_str(), v["modified"].as_str().unwrap()), "the keys read match the row");
+                assert_eq!(
+                    (r.id.as_str(), r.version.as_str()),
+                    (v["o_id"].to_string().as_str(), v["modified"].as_str().unwrap()),
+                    "the keys read match the row"
+                );
                 got.insert(v["o_id"].as_u64().unwrap(), (r.version, r.ts.unwrap()));
             }
         }

@@ -3,7 +3,10 @@
 //! trait alone, and both must answer alike.
 
 use crate::pg::TestDb;
-use ferry::state::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount, WindowProgress};
+use ferry::state::{
+    CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount,
+    WindowProgress,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -185,7 +188,10 @@ fn commands_filter_and_prune(s: &dyn StateStore) {
     assert_eq!(ids(CommandFilter { pipeline: Some("p".into()), ..sync() }), vec!["c2", "c1"]);
     assert_eq!(ids(CommandFilter { tenant: Some("b".into()), ..sync() }), vec!["c3"]);
     assert_eq!(ids(CommandFilter { status: Some("queued".into()), ..sync() }), vec!["c3", "c2"]);
-    assert_eq!(ids(CommandFilter { since: Some("2024-01-02T00:00:00.000000000Z".into()), until: Some("2024-01-03T00:00:00.000000000Z".into()), ..sync() }), vec!["c2"]);
+    assert_eq!(
+        ids(CommandFilter { since: Some("2024-01-02T00:00:00.000000000Z".into()), until: Some("2024-01-03T00:00:00.000000000Z".into()), ..sync() }),
+        vec!["c2"]
+    );
     assert_eq!(ids(CommandFilter { kind: "plugin".into(), ..Default::default() }), vec!["c4"]);
     // put_command updates status and record, never the identity.
     let mut done = command("c2", "p", "a", "2024-01-02T00:00:00.000000000Z", "succeeded");
@@ -233,7 +239,8 @@ fn one_insert_wins_among_racing_workers(s: &dyn StateStore) {
     assert_eq!(created, 1);
     // And of eight compare-and-sets from `queued`, exactly one moves it.
     let moved = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8).map(|_| scope.spawn(move || s.update_command_if(&command("race", "p", "t", "x", "running"), &["queued"]).unwrap())).collect();
+        let handles: Vec<_> =
+            (0..8).map(|_| scope.spawn(move || s.update_command_if(&command("race", "p", "t", "x", "running"), &["queued"]).unwrap())).collect();
         handles.into_iter().map(|h| h.join().unwrap()).filter(|m| *m).count()
     });
     assert_eq!(moved, 1);

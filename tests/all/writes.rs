@@ -40,7 +40,11 @@ async fn command_target_replays_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn target_faults_still_deliver_each_record_once() {
     let faults = TargetFaults { http500: 0.1, slow: 0.1, reset: 0.1, apply_then_500: 0.1, slow_delay: Duration::from_millis(2500) };
-    let h = harness(source_config(21, "app-target-faults", 1500), TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50), ..TargetSimConfig::default() }).await;
+    let h = harness(
+        source_config(21, "app-target-faults", 1500),
+        TargetSimConfig { seed: 5, faults, completion_delay: Duration::from_millis(50), ..TargetSimConfig::default() },
+    )
+    .await;
     let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
     (s.batch_size, s.concurrency) = (20, 8);
     h.write(&s);
@@ -101,11 +105,7 @@ async fn crash_and_resume_never_loses_or_doubles() {
         let mut s = h.spec(ferry_fixtures::JUSHUITAN_ORDERS);
         (s.batch_size, s.concurrency) = (20, 2);
         let file = h.write(&s);
-        let mut child = crate::helpers::ferry_command(&["run", &file])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         let (src, tgt, state_path) = (h.source.state.clone(), h.target.state.clone(), h.state.clone());
         let pending = move || {
             use ferry::state::StateStore;
@@ -134,7 +134,8 @@ async fn dead_letters_come_back_after_a_plugin_fix() {
     let h = harness(source_config(41, "app-dlq", 300), TargetSimConfig::default()).await;
     // v1 of the mapping: the declarative plugin with an amount the target refuses.
     let mut s = h.spec(ferry_fixtures::DECLARATIVE);
-    s.mapping_options = r#"{ fields = [ { to = "id", from = "o_id", format = "string" }, { to = "modified", from = "modified" }, { to = "amount", value = -1 } ] }"#;
+    s.mapping_options =
+        r#"{ fields = [ { to = "id", from = "o_id", format = "string" }, { to = "modified", from = "modified" }, { to = "amount", value = -1 } ] }"#;
     let file = h.write(&s);
     let out = ferry_async(args(&["run", &file])).await;
     assert_eq!(out.status.code(), Some(1), "records went to dead letters");

@@ -40,9 +40,9 @@ impl Format {
             "implode" => Format::Implode { separator: sep, pick },
             "StringToArray" => Format::StringToArray(sep),
             other => match other.strip_prefix("round(").and_then(|r| r.strip_suffix(')')) {
-                Some(n) => Format::Round(n.trim().parse().ok().filter(|n| *n <= 20).ok_or_else(|| {
-                    format!("format `{other}`: expected round(n) with n from 0 to 20")
-                })?),
+                Some(n) => {
+                    Format::Round(n.trim().parse().ok().filter(|n| *n <= 20).ok_or_else(|| format!("format `{other}`: expected round(n) with n from 0 to 20"))?)
+                }
                 None => return Err(format!("unknown format `{other}` (known: {KNOWN})")),
             },
         };
@@ -61,9 +61,10 @@ impl Format {
             Format::Number => money::to_json(money::decimal(v, field)?, 28),
             Format::Intval => {
                 let d = money::decimal(v, field)?.trunc();
-                Value::Number(Number::from(i64::try_from(d.mantissa() / 10i128.pow(d.scale())).map_err(
-                    |_| FieldError::new(field, format!("field `{field}`: {d} does not fit an integer")),
-                )?))
+                Value::Number(Number::from(
+                    i64::try_from(d.mantissa() / 10i128.pow(d.scale()))
+                        .map_err(|_| FieldError::new(field, format!("field `{field}`: {d} does not fit an integer")))?,
+                ))
             }
             Format::Implode { separator, pick } => {
                 let items = v.as_array().ok_or_else(|| FieldError::invalid(field, "an array", v))?;
@@ -82,9 +83,7 @@ impl Format {
             }
             Format::StringToArray(sep) => match v {
                 Value::Array(_) => v.clone(),
-                _ => Value::Array(
-                    text(v, field)?.split(sep.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
-                ),
+                _ => Value::Array(text(v, field)?.split(sep.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect()),
             },
         })
     }

@@ -81,17 +81,12 @@ pub(crate) struct Field {
 }
 
 pub(crate) fn parse(options: &Value) -> Result<Declarative, String> {
-    let raw: RawOptions =
-        serde_json::from_value(options.clone()).map_err(|e| format!("declarative options: {e}"))?;
+    let raw: RawOptions = serde_json::from_value(options.clone()).map_err(|e| format!("declarative options: {e}"))?;
     if raw.fields.is_empty() {
         return Err("declarative options: `fields` must list at least one output field".into());
     }
-    let fields = raw
-        .fields
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| field(f).map_err(|e| format!("declarative options: fields[{i}]: {e}")))
-        .collect::<Result<_, _>>()?;
+    let fields =
+        raw.fields.into_iter().enumerate().map(|(i, f)| field(f).map_err(|e| format!("declarative options: fields[{i}]: {e}"))).collect::<Result<_, _>>()?;
     Ok(Declarative { explode: raw.explode, keep_all: raw.keep_all, drop: raw.drop, fields })
 }
 
@@ -106,11 +101,7 @@ fn field(raw: RawField) -> Result<Field, String> {
         (None, None, Some(_)) => return Err("`sum.multiply` must list at least one field".into()),
         _ => return Err(format!("output `{}`: give exactly one of `from`, `value`, `sum`", raw.to)),
     };
-    let format = raw
-        .format
-        .as_deref()
-        .map(|f| Format::parse(f, raw.pattern, raw.separator, raw.pick))
-        .transpose()?;
+    let format = raw.format.as_deref().map(|f| Format::parse(f, raw.pattern, raw.separator, raw.pick)).transpose()?;
     Ok(Field { to: raw.to, source, format, required: raw.required, default: raw.default })
 }
 
@@ -123,17 +114,17 @@ impl Field {
             Source::Sum(s) => Some(sum(record, element, s)?),
         };
         let value = match value.or_else(|| self.default.clone()) {
-            Some(Value::Null) | None if self.required => return Err(FieldError::missing(self.from_name())),
+            Some(Value::Null) | None if self.required => return Err(FieldError::missing(self.source_name())),
             None => return Ok(None),
             Some(v) => v,
         };
         match &self.format {
-            Some(f) => f.apply(&value, &self.from_name()).map(Some),
+            Some(f) => f.apply(&value, &self.source_name()).map(Some),
             None => Ok(Some(value)),
         }
     }
 
-    fn from_name(&self) -> String {
+    fn source_name(&self) -> String {
         match &self.source {
             Source::Path(p) => p.clone(),
             Source::Const(_) => self.to.clone(),

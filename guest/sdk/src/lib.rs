@@ -83,19 +83,13 @@ pub trait Mapping: Sized {
 
 /// The plugin's `describe` answer.
 pub fn describe<M: Mapping>() -> PluginInfo {
-    PluginInfo {
-        name: M::NAME.to_string(),
-        version: M::VERSION.to_string(),
-        description: M::DESCRIPTION.to_string(),
-        contract: CONTRACT_VERSION.to_string(),
-    }
+    PluginInfo { name: M::NAME.to_string(), version: M::VERSION.to_string(), description: M::DESCRIPTION.to_string(), contract: CONTRACT_VERSION.to_string() }
 }
 
 /// Parses the options text into a mapping.
 pub fn prepare<M: Mapping>(options: &str) -> Result<M, String> {
     let text = if options.trim().is_empty() { "{}" } else { options };
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| format!("options are not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("options are not valid JSON: {e}"))?;
     M::from_options(&value)
 }
 
@@ -104,10 +98,7 @@ pub fn map_one<M: Mapping>(mapping: &M, record: &str) -> Outcome {
     let value: Value = match serde_json::from_str(record) {
         Ok(v) => v,
         Err(e) => {
-            return Outcome::Error(RecordError {
-                field: None,
-                message: format!("input is not valid JSON: {e}"),
-            });
+            return Outcome::Error(RecordError { field: None, message: format!("input is not valid JSON: {e}") });
         }
     };
     match mapping.map(&value) {

@@ -16,9 +16,7 @@ pub fn decimal(value: &Value, field: &str) -> Result<Decimal, FieldError> {
         Value::String(s) => s.trim().to_string(),
         other => return Err(FieldError::invalid(field, "a number", other)),
     };
-    parse(&text).ok_or_else(|| {
-        FieldError::new(field, format!("field `{field}`: expected a number, got {}", describe(value)))
-    })
+    parse(&text).ok_or_else(|| FieldError::new(field, format!("field `{field}`: expected a number, got {}", describe(value))))
 }
 
 /// Parses decimal text, with or without an exponent.

@@ -5,13 +5,7 @@ use crate::fields::{FieldError, describe};
 use jiff::civil::DateTime;
 use serde_json::Value;
 
-const INPUTS: &[&str] = &[
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y/%m/%d %H:%M:%S",
-];
+const INPUTS: &[&str] = &["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f", "%Y/%m/%d %H:%M:%S"];
 
 /// Parses a date-time text in any of the accepted shapes.
 pub fn parse(text: &str) -> Option<DateTime> {
@@ -25,12 +19,8 @@ pub fn parse(text: &str) -> Option<DateTime> {
 /// Reformats a date-time field with a strftime pattern, e.g. `%Y%m%d`.
 pub fn reformat(value: &Value, field: &str, pattern: &str) -> Result<String, FieldError> {
     let text = value.as_str().ok_or_else(|| FieldError::invalid(field, "a date-time text", value))?;
-    let dt = parse(text).ok_or_else(|| {
-        FieldError::new(
-            field,
-            format!("field `{field}`: expected a date-time like 2024-03-01 12:30:00, got {}", describe(value)),
-        )
-    })?;
+    let dt = parse(text)
+        .ok_or_else(|| FieldError::new(field, format!("field `{field}`: expected a date-time like 2024-03-01 12:30:00, got {}", describe(value))))?;
     Ok(dt.strftime(pattern).to_string())
 }
 

@@ -55,5 +55,10 @@ pub fn durability(scale: &Scale) {
     println!("|---|---|---|---|");
     let per = |d: std::time::Duration| ms(d) / batches as f64;
     println!("| without a sync (baseline: the same bytes as dead letters) | {:.2} ms | {:.1} µs | 1.00 |", per(plain), per(plain) * 1e3 / records as f64);
-    println!("| outbox entry, WAL synced before the send | {:.2} ms | {:.1} µs | {:.2} |\n", per(durable), per(durable) * 1e3 / records as f64, durable.as_secs_f64() / plain.as_secs_f64());
+    println!(
+        "| outbox entry, WAL synced before the send | {:.2} ms | {:.1} µs | {:.2} |\n",
+        per(durable),
+        per(durable) * 1e3 / records as f64,
+        durable.as_secs_f64() / plain.as_secs_f64()
+    );
 }

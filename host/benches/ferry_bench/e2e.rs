@@ -1,4 +1,4 @@
-//! 5. End-to-end sync: the real `ferry run` binary against the Jushuitan and
+//! Section 5, End-to-end sync: the real `ferry run` binary against the Jushuitan and
 //! Command-target simulators, each in its own `ferry sim` process with the
 //! rate limits off, so the CPU time and peak RSS measured (of the `ferry run`
 //! child alone) are Ferry's, not the simulators'. The baseline is the
@@ -21,7 +21,8 @@ struct Sim {
 
 impl Sim {
     fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new(FERRY).arg("sim").args(args).args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry sim");
+        let mut child =
+            Command::new(FERRY).arg("sim").args(args).args(["--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start ferry sim");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("simulator banner");
         let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("simulator url").to_string();
@@ -133,7 +134,19 @@ path = "{state}"
 
 fn run(orders: usize, dry_run: bool) -> Measured {
     let days = (orders / 5_000).max(1);
-    let source = Sim::start(&["jushuitan", "--orders", &orders.to_string(), "--days", &days.to_string(), "--per-second", "100000", "--per-minute", "100000000", "--seed", "7"]);
+    let source = Sim::start(&[
+        "jushuitan",
+        "--orders",
+        &orders.to_string(),
+        "--days",
+        &days.to_string(),
+        "--per-second",
+        "100000",
+        "--per-minute",
+        "100000000",
+        "--seed",
+        "7",
+    ]);
     let target = Sim::start(&["target"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let start = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * (days as i64 + 1));
@@ -155,7 +168,15 @@ fn run(orders: usize, dry_run: bool) -> Measured {
     let out = stdout;
     let summary: serde_json::Value = out.lines().rev().find_map(|l| serde_json::from_str(l).ok()).expect("run summary JSON");
     let n = |k: &str| summary[k].as_u64().unwrap_or(0);
-    Measured { wall, cpu, max_rss, delivered: n("delivered"), fetched: n("fetched"), id_check_dropped: n("skipped_id_check"), status: summary["status"].as_str().unwrap_or("?").to_string() }
+    Measured {
+        wall,
+        cpu,
+        max_rss,
+        delivered: n("delivered"),
+        fetched: n("fetched"),
+        id_check_dropped: n("skipped_id_check"),
+        status: summary["status"].as_str().unwrap_or("?").to_string(),
+    }
 }
 
 /// Prints the end-to-end table.

@@ -17,6 +17,9 @@ mod vrl_baseline;
 
 use util::Scale;
 
+/// One benchmark section, run at a scale.
+type Section = fn(&Scale);
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let benching = args.iter().any(|a| a == "--bench");
@@ -30,7 +33,7 @@ fn main() {
     // languages, e2e, ratelimit, durability.
     let only: Vec<&str> = args.iter().skip(1).filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let on = |name: &str| only.is_empty() || only.contains(&name);
-    let sections: [(&str, fn(&Scale)); 7] = [
+    let sections: [(&str, Section); 7] = [
         ("mapping", mapping::mapping),
         ("sandbox", sandbox::sandbox),
         ("swap", swap::hot_swap),

@@ -1,4 +1,4 @@
-//! 1. Mapping throughput: native Rust, the wasm plugin at batch 1/100/1000,
+//! Section 1, Mapping throughput: native Rust, the wasm plugin at batch 1/100/1000,
 //! the declarative plugin, and VRL (with the `vrl-baseline` feature).
 
 use crate::util::{self, Scale, best_of, engine, rate, wasm_throughput};
@@ -33,14 +33,17 @@ pub fn mapping(scale: &Scale) {
     let madvise = crate::util::engine_with(ferry::plugin::EngineOptions { keep_resident_bytes: 0, ..ferry::plugin::EngineOptions::default() });
     let plugin_m = madvise.load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
     let (d, n) = best_of(scale.rounds, || wasm_throughput(&plugin_m, "{}", &orders, 100));
-    println!("| wasm jushuitan-orders, batch 100, madvise reset (no memory kept resident) | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+    println!(
+        "| wasm jushuitan-orders, batch 100, madvise reset (no memory kept resident) | {:.0} | {:.2} |",
+        rate(d, n),
+        d.as_secs_f64() / native.as_secs_f64()
+    );
     let decl = e.load_file(ferry_fixtures::DECLARATIVE.as_ref()).expect("declarative");
     let (d, n) = best_of(scale.rounds, || wasm_throughput(&decl, DECLARATIVE_OPTIONS, &orders, 100));
     println!("| wasm declarative (equivalent options), batch 100 | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
     vrl_row(&orders, native, scale);
     println!();
 }
-
 
 #[cfg(feature = "vrl-baseline")]
 fn vrl_row(orders: &[String], native: std::time::Duration, scale: &Scale) {

@@ -1,4 +1,4 @@
-//! 6. Rate-limit efficiency: `ferry run` against the simulator's default
+//! Section 6, Rate-limit efficiency: `ferry run` against the simulator's default
 //! budget (5 calls/s and 100 calls/min per app_key, sliding windows) for a
 //! fixed time, then Ctrl-C. Efficiency = calls the simulator accepted ÷ calls
 //! the budget allows in that time; 199/200 answers are counted separately.
@@ -36,7 +36,8 @@ pub fn rate_limit(scale: &Scale) {
     let cache = warm_cache(dir.path(), &file);
     let before = source.state.stats().accepted;
     let started = Instant::now();
-    let mut child = Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry run");
+    let mut child =
+        Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry run");
     std::thread::sleep(span);
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let elapsed = started.elapsed();
@@ -47,7 +48,14 @@ pub fn rate_limit(scale: &Scale) {
     println!("## 6. Rate-limit efficiency: {ps}/s and {pm}/min, {:.0} s of `ferry run`\n", elapsed.as_secs_f64());
     println!("| calls accepted | calls the budget allows | efficiency | 199/200 answers | busiest minute | busiest second |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    println!("| {accepted} | {budget} | {:.3} | {}/{} | {} | {} |\n", accepted as f64 / budget as f64, s.code199, s.code200, s.max_per_minute, s.max_per_second);
+    println!(
+        "| {accepted} | {budget} | {:.3} | {}/{} | {} | {} |\n",
+        accepted as f64 / budget as f64,
+        s.code199,
+        s.code200,
+        s.max_per_minute,
+        s.max_per_second
+    );
     rt.block_on(async {
         source.stop().await;
         target.stop().await;

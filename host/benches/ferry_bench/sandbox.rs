@@ -1,4 +1,4 @@
-//! 2. Sandbox cost: a fresh instance per batch, pooling and fuel/epoch on and off.
+//! Section 2, Sandbox cost: a fresh instance per batch, pooling and fuel/epoch on and off.
 
 use crate::util::{Scale, best_of, engine_with};
 use ferry::plugin::{EngineOptions, Limits};
@@ -19,11 +19,11 @@ pub fn sandbox(scale: &Scale) {
     ] {
         let e = engine_with(EngineOptions { pooling, fuel, epoch, keep_resident_bytes, ..EngineOptions::default() });
         let plugin = e.load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
-        let (d, n) = best_of(scale.rounds, || (0..calls).map(|_| plugin.map_batch(&Limits::default(), "{}", &[]).expect("empty batch").outcomes.len() + 1).sum());
+        let (d, n) =
+            best_of(scale.rounds, || (0..calls).map(|_| plugin.map_batch(&Limits::default(), "{}", &[]).expect("empty batch").outcomes.len() + 1).sum());
         let us = d.as_secs_f64() * 1e6 / n as f64;
         let b = *base.get_or_insert(us);
         println!("| {label} | {us:.1} | {:.2} |", us / b);
     }
     println!();
 }
-

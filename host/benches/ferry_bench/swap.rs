@@ -1,4 +1,4 @@
-//! 3. Loading a new version: bare compile, cold load, warm load from the
+//! Section 3, Loading a new version: bare compile, cold load, warm load from the
 //! disk cache; and what batches see while versions are installed.
 
 use crate::util::{Scale, best_of, engine, ms};
@@ -67,7 +67,9 @@ fn swap_latency(scale: &Scale, bytes: &[u8]) {
     let swaps = if scale.benching { 5 } else { 1 };
     let orders = ferry::sim::jushuitan::sample_orders(7, 100);
     println!("## 3b. Batches during a swap ({swaps} installs 300 ms apart, batches of 100 mapped throughout)\n");
-    println!("| install | median batch ms | batches overlapping an install | slowest of those ms | batches > 2× median | install ms (median) | install start to first batch on it done, ms |");
+    println!(
+        "| install | median batch ms | batches overlapping an install | slowest of those ms | batches > 2× median | install ms (median) | install start to first batch on it done, ms |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for warm in [false, true] {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -106,7 +108,8 @@ fn swap_latency(scale: &Scale, bytes: &[u8]) {
         stop.store(true, Ordering::Relaxed);
         let batches = worker.join().expect("batch thread");
         let typical = median(batches.iter().map(|(s, e, _)| *e - *s).collect());
-        let overlapping: Vec<Duration> = batches.iter().filter(|(s, e, _)| installs.iter().any(|(is, ie, _)| s < ie && e > is)).map(|(s, e, _)| *e - *s).collect();
+        let overlapping: Vec<Duration> =
+            batches.iter().filter(|(s, e, _)| installs.iter().any(|(is, ie, _)| s < ie && e > is)).map(|(s, e, _)| *e - *s).collect();
         let delayed = batches.iter().filter(|(s, e, _)| *e - *s > typical * 2).count();
         let to_first = installs.iter().filter_map(|(is, _, d)| batches.iter().find(|(_, _, bd)| bd == d).map(|(_, e, _)| *e - *is)).collect();
         println!(
@@ -122,4 +125,3 @@ fn swap_latency(scale: &Scale, bytes: &[u8]) {
     }
     println!();
 }
-

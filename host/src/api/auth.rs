@@ -14,12 +14,7 @@ pub struct Tenant(pub String);
 
 /// Resolves the bearer token to a tenant: 401 without a known token.
 pub async fn require_tenant(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let Some(token) = token else {
         return Err(ApiError(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>`".into()));
     };

@@ -191,7 +191,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Serves until `shutdown` resolves; then stops the runners cleanly
 /// (in-flight batches finish or stay in the outbox).
-pub async fn serve(state: Arc<AppState>, listener: TcpListener, stop: watch::Sender<bool>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    stop: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let mut workers = tokio::task::JoinSet::new();
     match &state.cluster {
         Some(c) => {

@@ -1,7 +1,7 @@
 //! The API's request and response bodies (also its OpenAPI schemas).
 
-use crate::state::TaskCount;
 pub use crate::state::SwapRecord as SwapView;
+use crate::state::TaskCount;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -222,7 +222,6 @@ pub struct ReplayView {
     pub still_failing: u64,
     pub refused_again: u64,
 }
-
 
 /// An error.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -4,8 +4,8 @@
 use super::auth::Tenant;
 use super::error::ApiError;
 use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapPage};
-use crate::state::Page;
 use super::{AppState, PipelineHandle};
+use crate::state::Page;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -67,7 +67,11 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
 #[utoipa::path(get, path = "/pipelines/{name}", params(("name" = String, Path)),
     responses((status = 200, body = PipelineView), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn one(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<PipelineView>, ApiError> {
+pub async fn one(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<PipelineView>, ApiError> {
     Ok(Json(view(&state, state.pipeline_for(&name, &tenant)?)))
 }
 
@@ -106,10 +110,11 @@ pub async fn dead_letters(
     let h = state.pipeline_for(&name, &tenant)?.clone();
     let internal = |e: crate::state::StateError| ApiError::internal(e.to_string());
     let page = Page { offset: q.offset, limit: q.limit };
-    let (dead, total) = tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?)))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(internal)?;
+    let (dead, total) =
+        tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?)))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(internal)?;
     let items = dead
         .into_iter()
         .map(|d| DeadLetterView { id: d.id, record_id: d.key.id, version: d.key.version, reason: d.reason, plugin: d.plugin, raw: d.raw, created: d.created })
@@ -122,15 +127,22 @@ pub async fn dead_letters(
 #[utoipa::path(post, path = "/pipelines/{name}/dead-letters/replay", params(("name" = String, Path)),
     responses((status = 200, body = ReplayView), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn replay(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(name): Path<String>) -> Result<Json<ReplayView>, ApiError> {
+pub async fn replay(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<ReplayView>, ApiError> {
     let h = state.pipeline_for(&name, &tenant)?.clone();
     let elsewhere = state.cluster.is_some() && super::sync::shared_queue(&h).0.is_some();
     if h.running.lock().expect("running lock").is_some() || elsewhere {
         return Err(ApiError::conflict(format!("a sync of `{name}` is running; replay when it is done")));
     }
-    let runner = crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let r = runner.replay_dead_letters(&crate::pipeline::ReplayFilter::default()).await.map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
+    let runner =
+        crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false).map_err(|e| ApiError::internal(e.to_string()))?;
+    let r = runner
+        .replay_dead_letters(&crate::pipeline::ReplayFilter::default())
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
 }
 

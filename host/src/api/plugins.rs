@@ -46,7 +46,12 @@ async fn install(handle: &Arc<PipelineHandle>, bytes: Vec<u8>, origin: String) -
     responses((status = 201, body = PluginResource, description = "processed: live or rejected"), (status = 200, body = PluginResource, description = "replay"),
         (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<PluginResource>), ApiError> {
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PluginResource>), ApiError> {
     let id = parse_id(&id)?;
     let input: PluginInput = parse_body(&body)?;
     let handle = state.pipeline_for(&input.pipeline, &tenant)?.clone();
@@ -105,7 +110,11 @@ fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginComm
     responses((status = 200, body = PluginResource), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<PluginResource>, ApiError> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<Json<PluginResource>, ApiError> {
     Ok(Json(owned(&state, &tenant, parse_id(&id)?)?.resource))
 }
 
@@ -117,7 +126,11 @@ pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
         (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<PluginResource>, ApiError> {
+pub async fn undo(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<Json<PluginResource>, ApiError> {
     let id = parse_id(&id)?;
     let cmd = owned(&state, &tenant, id)?;
     let r = &cmd.resource;
@@ -146,7 +159,8 @@ pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
             live.as_deref().unwrap_or("none")
         )));
     }
-    let previous = r.previous.clone().ok_or_else(|| ApiError::conflict(format!("plugin command {id} put the first version live; there is nothing before it")))?;
+    let previous =
+        r.previous.clone().ok_or_else(|| ApiError::conflict(format!("plugin command {id} put the first version live; there is nothing before it")))?;
     let bytes = handle
         .state
         .plugin_version(&previous)
@@ -170,7 +184,11 @@ pub async fn undo(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
     responses((status = 200, body = PluginPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<PluginPage>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<PluginPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;
     let (records, total) = super::history::list(&state, &tenant, "plugin", &q)?;
     let items = records.into_iter().filter_map(|r| serde_json::from_value::<PluginCommand>(r.record).ok()).map(|c| c.resource).collect();

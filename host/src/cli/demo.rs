@@ -40,12 +40,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         .context("demo failed")?;
     println!("pipeline file: {}", report.pipeline_file.display());
     println!("orders changed or created at the source during the first sync: {}", report.changed_during_sync);
-    println!(
-        "ground truth: {} confirmed orders at the source; missing {}, doubled {}",
-        report.expected,
-        report.missing.len(),
-        report.doubled.len()
-    );
+    println!("ground truth: {} confirmed orders at the source; missing {}, doubled {}", report.expected, report.missing.len(), report.doubled.len());
     if report.ok() {
         println!("OK: every order delivered in its latest version, none twice");
         Ok(Exit::Ok)

@@ -63,8 +63,8 @@ impl Common {
     fn options(&self) -> anyhow::Result<String> {
         let Some(path) = &self.options else { return Ok("{}".into()) };
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read options file {}", path.display()))?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("options file {} is not valid JSON (expected a JSON object)", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("options file {} is not valid JSON (expected a JSON object)", path.display()))?;
         if !value.is_object() {
             bail!("options file {}: expected a JSON object, got {}", path.display(), value);
         }
@@ -91,12 +91,7 @@ fn check(file: &Path, common: &Common) -> anyhow::Result<Exit> {
     writeln!(out, "contract:    {} (host speaks {})", plugin.info.contract, crate::plugin::CONTRACT_VERSION)?;
     writeln!(out, "digest:      sha256:{}", plugin.digest)?;
     writeln!(out, "size:        {} bytes", plugin.size)?;
-    writeln!(
-        out,
-        "compile:     {:.1} ms{}",
-        plugin.compile_time.as_secs_f64() * 1e3,
-        if plugin.from_cache { " (from disk cache)" } else { "" }
-    )?;
+    writeln!(out, "compile:     {:.1} ms{}", plugin.compile_time.as_secs_f64() * 1e3, if plugin.from_cache { " (from disk cache)" } else { "" })?;
     match plugin.check_options(&Limits::default(), &options) {
         Ok(()) => {
             writeln!(out, "options:     ok")?;
@@ -117,9 +112,7 @@ fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow
     let plugin = engine.load_file(file)?;
     let limits = Limits::default();
     plugin.check_options(&limits, &options)?;
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(input).with_context(|| format!("cannot open input {}", input.display()))?,
-    );
+    let reader = std::io::BufReader::new(std::fs::File::open(input).with_context(|| format!("cannot open input {}", input.display()))?);
     let mut records = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{}: line {}", input.display(), n + 1))?;
@@ -167,14 +160,11 @@ fn rollback(path: &Path) -> anyhow::Result<Exit> {
     let p = crate::pipeline::Pipeline::load(path)?;
     let store = p.state.open()?;
     let swaps = store.swaps(&p.name)?;
-    let current = swaps.iter().rev().find(|s| s.accepted).ok_or_else(|| anyhow::anyhow!("{}: no plugin version has gone live yet; nothing to roll back", p.name))?;
-    let previous = current
-        .previous
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("{}: {} was the first version; there is nothing before it", p.name, current.label))?;
-    let bytes = store
-        .plugin_version(&previous)?
-        .ok_or_else(|| anyhow::anyhow!("{}: version sha256:{previous} is no longer kept in {}", p.name, p.state))?;
+    let current =
+        swaps.iter().rev().find(|s| s.accepted).ok_or_else(|| anyhow::anyhow!("{}: no plugin version has gone live yet; nothing to roll back", p.name))?;
+    let previous =
+        current.previous.clone().ok_or_else(|| anyhow::anyhow!("{}: {} was the first version; there is nothing before it", p.name, current.label))?;
+    let bytes = store.plugin_version(&previous)?.ok_or_else(|| anyhow::anyhow!("{}: version sha256:{previous} is no longer kept in {}", p.name, p.state))?;
     let registry = crate::plugin::Registry::new(super::engine()?);
     registry.set_recorder(crate::pipeline::history::store_recorder(store.clone()));
     registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());

@@ -168,16 +168,7 @@ pub fn state(args: ValidateArgs) -> anyhow::Result<Exit> {
     for r in store.runs(&p.name, 5)? {
         let s = r.summary.as_ref();
         let n = |k: &str| s.and_then(|s| s.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
-        println!(
-            "run {:>4}:    {} {} {} fetched {} delivered {} dead {}",
-            r.id,
-            r.started,
-            r.kind,
-            r.status,
-            n("fetched"),
-            n("delivered"),
-            n("dead_lettered")
-        );
+        println!("run {:>4}:    {} {} {} fetched {} delivered {} dead {}", r.id, r.started, r.kind, r.status, n("fetched"), n("delivered"), n("dead_lettered"));
     }
     Ok(Exit::Ok)
 }

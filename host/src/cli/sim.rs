@@ -126,7 +126,13 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                 let f = &a.common;
                 let c = TargetSimConfig {
                     seed: f.seed,
-                    faults: TargetFaults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, apply_then_500: a.fault_apply_then_500, slow_delay: f.slow_delay },
+                    faults: TargetFaults {
+                        http500: f.fault_500,
+                        slow: f.fault_slow,
+                        reset: f.fault_reset,
+                        apply_then_500: a.fault_apply_then_500,
+                        slow_delay: f.slow_delay,
+                    },
                     completion_delay: a.completion_delay,
                     refuse_every: a.refuse_every,
                     quirks: a.quirks,

@@ -106,10 +106,8 @@ impl Cluster {
         let claimed = self.db.call(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("INSERT INTO leases (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", &[&p])?;
-            let Some(lease) = tx.query_opt(
-                "SELECT worker, COALESCE(expires > clock_timestamp(), false) FROM leases WHERE pipeline = $1 FOR UPDATE SKIP LOCKED",
-                &[&p],
-            )?
+            let Some(lease) =
+                tx.query_opt("SELECT worker, COALESCE(expires > clock_timestamp(), false) FROM leases WHERE pipeline = $1 FOR UPDATE SKIP LOCKED", &[&p])?
             else {
                 return Ok(None); // another worker is claiming it right now
             };
@@ -151,10 +149,8 @@ impl Cluster {
     pub fn runnable(&self, pipelines: &[String]) -> Result<Vec<String>, StateError> {
         let names = pipelines.to_vec();
         self.db.call(move |c| {
-            let rows = c.query(
-                "SELECT DISTINCT pipeline FROM commands WHERE kind = 'sync' AND status IN ('queued', 'running') AND pipeline = ANY($1)",
-                &[&names],
-            )?;
+            let rows =
+                c.query("SELECT DISTINCT pipeline FROM commands WHERE kind = 'sync' AND status IN ('queued', 'running') AND pipeline = ANY($1)", &[&names])?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -164,7 +160,8 @@ impl Cluster {
     pub fn renew(&self, pipeline: &str) -> Result<bool, StateError> {
         let (me, p, ttl) = (self.worker.clone(), pipeline.to_string(), secs(self.lease));
         self.db.call(move |c| {
-            Ok(c.execute("UPDATE leases SET expires = clock_timestamp() + make_interval(secs => $3) WHERE pipeline = $1 AND worker = $2", &[&p, &me, &ttl])? == 1)
+            Ok(c.execute("UPDATE leases SET expires = clock_timestamp() + make_interval(secs => $3) WHERE pipeline = $1 AND worker = $2", &[&p, &me, &ttl])?
+                == 1)
         })
     }
 
@@ -172,7 +169,9 @@ impl Cluster {
     pub fn release(&self, pipeline: &str) -> Result<(), StateError> {
         self.db.unfence(pipeline);
         let (me, p) = (self.worker.clone(), pipeline.to_string());
-        self.db.call(move |c| c.execute("UPDATE leases SET worker = NULL, command = NULL, expires = NULL WHERE pipeline = $1 AND worker = $2", &[&p, &me]).map(|_| ()))
+        self.db.call(move |c| {
+            c.execute("UPDATE leases SET worker = NULL, command = NULL, expires = NULL WHERE pipeline = $1 AND worker = $2", &[&p, &me]).map(|_| ())
+        })
     }
 
     /// The digest last put live for each pipeline, by any worker.

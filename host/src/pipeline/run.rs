@@ -214,7 +214,11 @@ impl Runner {
         let saved: Vec<planner::Progress> = if opts.dry_run {
             Vec::new()
         } else {
-            self.state.window_progress(name)?.into_iter().map(|p| planner::Progress { window: Window { begin: p.begin, end: p.end }, cursor: p.cursor }).collect()
+            self.state
+                .window_progress(name)?
+                .into_iter()
+                .map(|p| planner::Progress { window: Window { begin: p.begin, end: p.end }, cursor: p.cursor })
+                .collect()
         };
         let windows = planner::resume(windows, &saved, s.window);
         *windows_total = windows.len() as u64;
@@ -268,7 +272,8 @@ impl Runner {
         let registry = self.registry.clone();
         // The texts go to the blocking task and come back, not copied.
         let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
-        let (result, raws) = crate::plugin::PluginPool::global().run(tenant, move || (registry.map_isolating(&name, &raws), raws)).await.map_err(RunError::Task)?;
+        let (result, raws) =
+            crate::plugin::PluginPool::global().run(tenant, move || (registry.map_isolating(&name, &raws), raws)).await.map_err(RunError::Task)?;
         metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
         let now = Timestamp::now().to_string();
         let c = &self.counters;

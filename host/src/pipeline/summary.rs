@@ -118,7 +118,13 @@ impl Summary {
             line("error", e.clone());
         }
         line("windows", format!("{} of {} confirmed; checkpoint {}", self.windows_done, self.windows, self.checkpoint.as_deref().unwrap_or("-")));
-        line("requests", format!("{} ({} pages, {} drift re-reads, {} pages re-read after a contradiction)", self.requests, self.pages, self.drift_rereads, self.answer_rereads));
+        line(
+            "requests",
+            format!(
+                "{} ({} pages, {} drift re-reads, {} pages re-read after a contradiction)",
+                self.requests, self.pages, self.drift_rereads, self.answer_rereads
+            ),
+        );
         line("rate-limit waits", format!("{} ({:.1} s)", self.rate_limit_waits, self.rate_limit_wait_ms as f64 / 1e3));
         let retries: Vec<String> = self.retries.iter().filter(|r| r.1 > 0).map(|(k, v)| format!("{k} {v}")).collect();
         line("retries", if retries.is_empty() { "0".into() } else { retries.join(", ") });

@@ -21,10 +21,7 @@ pub(crate) fn check_size(limits: &CompileLimits, len: usize, origin: &str) -> Re
         return Err(PluginError::CompileLimit {
             origin: origin.into(),
             limit: CompileLimit::Size,
-            detail: format!(
-                "it is {len} bytes, over the limit of {} bytes (FERRY_COMPILE_MAX_BYTES)",
-                limits.max_component_bytes
-            ),
+            detail: format!("it is {len} bytes, over the limit of {} bytes (FERRY_COMPILE_MAX_BYTES)", limits.max_component_bytes),
         });
     }
     Ok(())
@@ -51,15 +48,9 @@ pub(crate) fn in_child(
     threads: Option<usize>,
     origin: &str,
 ) -> Result<Vec<u8>, PluginError> {
-    let failed = |reason: String| PluginError::Compile {
-        origin: origin.into(),
-        reason,
-    };
+    let failed = |reason: String| PluginError::Compile { origin: origin.into(), reason };
     let mut command = Command::new(helper);
-    command
-        .arg("compile-plugin")
-        .arg("--memory-bytes")
-        .arg(limits.memory_bytes.to_string());
+    command.arg("compile-plugin").arg("--memory-bytes").arg(limits.memory_bytes.to_string());
     if !flags.fuel {
         command.arg("--no-fuel");
     }
@@ -67,9 +58,7 @@ pub(crate) fn in_child(
         command.arg("--no-epoch");
     }
     // Fewer malloc arenas: each reserves 64 MiB of the capped address space.
-    command
-        .env("MALLOC_ARENA_MAX", "2")
-        .env_remove("RUST_BACKTRACE");
+    command.env("MALLOC_ARENA_MAX", "2").env_remove("RUST_BACKTRACE");
     if let Some(n) = threads {
         command.env("RAYON_NUM_THREADS", n.to_string());
     }
@@ -78,12 +67,7 @@ pub(crate) fn in_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            failed(format!(
-                "cannot start the compiler process {}: {e}",
-                helper.display()
-            ))
-        })?;
+        .map_err(|e| failed(format!("cannot start the compiler process {}: {e}", helper.display())))?;
     let started = Instant::now();
     std::thread::scope(|scope| {
         let mut stdin = child.stdin.take().expect("piped stdin");
@@ -109,10 +93,7 @@ pub(crate) fn in_child(
                     return Err(PluginError::CompileLimit {
                         origin: origin.into(),
                         limit: CompileLimit::Time,
-                        detail: format!(
-                            "compiling took longer than {} (FERRY_COMPILE_TIMEOUT) and was stopped",
-                            humantime::format_duration(limits.timeout)
-                        ),
+                        detail: format!("compiling took longer than {} (FERRY_COMPILE_TIMEOUT) and was stopped", humantime::format_duration(limits.timeout)),
                     });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(10)),
@@ -120,9 +101,7 @@ pub(crate) fn in_child(
             }
         };
         let stderr = errors.join().unwrap_or_default();
-        let artifact = artifact
-            .join()
-            .map_err(|_| failed("reading the compiler's output panicked".into()))?;
+        let artifact = artifact.join().map_err(|_| failed("reading the compiler's output panicked".into()))?;
         if status.success() {
             return artifact.map_err(|e| failed(format!("cannot read the compiler's output: {e}")));
         }
@@ -131,34 +110,23 @@ pub(crate) fn in_child(
             return Err(PluginError::CompileLimit {
                 origin: origin.into(),
                 limit: CompileLimit::Memory,
-                detail: format!(
-                    "compiling needed more than {} bytes (FERRY_COMPILE_MEMORY) and was stopped",
-                    limits.memory_bytes
-                ),
+                detail: format!("compiling needed more than {} bytes (FERRY_COMPILE_MEMORY) and was stopped", limits.memory_bytes),
             });
         }
         match status.code() {
             Some(COMPILE_FAILED) => Err(failed(reason.to_string())),
-            _ => Err(failed(format!(
-                "the compiler process ended with {status}: {}",
-                last_line(reason)
-            ))),
+            _ => Err(failed(format!("the compiler process ended with {status}: {}", last_line(reason)))),
         }
     })
 }
 
 /// Whether the child's stderr says it ran out of its address space.
 fn out_of_memory(stderr: &str) -> bool {
-    stderr.contains("memory allocation of")
-        || stderr.contains("os error 12")
-        || stderr.contains("Cannot allocate memory")
+    stderr.contains("memory allocation of") || stderr.contains("os error 12") || stderr.contains("Cannot allocate memory")
 }
 
 fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message")
 }
 
 /// The child's side (`ferry compile-plugin`): caps its address space,
@@ -174,14 +142,8 @@ pub fn compile_child(memory_bytes: u64, fuel: bool, epoch: bool) -> u8 {
         eprintln!("cannot read the component from stdin: {e}");
         return COMPILE_FAILED as u8;
     }
-    let options = super::EngineOptions {
-        pooling: false,
-        fuel,
-        epoch,
-        ..super::EngineOptions::default()
-    };
-    let artifact = super::engine::build(&options, false)
-        .and_then(|engine| engine.precompile_component(&bytes));
+    let options = super::EngineOptions { pooling: false, fuel, epoch, ..super::EngineOptions::default() };
+    let artifact = super::engine::build(&options, false).and_then(|engine| engine.precompile_component(&bytes));
     match artifact {
         Ok(artifact) => match std::io::stdout().lock().write_all(&artifact) {
             Ok(()) => 0,
@@ -199,16 +161,9 @@ pub fn compile_child(memory_bytes: u64, fuel: bool, epoch: bool) -> u8 {
 
 /// `setrlimit(RLIMIT_AS)` on this process.
 fn limit_address_space(bytes: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
+    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
     // SAFETY: setrlimit reads the struct we pass and touches nothing else.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }

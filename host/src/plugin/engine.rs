@@ -4,8 +4,8 @@
 use super::bindings::Mapper;
 use super::cache::DiskCache;
 use super::compile::Activity;
-use super::limits::{CompileLimit, CompileLimits};
 use super::error::PluginError;
+use super::limits::{CompileLimit, CompileLimits};
 use super::sandbox::StoreData;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -53,17 +53,12 @@ impl Split<'_> {
         }
         let half = len / 2;
         for (start, n) in [(at, half), (at + half, len - half)] {
-            match self
-                .registry
-                .map_batch(self.pipeline, &self.records[start..start + n])
-            {
+            match self.registry.map_batch(self.pipeline, &self.records[start..start + n]) {
                 Ok((plugin, out)) => {
                     self.fuel_used += out.fuel_used;
                     self.elapsed += out.elapsed;
                     self.peak_memory_bytes = self.peak_memory_bytes.max(out.peak_memory_bytes);
-                    for (slot, outcome) in
-                        self.outcomes[start..start + n].iter_mut().zip(out.outcomes)
-                    {
+                    for (slot, outcome) in self.outcomes[start..start + n].iter_mut().zip(out.outcomes) {
                         *slot = outcome;
                     }
                     self.plugin.get_or_insert(plugin);
@@ -81,21 +76,13 @@ impl Registry {
     /// Maps a batch like [`Registry::map_batch`]; when the batch fails as a
     /// whole for a reason a record can cause, maps its halves until the
     /// records that fail alone are found (see the module doc).
-    pub fn map_isolating(
-        &self,
-        pipeline: &str,
-        records: &[String],
-    ) -> Result<(Arc<Plugin>, BatchOutput), PluginError> {
+    pub fn map_isolating(&self, pipeline: &str, records: &[String]) -> Result<(Arc<Plugin>, BatchOutput), PluginError> {
         let failed = match self.map_batch(pipeline, records) {
             Ok(done) => return Ok(done),
             Err(e) if records.len() <= 1 || !splittable(&e) => return Err(e),
             Err(e) => e,
         };
-        tracing::info!(
-            pipeline,
-            records = records.len(),
-            "the batch failed as a whole ({failed}); mapping its halves to find the records at fault"
-        );
+        tracing::info!(pipeline, records = records.len(), "the batch failed as a whole ({failed}); mapping its halves to find the records at fault");
         let mut split = Split {
             registry: self,
             pipeline,
@@ -132,22 +119,10 @@ mod tests {
 
     #[test]
     fn only_failures_a_record_can_cause_cheaply_are_split() {
-        let limit = |limit| PluginError::Limit {
-            plugin: "p".into(),
-            limit,
-            detail: String::new(),
-        };
-        assert!(
-            splittable(&limit(LimitKind::InputBytes))
-                && splittable(&limit(LimitKind::Memory))
-                && splittable(&limit(LimitKind::OutputBytes))
-        );
+        let limit = |limit| PluginError::Limit { plugin: "p".into(), limit, detail: String::new() };
+        assert!(splittable(&limit(LimitKind::InputBytes)) && splittable(&limit(LimitKind::Memory)) && splittable(&limit(LimitKind::OutputBytes)));
         assert!(!splittable(&limit(LimitKind::Fuel)) && !splittable(&limit(LimitKind::Deadline)));
-        assert!(splittable(&PluginError::Trap {
-            plugin: "p".into(),
-            message: "m".into(),
-            stderr: String::new()
-        }));
+        assert!(splittable(&PluginError::Trap { plugin: "p".into(), message: "m".into(), stderr: String::new() }));
         assert!(!splittable(&PluginError::NoPlugin("p".into())));
     }
 }

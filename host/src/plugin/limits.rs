@@ -84,27 +84,16 @@ pub struct CompileLimits {
 
 impl Default for CompileLimits {
     fn default() -> Self {
-        CompileLimits {
-            max_component_bytes: 64 << 20,
-            timeout: Duration::from_secs(120),
-            memory_bytes: 2 << 30,
-            helper: None,
-        }
+        CompileLimits { max_component_bytes: 64 << 20, timeout: Duration::from_secs(120), memory_bytes: 2 << 30, helper: None }
     }
 }
 
 impl CompileLimits {
     /// The defaults, overridden by the environment; compiles run in `helper`.
     pub fn from_env(helper: Option<PathBuf>) -> Result<Self, String> {
-        let mut limits = CompileLimits {
-            helper,
-            ..CompileLimits::default()
-        };
+        let mut limits = CompileLimits { helper, ..CompileLimits::default() };
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let size = |name: &str, v: String| {
-            parse_size::parse_size(v.trim())
-                .map_err(|e| format!("{name}={v:?}: {e}; expected a size such as `64MiB`"))
-        };
+        let size = |name: &str, v: String| parse_size::parse_size(v.trim()).map_err(|e| format!("{name}={v:?}: {e}; expected a size such as `64MiB`"));
         if let Some(v) = var("FERRY_COMPILE_MAX_BYTES") {
             limits.max_component_bytes = size("FERRY_COMPILE_MAX_BYTES", v)?;
         }
@@ -112,9 +101,8 @@ impl CompileLimits {
             limits.memory_bytes = size("FERRY_COMPILE_MEMORY", v)?;
         }
         if let Some(v) = var("FERRY_COMPILE_TIMEOUT") {
-            limits.timeout = humantime::parse_duration(v.trim()).map_err(|e| {
-                format!("FERRY_COMPILE_TIMEOUT={v:?}: {e}; expected a duration such as `120s`")
-            })?;
+            limits.timeout =
+                humantime::parse_duration(v.trim()).map_err(|e| format!("FERRY_COMPILE_TIMEOUT={v:?}: {e}; expected a duration such as `120s`"))?;
         }
         Ok(limits)
     }

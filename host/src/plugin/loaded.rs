@@ -103,9 +103,7 @@ fn check_header(bytes: &[u8], origin: &str) -> Result<(), PluginError> {
     }
     match &bytes[4..8] {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => {
-            not("it is a core WebAssembly module; build plugins with `cargo build --target wasm32-wasip2`")
-        }
+        [0x01, 0x00, 0x00, 0x00] => not("it is a core WebAssembly module; build plugins with `cargo build --target wasm32-wasip2`"),
         v => not(&format!("unknown WebAssembly version/layer {v:02x?}")),
     }
 }
@@ -159,11 +157,7 @@ impl PluginEngine {
             contract: cut(info.contract, MAX_NAME),
         };
         if !super::contract_compatible(&plugin.info.contract) {
-            return Err(PluginError::Contract {
-                plugin: plugin.label(),
-                found: plugin.info.contract.clone(),
-                expected: super::CONTRACT_VERSION.into(),
-            });
+            return Err(PluginError::Contract { plugin: plugin.label(), found: plugin.info.contract.clone(), expected: super::CONTRACT_VERSION.into() });
         }
         Ok(Arc::new(plugin))
     }
@@ -244,11 +238,7 @@ impl Plugin {
         }
         let plugin = self.label();
         match err.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => PluginError::Limit {
-                plugin,
-                limit: LimitKind::Fuel,
-                detail: format!("fuel = {} units per batch, all used", limits.fuel),
-            },
+            Some(Trap::OutOfFuel) => PluginError::Limit { plugin, limit: LimitKind::Fuel, detail: format!("fuel = {} units per batch, all used", limits.fuel) },
             Some(Trap::Interrupt) => PluginError::Limit {
                 plugin,
                 limit: LimitKind::Deadline,

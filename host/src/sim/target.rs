@@ -319,6 +319,8 @@ async fn write(st: Arc<TargetState>, id: Uuid, body: Value) -> Response {
     }
 }
 
+// The error is the handler's answer, returned as is with `?` (once per request).
+#[allow(clippy::result_large_err)]
 fn parse_body(body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))
 }
@@ -351,6 +353,8 @@ async fn post_command(State(st): State<Arc<TargetState>>, Path(_resource): Path<
     response
 }
 
+// The error is the handler's answer, returned as is with `?` (once per request).
+#[allow(clippy::result_large_err)]
 fn find(st: &TargetState, id: &str) -> Result<Command, Response> {
     let id = Uuid::parse_str(id).map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID")))?;
     st.inner.lock().expect("target lock").commands.get(&id).cloned().ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no command {id}")))

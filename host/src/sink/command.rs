@@ -37,7 +37,14 @@ pub struct CommandSink {
 
 impl CommandSink {
     /// A sink for `{base_url}/{resource}/{uuid}`.
-    pub fn new(base_url: &str, resource: &str, token: Option<String>, timeout: Duration, max_attempts: u32, completion_timeout: Duration) -> Result<Self, SinkError> {
+    pub fn new(
+        base_url: &str,
+        resource: &str,
+        token: Option<String>,
+        timeout: Duration,
+        max_attempts: u32,
+        completion_timeout: Duration,
+    ) -> Result<Self, SinkError> {
         let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| SinkError::Io(format!("HTTP client: {e}")))?;
         Ok(CommandSink {
             http,
@@ -121,8 +128,11 @@ impl CommandSink {
             poll = (poll * 2).min(Duration::from_secs(1));
             resource = self.get_json(command, &url).await?;
         }
-        let count: TaskCount = TaskCount::deserialize(resource.get("taskCount").unwrap_or(&Value::Null))
-            .map_err(|e| SinkError::Rejected { command, status, body: format!("taskCount unreadable: {e}") })?;
+        let count: TaskCount = TaskCount::deserialize(resource.get("taskCount").unwrap_or(&Value::Null)).map_err(|e| SinkError::Rejected {
+            command,
+            status,
+            body: format!("taskCount unreadable: {e}"),
+        })?;
         let (mut failed, mut succeeded) = (Vec::new(), None);
         if count.failed > 0 || !count.adds_up(sent) {
             let tasks = self.get_json(command, &format!("{url}/tasks")).await?;

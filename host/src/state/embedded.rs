@@ -24,11 +24,7 @@ pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
 /// Reads either form back to the exact text.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let raw = Box::<RawValue>::deserialize(d)?;
-    if raw.get().starts_with('"') {
-        serde_json::from_str(raw.get()).map_err(D::Error::custom)
-    } else {
-        Ok(Box::<str>::from(raw).into_string())
-    }
+    if raw.get().starts_with('"') { serde_json::from_str(raw.get()).map_err(D::Error::custom) } else { Ok(Box::<str>::from(raw).into_string()) }
 }
 
 #[cfg(test)]
@@ -45,15 +41,7 @@ mod tests {
     /// unescaped; the older string form still reads.
     #[test]
     fn round_trips_and_reads_the_string_form() {
-        let texts = [
-            r#"{"records":[{"id":"1","名":"张伟","a":[1, 2.50]}]}"#,
-            r#""a string""#,
-            "not json",
-            " {\"padded\":1} ",
-            "[1,2]",
-            "7",
-            "",
-        ];
+        let texts = [r#"{"records":[{"id":"1","名":"张伟","a":[1, 2.50]}]}"#, r#""a string""#, "not json", " {\"padded\":1} ", "[1,2]", "7", ""];
         for text in texts {
             let stored = serde_json::to_string(&Doc { text: text.into() }).unwrap();
             assert_eq!(serde_json::from_str::<Doc>(&stored).unwrap().text, text, "stored as {stored}");

@@ -106,7 +106,8 @@ impl SyncCommand {
     /// to claim the pipeline resumes it.
     pub(crate) fn requeue(&mut self, worker: &str) {
         self.status = "queued".into();
-        self.notes.push(format!("{}: worker {worker} stopped during the run; queued again, the next run resumes from the outbox and checkpoint", Timestamp::now()));
+        self.notes
+            .push(format!("{}: worker {worker} stopped during the run; queued again, the next run resumes from the outbox and checkpoint", Timestamp::now()));
     }
 
     pub(crate) fn resource(&self, state: &AppState) -> SyncResource {
@@ -213,7 +214,12 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     responses((status = 201, body = SyncResource, description = "created and queued"), (status = 200, body = SyncResource, description = "replay of the same command"),
         (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
+pub async fn put(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
     let id = parse_id(&id)?;
     let input: SyncInput = parse_body(&body)?;
     let (status, r) = create(&state, &tenant, id, input, "api")?;
@@ -226,7 +232,11 @@ pub async fn put(State(state): State<Arc<AppState>>, axum::Extension(tenant): ax
         (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn post(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, body: Bytes) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
+pub async fn post(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SyncResource>), ApiError> {
     let p: SyncPost = parse_body(&body)?;
     let id = match &p.id {
         Some(id) => parse_id(id)?,
@@ -259,7 +269,11 @@ fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, Api
     responses((status = 200, body = SyncResource), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<Json<SyncResource>, ApiError> {
     Ok(Json(owned(&state, &tenant, &id)?.resource(&state)))
 }
 
@@ -301,7 +315,11 @@ pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
         (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody),
         (status = 409, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<SyncResource>, ApiError> {
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<Json<SyncResource>, ApiError> {
     let id = parse_id(&id)?;
     if state.cluster.is_some() {
         return shared::cancel(&state, &tenant, id).map(Json);
@@ -330,7 +348,11 @@ pub async fn cancel(State(state): State<Arc<AppState>>, axum::Extension(tenant):
     responses((status = 200, body = super::model::SyncPage), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, axum::extract::RawQuery(raw): axum::extract::RawQuery) -> Result<Json<super::model::SyncPage>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<super::model::SyncPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;
     let (records, total) = super::history::list(&state, &tenant, "sync", &q)?;
     let syncs = state.syncs.lock().expect("syncs lock");
@@ -353,14 +375,16 @@ pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): a
     responses((status = 200, body = super::model::RecordsView), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn records(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>, Path(id): Path<String>) -> Result<Json<super::model::RecordsView>, ApiError> {
+pub async fn records(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<Json<super::model::RecordsView>, ApiError> {
     let cmd = owned(&state, &tenant, &id)?;
     let Some(started) = cmd.started else { return Ok(Json(super::model::RecordsView { records: vec![], count: 0 })) };
     let handle = state.pipeline_for(&cmd.input.pipeline, &tenant)?;
     let to = crate::time::sortable(cmd.completed.unwrap_or_else(Timestamp::now));
-    let records = handle
-        .state
-        .confirmed_record_ids(&handle.pipeline.name, &crate::time::sortable(started), &to)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let records =
+        handle.state.confirmed_record_ids(&handle.pipeline.name, &crate::time::sortable(started), &to).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(super::model::RecordsView { count: records.len() as u64, records }))
 }

@@ -159,7 +159,14 @@ impl Query {
     /// instead of sorting the window for every page; `has_next` looks for
     /// a later version in the window from its newest rows down. Same rows,
     /// same order.
-    fn run_by_ts(&self, orders: &HashMap<u64, Order>, index: &BTreeMap<(i64, u64), u64>, by_ts: &BTreeMap<u64, u64>, (b, e): (i64, i64), start: u64) -> Box<RawValue> {
+    fn run_by_ts(
+        &self,
+        orders: &HashMap<u64, Order>,
+        index: &BTreeMap<(i64, u64), u64>,
+        by_ts: &BTreeMap<u64, u64>,
+        (b, e): (i64, i64),
+        start: u64,
+    ) -> Box<RawValue> {
         // The window's rows as (key, ts), in modified order.
         let window = || index.range((b, 0)..=(e, u64::MAX));
         let wanted = |o: &Order| (b..=e).contains(&o.modified_at) && self.matches(o);

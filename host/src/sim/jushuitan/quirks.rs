@@ -64,22 +64,12 @@ pub enum Quirk {
 impl Quirk {
     /// The mode's name, as on the command line.
     pub fn name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self)
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
+        clap::ValueEnum::to_possible_value(&self).map(|v| v.get_name().to_string()).unwrap_or_default()
     }
 
     /// Whether the mode only changes how a true answer is spelled.
     pub fn is_spelling(self) -> bool {
-        matches!(
-            self,
-            Quirk::HasNextSpellings
-                | Quirk::NumbersAsStrings
-                | Quirk::NullTexts
-                | Quirk::BigTs
-                | Quirk::HugePage
-                | Quirk::SplitShipments
-        )
+        matches!(self, Quirk::HasNextSpellings | Quirk::NumbersAsStrings | Quirk::NullTexts | Quirk::BigTs | Quirk::HugePage | Quirk::SplitShipments)
     }
 }
 
@@ -98,20 +88,14 @@ impl std::str::FromStr for QuirkRule {
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, rate) = s.split_once(':').map_or((s, None), |(n, r)| (n, Some(r)));
         let quirk = <Quirk as clap::ValueEnum>::from_str(name.trim(), true).map_err(|_| {
-            let known: Vec<String> = <Quirk as clap::ValueEnum>::value_variants()
-                .iter()
-                .map(|q| q.name())
-                .collect();
+            let known: Vec<String> = <Quirk as clap::ValueEnum>::value_variants().iter().map(|q| q.name()).collect();
             format!("unknown quirk `{name}`; known: {}", known.join(", "))
         })?;
         let rate = match rate {
             None => 1.0,
-            Some(r) => r
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| format!("quirk rate `{r}` must be a number from 0 to 1"))?,
+            Some(r) => {
+                r.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| format!("quirk rate `{r}` must be a number from 0 to 1"))?
+            }
         };
         Ok(QuirkRule { quirk, rate })
     }
@@ -175,10 +159,7 @@ pub fn lie(quirk: Quirk, data: &mut Value, cx: &Context<'_>) -> bool {
 pub fn spell(quirk: Quirk, data: &mut Value, cx: &Context<'_>) {
     match quirk {
         Quirk::HasNextSpellings => {
-            let next = data
-                .get("has_next")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let next = data.get("has_next").and_then(Value::as_bool).unwrap_or(false);
             match cx.answer_no % 4 {
                 0 => data["has_next"] = json!(u8::from(next)),
                 1 => data["has_next"] = json!(next.to_string()),
@@ -225,12 +206,7 @@ fn spell_order(quirk: Quirk, order: &mut Map<String, Value>) {
             if let Some(v) = order.get_mut("freight") {
                 as_text(v, Some(2));
             }
-            for item in order
-                .get_mut("items")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+            for item in order.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
                 for key in ["qty", "sale_price", "sale_amount"] {
                     if let Some(v) = item.get_mut(key) {
                         as_text(v, None);
@@ -261,7 +237,8 @@ pub fn big_ts(data: &mut Value) {
 }
 
 /// The maintenance page a gateway answers with HTTP 200.
-pub const MAINTENANCE_PAGE: &str = "<!DOCTYPE html><html><head><title>系统维护</title></head><body><h1>系统维护中，请稍后再试</h1><p>The service is under maintenance.</p></body></html>";
+pub const MAINTENANCE_PAGE: &str =
+    "<!DOCTYPE html><html><head><title>系统维护</title></head><body><h1>系统维护中，请稍后再试</h1><p>The service is under maintenance.</p></body></html>";
 
 #[cfg(test)]
 mod tests {
@@ -269,71 +246,29 @@ mod tests {
 
     #[test]
     fn rules_parse_with_and_without_a_rate() {
-        assert_eq!(
-            "null-list".parse::<QuirkRule>().unwrap(),
-            QuirkRule {
-                quirk: Quirk::NullList,
-                rate: 1.0
-            }
-        );
-        assert_eq!(
-            "short-page:0.25".parse::<QuirkRule>().unwrap(),
-            QuirkRule {
-                quirk: Quirk::ShortPage,
-                rate: 0.25
-            }
-        );
-        assert!(
-            "nope"
-                .parse::<QuirkRule>()
-                .unwrap_err()
-                .contains("known: null-list")
-        );
-        assert!(
-            "html:2"
-                .parse::<QuirkRule>()
-                .unwrap_err()
-                .contains("from 0 to 1")
-        );
+        assert_eq!("null-list".parse::<QuirkRule>().unwrap(), QuirkRule { quirk: Quirk::NullList, rate: 1.0 });
+        assert_eq!("short-page:0.25".parse::<QuirkRule>().unwrap(), QuirkRule { quirk: Quirk::ShortPage, rate: 0.25 });
+        assert!("nope".parse::<QuirkRule>().unwrap_err().contains("known: null-list"));
+        assert!("html:2".parse::<QuirkRule>().unwrap_err().contains("from 0 to 1"));
     }
 
     #[test]
     fn lies_change_what_the_page_says_and_spellings_only_how() {
         let page = json!({"has_next": true, "datas": [{"o_id": 21, "qty": 1, "ts": 5, "pay_amount": 1.5, "freight": 8.0, "items": [{"qty": 2, "sale_price": 0.1}]}, {"o_id": 22, "ts": 6}]});
-        let cx = Context {
-            previous: None,
-            elsewhere: &[json!({"o_id": 1})],
-            answer_no: 0,
-            first_rows: false,
-        };
+        let cx = Context { previous: None, elsewhere: &[json!({"o_id": 1})], answer_no: 0, first_rows: false };
         let mut short = page.clone();
         assert!(lie(Quirk::ShortPage, &mut short, &cx));
-        assert_eq!(
-            (short["datas"].as_array().unwrap().len(), &short["has_next"]),
-            (1, &json!(true))
-        );
+        assert_eq!((short["datas"].as_array().unwrap().len(), &short["has_next"]), (1, &json!(true)));
         let mut outside = page.clone();
         assert!(lie(Quirk::OutsideRows, &mut outside, &cx));
         assert_eq!(outside["datas"][1], json!({"o_id": 1}));
-        assert!(
-            !lie(Quirk::RepeatPage, &mut page.clone(), &cx),
-            "nothing to repeat yet"
-        );
+        assert!(!lie(Quirk::RepeatPage, &mut page.clone(), &cx), "nothing to repeat yet");
         let mut spelled = page.clone();
         spell(Quirk::NumbersAsStrings, &mut spelled, &cx);
-        assert_eq!(
-            (
-                &spelled["datas"][0]["freight"],
-                &spelled["datas"][0]["items"][0]["sale_price"]
-            ),
-            (&json!("8.00"), &json!("0.1"))
-        );
+        assert_eq!((&spelled["datas"][0]["freight"], &spelled["datas"][0]["items"][0]["sale_price"]), (&json!("8.00"), &json!("0.1")));
         let mut nulls = page.clone();
         spell(Quirk::NullTexts, &mut nulls, &cx);
-        assert_eq!(
-            (&nulls["datas"][0]["items"], &nulls["datas"][1]["items"]),
-            (&Value::Null, &Value::Null)
-        );
+        assert_eq!((&nulls["datas"][0]["items"], &nulls["datas"][1]["items"]), (&Value::Null, &Value::Null));
         let mut big = page;
         big_ts(&mut big);
         assert_eq!(big["datas"][1]["ts"].as_u64(), Some(BIG_TS_OFFSET + 6));

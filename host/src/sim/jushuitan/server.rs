@@ -198,11 +198,13 @@ impl SimState {
             None => Vec::new(),
         };
         let honest = page.clone();
-        let cx = quirks::Context { previous: inner.previous.as_ref(), elsewhere: &elsewhere, answer_no: inner.answers, first_rows: has_rows && !inner.rows_served };
+        let cx =
+            quirks::Context { previous: inner.previous.as_ref(), elsewhere: &elsewhere, answer_no: inner.answers, first_rows: has_rows && !inner.rows_served };
         for rule in rules.iter().filter(|r| r.quirk.is_spelling()) {
             quirks::spell(rule.quirk, &mut page, &cx);
         }
-        let rolled: Vec<(Quirk, bool)> = rules.iter().filter(|r| !r.quirk.is_spelling() && r.quirk != Quirk::Html).map(|r| (r.quirk, self.strikes(inner, r))).collect();
+        let rolled: Vec<(Quirk, bool)> =
+            rules.iter().filter(|r| !r.quirk.is_spelling() && r.quirk != Quirk::Html).map(|r| (r.quirk, self.strikes(inner, r))).collect();
         let cx = quirks::Context { previous: inner.previous.as_ref(), elsewhere: &elsewhere, answer_no: inner.answers, first_rows: false };
         let mut lied = false;
         for (quirk, strikes) in rolled {
@@ -377,7 +379,10 @@ async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> 
             (json_type, text).into_response()
         }
         Some(Fault::Reset) => {
-            let broken = futures_util::stream::iter([Ok(Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 3])), Err(std::io::Error::other("simulated connection reset"))]);
+            let broken = futures_util::stream::iter([
+                Ok(Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 3])),
+                Err(std::io::Error::other("simulated connection reset")),
+            ]);
             (json_type, Body::from_stream(broken)).into_response()
         }
         Some(Fault::Truncated) => (json_type, Bytes::copy_from_slice(&text.as_bytes()[..text.len() / 2])).into_response(),

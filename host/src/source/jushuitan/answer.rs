@@ -125,10 +125,7 @@ impl Page {
     /// is not one).
     pub fn rows(&mut self, id_field: &str, row_key: Option<&str>) -> Vec<Row> {
         match std::mem::take(&mut self.datas) {
-            List::Rows(rows) => rows
-                .into_iter()
-                .map(|raw| Row::new(raw, id_field, row_key))
-                .collect(),
+            List::Rows(rows) => rows.into_iter().map(|raw| Row::new(raw, id_field, row_key)).collect(),
             _ => Vec::new(),
         }
     }
@@ -164,19 +161,11 @@ mod tests {
         assert!(matches!(page(r#"{"has_next":true}"#).list(), List::Missing));
         assert!(matches!(page(r#"{"datas":null}"#).list(), List::Null));
         assert!(matches!(page(r#"{"datas":[]}"#).list(), List::Rows(r) if r.is_empty()));
-        assert!(
-            matches!(page(r#"{"datas":[{"o_id":1},2]}"#).list(), List::Rows(r) if r.len() == 2)
-        );
-        for (text, what) in [
-            (r#"{"datas":"x"}"#, "a string"),
-            (r#"{"datas":{}}"#, "an object"),
-            (r#"{"datas":3}"#, "a number"),
-            (r#"{"datas":false}"#, "a boolean"),
-        ] {
-            assert!(
-                matches!(page(text).list(), List::Other(w) if *w == what),
-                "{text}"
-            );
+        assert!(matches!(page(r#"{"datas":[{"o_id":1},2]}"#).list(), List::Rows(r) if r.len() == 2));
+        for (text, what) in
+            [(r#"{"datas":"x"}"#, "a string"), (r#"{"datas":{}}"#, "an object"), (r#"{"datas":3}"#, "a number"), (r#"{"datas":false}"#, "a boolean")]
+        {
+            assert!(matches!(page(text).list(), List::Other(w) if *w == what), "{text}");
         }
     }
 
@@ -199,14 +188,6 @@ mod tests {
             assert_eq!(flag(Some(&v)), want, "{v}");
         }
         assert_eq!(flag(None), None);
-        assert_eq!(
-            (
-                count(Some(&json!(12))),
-                count(Some(&json!(" 12"))),
-                count(Some(&json!(-1))),
-                count(None)
-            ),
-            (Some(12), Some(12), None, None)
-        );
+        assert_eq!((count(Some(&json!(12))), count(Some(&json!(" 12"))), count(Some(&json!(-1))), count(None)), (Some(12), Some(12), None, None));
     }
 }

@@ -117,10 +117,8 @@ impl JushuitanClient {
     /// same app_key in this process, or, given a `shared` budget, with
     /// every process that draws on it.
     pub fn new(config: ClientConfig, shared: Option<Arc<dyn SharedBudget>>) -> Result<Self, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let http =
+            reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         let limiter = Budget::new(&config.app_key, config.per_second, config.per_minute, shared);
         Ok(JushuitanClient { http, config, limiter, stats: Arc::new(SourceStats::default()) })
     }
@@ -192,13 +190,7 @@ impl JushuitanClient {
         let fields = self.signed_fields(biz);
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);
-        let sent = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8")
-            .body(body)
-            .send()
-            .await;
+        let sent = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8").body(body).send().await;
         let response = match sent {
             Ok(r) => r,
             Err(e) => return classify_transport(&e),

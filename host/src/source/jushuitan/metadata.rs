@@ -264,9 +264,7 @@ impl Request {
                     })
                     .collect();
                 match &f.split {
-                    Some(sep) => Value::Array(
-                        text.split(sep.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
-                    ),
+                    Some(sep) => Value::Array(text.split(sep.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect()),
                     None => Value::String(text),
                 }
             };

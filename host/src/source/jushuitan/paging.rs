@@ -206,14 +206,7 @@ impl JushuitanClient {
     /// Sends every row of `window` to `out` once (by id + `modified`),
     /// in `ts` mode from the cursor `from_ts` on (0: the whole window).
     /// Returns the number of distinct rows sent.
-    pub async fn fetch_window(
-        &self,
-        req: &Request,
-        window: &Window,
-        mode: PagingMode,
-        from_ts: u64,
-        out: &Sender<Fetched>,
-    ) -> Result<u64, SourceError> {
+    pub async fn fetch_window(&self, req: &Request, window: &Window, mode: PagingMode, from_ts: u64, out: &Sender<Fetched>) -> Result<u64, SourceError> {
         let mut seen = HashSet::new();
         match mode {
             PagingMode::Ts => self.ts_cursor(req, window, from_ts, out, &mut seen).await?,
@@ -228,20 +221,8 @@ impl JushuitanClient {
                         } else if half.as_secs() >= 1 {
                             self.stats.window_splits.fetch_add(1, Ordering::Relaxed);
                             let mid = w.begin + half;
-                            stack.push((
-                                Window {
-                                    begin: mid,
-                                    end: w.end,
-                                },
-                                0,
-                            ));
-                            stack.push((
-                                Window {
-                                    begin: w.begin,
-                                    end: mid,
-                                },
-                                0,
-                            ));
+                            stack.push((Window { begin: mid, end: w.end }, 0));
+                            stack.push((Window { begin: w.begin, end: mid }, 0));
                         } else {
                             tracing::warn!(window = %w, "rows kept shifting in a one-second window; the next run's lookback re-reads it");
                         }
@@ -252,18 +233,10 @@ impl JushuitanClient {
         Ok(seen.len() as u64)
     }
 
-    async fn emit(
-        &self,
-        rows: Vec<Row>,
-        cursor: Option<u64>,
-        out: &Sender<Fetched>,
-        seen: &mut HashSet<(String, String)>,
-    ) -> Result<(), SourceError> {
+    async fn emit(&self, rows: Vec<Row>, cursor: Option<u64>, out: &Sender<Fetched>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
         let fresh: Vec<Row> = rows.into_iter().filter(|r| seen.insert(r.key())).collect();
         if !fresh.is_empty() || cursor.is_some() {
-            out.send(Fetched { rows: fresh, cursor })
-                .await
-                .map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
+            out.send(Fetched { rows: fresh, cursor }).await.map_err(|_| SourceError::Protocol("the run stopped reading".into()))?;
         }
         Ok(())
     }
@@ -271,14 +244,7 @@ impl JushuitanClient {
     /// Calls for one page until its answer passes `check` (a `null` list
     /// also needs a count of 0 from the same query), reading it again on
     /// a contradiction; fails naming `at` and what disagreed.
-    async fn checked<F>(
-        &self,
-        req: &Request,
-        biz: &Value,
-        w: &Window,
-        at: &str,
-        mut check: F,
-    ) -> Result<Checked, SourceError>
+    async fn checked<F>(&self, req: &Request, biz: &Value, w: &Window, at: &str, mut check: F) -> Result<Checked, SourceError>
     where
         F: FnMut(Page) -> Result<Checked, String>,
     {
@@ -292,11 +258,7 @@ impl JushuitanClient {
             match verdict {
                 Ok(c) => return Ok(c),
                 Err(what) if attempt == FAULT_REREADS => {
-                    return Err(SourceError::Inconsistent {
-                        at: at.to_string(),
-                        what,
-                        reads: attempt + 1,
-                    });
+                    return Err(SourceError::Inconsistent { at: at.to_string(), what, reads: attempt + 1 });
                 }
                 Err(what) => {
                     self.stats.answer_rereads.fetch_add(1, Ordering::Relaxed);
@@ -312,34 +274,19 @@ impl JushuitanClient {
 
     /// A `null` list proves nothing: the same query with a total must count
     /// no rows.
-    async fn count_is_zero(
-        &self,
-        req: &Request,
-        biz: &Value,
-    ) -> Result<Result<(), String>, SourceError> {
+    async fn count_is_zero(&self, req: &Request, biz: &Value) -> Result<Result<(), String>, SourceError> {
         let mut ask = biz.clone();
         ask["is_get_total"] = Value::Bool(true);
         ask["page_index"] = Value::from(1);
         let page: Page = self.call(&req.path(), &ask).await?;
         Ok(match page.data_count() {
             Some(0) => Ok(()),
-            Some(n) => Err(format!(
-                "`datas` is null where the same query counts {n} rows"
-            )),
-            None => Err(
-                "`datas` is null and the answer gives no data_count to prove the window empty"
-                    .into(),
-            ),
+            Some(n) => Err(format!("`datas` is null where the same query counts {n} rows")),
+            None => Err("`datas` is null and the answer gives no data_count to prove the window empty".into()),
         })
     }
 
-    async fn page_pass(
-        &self,
-        req: &Request,
-        w: &Window,
-        out: &Sender<Fetched>,
-        seen: &mut HashSet<(String, String)>,
-    ) -> Result<Pass, SourceError> {
+    async fn page_pass(&self, req: &Request, w: &Window, out: &Sender<Fetched>, seen: &mut HashSet<(String, String)>) -> Result<Pass, SourceError> {
         let bounds = Bounds::new(req, w);
         let mut counted: Option<Counted> = None;
         let mut pass_seen: HashSet<(String, String)> = HashSet::new();
@@ -349,18 +296,11 @@ impl JushuitanClient {
             let at = format!("page {index}");
             let checked = self
                 .checked(req, &biz, w, &at, |page| {
-                    let now = Counted {
-                        data_count: page.data_count(),
-                        page_count: page.page_count(),
-                    };
+                    let now = Counted { data_count: page.data_count(), page_count: page.page_count() };
                     let first = *counted.get_or_insert(now);
                     if first.data_count != now.data_count {
                         drift = true;
-                        return Ok(Checked {
-                            rows: Vec::new(),
-                            more: false,
-                            prove_empty: false,
-                        });
+                        return Ok(Checked { rows: Vec::new(), more: false, prove_empty: false });
                     }
                     check_page(page, &bounds, req, index, first, &pass_seen)
                 })
@@ -374,19 +314,10 @@ impl JushuitanClient {
                 return Ok(Pass::Complete);
             }
         }
-        Err(SourceError::Protocol(format!(
-            "window {w} has more than {MAX_PAGES} pages"
-        )))
+        Err(SourceError::Protocol(format!("window {w} has more than {MAX_PAGES} pages")))
     }
 
-    async fn ts_cursor(
-        &self,
-        req: &Request,
-        w: &Window,
-        from_ts: u64,
-        out: &Sender<Fetched>,
-        seen: &mut HashSet<(String, String)>,
-    ) -> Result<(), SourceError> {
+    async fn ts_cursor(&self, req: &Request, w: &Window, from_ts: u64, out: &Sender<Fetched>, seen: &mut HashSet<(String, String)>) -> Result<(), SourceError> {
         let bounds = Bounds::new(req, w);
         // A resumed cursor's first call is judged as a window's first: its
         // boundary row may have changed since.
@@ -396,19 +327,13 @@ impl JushuitanClient {
             biz["start_ts"] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
             let at = format!("start_ts {start_ts}");
-            let checked = self
-                .checked(req, &biz, w, &at, |page| {
-                    check_ts(page, &bounds, req, start_ts, call == 0)
-                })
-                .await?;
+            let checked = self.checked(req, &biz, w, &at, |page| check_ts(page, &bounds, req, start_ts, call == 0)).await?;
             let max_ts = checked.rows.iter().filter_map(|r| r.ts).max();
             let next = checked.more.then(|| max_ts.unwrap_or(start_ts));
             self.emit(checked.rows, next, out, seen).await?;
             let Some(next) = next else { return Ok(()) };
             start_ts = next;
         }
-        Err(SourceError::Protocol(format!(
-            "window {w} has more than {MAX_PAGES} pages"
-        )))
+        Err(SourceError::Protocol(format!("window {w} has more than {MAX_PAGES} pages")))
     }
 }

@@ -67,7 +67,8 @@ pub struct Progress {
 pub fn resume(planned: Vec<Window>, saved: &[Progress], span: Duration) -> Vec<(Window, u64)> {
     let (Some(first), Some(last)) = (planned.first(), planned.last()) else { return Vec::new() };
     let (from, until) = (first.begin, last.end);
-    let mut inside: Vec<Progress> = saved.iter().copied().filter(|p| p.window.begin >= from && p.window.end <= until && p.window.begin < p.window.end).collect();
+    let mut inside: Vec<Progress> =
+        saved.iter().copied().filter(|p| p.window.begin >= from && p.window.end <= until && p.window.begin < p.window.end).collect();
     if inside.is_empty() {
         return planned.into_iter().map(|w| (w, 0)).collect();
     }

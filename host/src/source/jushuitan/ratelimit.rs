@@ -110,7 +110,14 @@ impl Budget {
             // on the per-second window too.
             interval = interval.max(period(Duration::from_secs(1) + SHARED_JITTER, per_second, 1.0));
         }
-        Budget { app_key: app_key.to_string(), local: for_app(app_key, per_second, per_minute), shared, interval, memory: None, floor_waited: tokio::sync::OnceCell::new() }
+        Budget {
+            app_key: app_key.to_string(),
+            local: for_app(app_key, per_second, per_minute),
+            shared,
+            interval,
+            memory: None,
+            floor_waited: tokio::sync::OnceCell::new(),
+        }
     }
 
     /// Remembers the next call slot in `memory` (and waits for the one an

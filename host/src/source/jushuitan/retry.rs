@@ -208,11 +208,7 @@ pub fn classify_status<T>(status: u16, body: &[u8]) -> Verdict<T> {
 
 /// Classifies a transport error.
 pub fn classify_transport<T>(err: &reqwest::Error) -> Verdict<T> {
-    if err.is_timeout() {
-        Verdict::Retry(Cause::Timeout, "no answer before the timeout".into())
-    } else {
-        Verdict::Retry(Cause::Connection, format!("{err}"))
-    }
+    if err.is_timeout() { Verdict::Retry(Cause::Timeout, "no answer before the timeout".into()) } else { Verdict::Retry(Cause::Connection, format!("{err}")) }
 }
 
 #[cfg(test)]

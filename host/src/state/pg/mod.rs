@@ -127,8 +127,7 @@ impl PgStore {
     pub fn lease_holder(&self, pipeline: &str) -> Result<Option<String>, StateError> {
         let p = pipeline.to_string();
         self.call(move |c| {
-            Ok(c.query_opt("SELECT worker FROM leases WHERE pipeline = $1 AND worker IS NOT NULL AND expires > clock_timestamp()", &[&p])?
-                .map(|r| r.get(0)))
+            Ok(c.query_opt("SELECT worker FROM leases WHERE pipeline = $1 AND worker IS NOT NULL AND expires > clock_timestamp()", &[&p])?.map(|r| r.get(0)))
         })
     }
 
@@ -142,7 +141,10 @@ impl PgStore {
     }
 
     /// Runs `f` on one of the store's connections.
-    pub(crate) fn call<T: Send + 'static>(&self, f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static) -> Result<T, StateError> {
+    pub(crate) fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StateError> {
         self.pool.call(f).map_err(|m| self.err(m))
     }
 }

@@ -29,9 +29,8 @@ fn insert_dead(tx: &mut impl GenericClient, pipeline: &str, dead: &[DeadLetter])
     if dead.is_empty() {
         return Ok(());
     }
-    let stmt = tx.prepare(
-        "INSERT INTO dead_letters (pipeline, record_id, version, reason, plugin, raw, command, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )?;
+    let stmt =
+        tx.prepare("INSERT INTO dead_letters (pipeline, record_id, version, reason, plugin, raw, command, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")?;
     for d in dead {
         tx.execute(&stmt, &[&pipeline, &d.key.id, &d.key.version, &d.reason, &d.plugin, &d.raw, &d.command.map(|c| c.to_string()), &now()])?;
     }
@@ -44,16 +43,19 @@ fn insert_dead(tx: &mut impl GenericClient, pipeline: &str, dead: &[DeadLetter])
 fn lease_lost(tx: &mut impl GenericClient, pipeline: &str, worker: Option<&str>) -> Result<Option<String>, postgres::Error> {
     let Some(worker) = worker else { return Ok(None) };
     let holder: Option<String> = tx.query_opt("SELECT worker FROM leases WHERE pipeline = $1 FOR SHARE", &[&pipeline])?.and_then(|r| r.get(0));
-    Ok((holder.as_deref() != Some(worker)).then(|| {
-        format!("worker {worker} no longer holds the lease of pipeline `{pipeline}` (now {}): write refused", holder.as_deref().unwrap_or("nobody"))
-    }))
+    Ok((holder.as_deref() != Some(worker))
+        .then(|| format!("worker {worker} no longer holds the lease of pipeline `{pipeline}` (now {}): write refused", holder.as_deref().unwrap_or("nobody"))))
 }
 
 impl PgStore {
     /// Runs `write` in one transaction that first checks `pipeline`'s
     /// lease fence, and commits it; a write the fence refuses is an error
     /// naming why. Every write that moves a pipeline on goes through here.
-    fn fenced(&self, pipeline: &str, write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static) -> Result<(), StateError> {
+    fn fenced(
+        &self,
+        pipeline: &str,
+        write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static,
+    ) -> Result<(), StateError> {
         let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
         let refused = self.call(move |c| {
             let mut tx = c.transaction()?;
@@ -109,7 +111,10 @@ impl StateStore for PgStore {
     fn window_progress(&self, pipeline: &str) -> Result<Vec<WindowProgress>, StateError> {
         let p = pipeline.to_string();
         let rows: Vec<(String, String, String)> = self.call(move |c| {
-            Ok(c.query("SELECT begin_at, end_at, cursor FROM window_progress WHERE pipeline = $1 ORDER BY begin_at", &[&p])?.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            Ok(c.query("SELECT begin_at, end_at, cursor FROM window_progress WHERE pipeline = $1 ORDER BY begin_at", &[&p])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect())
         })?;
         rows.iter().map(|(b, e, c)| crate::state::types::progress_from_text(b, e, c).map_err(|m| self.err(m))).collect()
     }
@@ -232,18 +237,29 @@ impl StateStore for PgStore {
         let (p, k) = (pipeline.to_string(), kind.to_string());
         let owner = super::super::owner::this_process();
         self.call(move |c| {
-            Ok(c.query_one("INSERT INTO runs (pipeline, kind, started, status, owner) VALUES ($1, $2, $3, 'running', $4) RETURNING id", &[&p, &k, &now(), &owner])?.get(0))
+            Ok(c.query_one(
+                "INSERT INTO runs (pipeline, kind, started, status, owner) VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+                &[&p, &k, &now(), &owner],
+            )?
+            .get(0))
         })
     }
 
     fn sweep_dead_runs(&self) -> Result<u64, StateError> {
-        let running: Vec<(i64, String)> =
-            self.call(|c| Ok(c.query("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL", &[])?.iter().map(|r| (r.get(0), r.get(1))).collect()))?;
+        let running: Vec<(i64, String)> = self.call(|c| {
+            Ok(c.query("SELECT id, owner FROM runs WHERE status = 'running' AND owner IS NOT NULL", &[])?.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })?;
         let dead: Vec<i64> = running.into_iter().filter(|(_, o)| super::super::owner::is_dead(o)).map(|(id, _)| id).collect();
         let n = dead.len() as u64;
         if !dead.is_empty() {
             let note = super::super::DEAD_RUN_NOTE;
-            self.call(move |c| c.execute("UPDATE runs SET status = 'interrupted', finished = $2, summary = $3 WHERE id = ANY($1) AND status = 'running'", &[&dead, &now(), &note]).map(|_| ()))?;
+            self.call(move |c| {
+                c.execute(
+                    "UPDATE runs SET status = 'interrupted', finished = $2, summary = $3 WHERE id = ANY($1) AND status = 'running'",
+                    &[&dead, &now(), &note],
+                )
+                .map(|_| ())
+            })?;
         }
         Ok(n)
     }
@@ -300,7 +316,8 @@ impl StateStore for PgStore {
                 &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
             )?;
             let existing = if inserted == 0 {
-                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&cmd.tenant, &cmd.id])?.map(|r| command_row(&r))
+                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&cmd.tenant, &cmd.id])?
+                    .map(|r| command_row(&r))
             } else {
                 None
             };
@@ -342,7 +359,8 @@ impl StateStore for PgStore {
     fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError> {
         let (d, l, b) = (digest.to_string(), label.to_string(), bytes.to_vec());
         self.call(move |c| {
-            c.execute("INSERT INTO plugin_versions (digest, label, bytes, added) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&d, &l, &b, &now()]).map(|_| ())
+            c.execute("INSERT INTO plugin_versions (digest, label, bytes, added) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&d, &l, &b, &now()])
+                .map(|_| ())
         })
     }
 
@@ -372,7 +390,15 @@ impl StateStore for PgStore {
             )?;
             Ok(rows
                 .iter()
-                .map(|r| SwapRecord { at: r.get(0), digest: r.get(1), label: r.get(2), origin: r.get(3), previous: r.get(4), accepted: r.get(5), reason: r.get(6) })
+                .map(|r| SwapRecord {
+                    at: r.get(0),
+                    digest: r.get(1),
+                    label: r.get(2),
+                    origin: r.get(3),
+                    previous: r.get(4),
+                    accepted: r.get(5),
+                    reason: r.get(6),
+                })
                 .collect())
         })
     }

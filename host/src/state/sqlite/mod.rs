@@ -8,10 +8,10 @@ use super::{StateError, StateStore};
 
 mod restart;
 mod schema;
-use schema::MIGRATIONS;
 use crate::source::jushuitan::ratelimit::BudgetMemory;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
+use schema::MIGRATIONS;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -98,8 +98,7 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
 
 impl StateStore for SqliteStore {
     fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError> {
-        let at: Option<String> =
-            self.with(|c| c.query_row("SELECT at FROM checkpoints WHERE pipeline = ?1", [pipeline], |r| r.get(0)).optional())?;
+        let at: Option<String> = self.with(|c| c.query_row("SELECT at FROM checkpoints WHERE pipeline = ?1", [pipeline], |r| r.get(0)).optional())?;
         at.map(|s| s.parse().map_err(|e| self.err(format!("bad checkpoint `{s}`: {e}")))).transpose()
     }
 
@@ -247,8 +246,7 @@ impl StateStore for SqliteStore {
 
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError> {
         self.with(|c| {
-            c.execute("UPDATE runs SET finished = ?2, status = ?3, summary = ?4 WHERE id = ?1", params![run, now(), status, summary.to_string()])
-                .map(|_| ())
+            c.execute("UPDATE runs SET finished = ?2, status = ?3, summary = ?4 WHERE id = ?1", params![run, now(), status, summary.to_string()]).map(|_| ())
         })
     }
 
@@ -283,12 +281,8 @@ impl StateStore for SqliteStore {
 
     fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StateError> {
         self.with(|conn| {
-            conn.query_row(
-                "SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE tenant = ?1 AND id = ?2",
-                [tenant, id],
-                command_row,
-            )
-            .optional()
+            conn.query_row("SELECT id, kind, pipeline, tenant, created, status, record FROM commands WHERE tenant = ?1 AND id = ?2", [tenant, id], command_row)
+                .optional()
         })
     }
 
@@ -345,11 +339,8 @@ impl StateStore for SqliteStore {
 
     fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError> {
         self.with(|conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO plugin_versions (digest, label, bytes, added) VALUES (?1, ?2, ?3, ?4)",
-                params![digest, label, bytes, now()],
-            )
-            .map(|_| ())
+            conn.execute("INSERT OR IGNORE INTO plugin_versions (digest, label, bytes, added) VALUES (?1, ?2, ?3, ?4)", params![digest, label, bytes, now()])
+                .map(|_| ())
         })
     }
 
@@ -370,11 +361,18 @@ impl StateStore for SqliteStore {
     fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError> {
         let (limit, offset) = page.sql();
         self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
-            )?;
+            let mut stmt = conn
+                .prepare("SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = ?1 ORDER BY id LIMIT ?2 OFFSET ?3")?;
             stmt.query_map(params![pipeline, limit, offset], |r| {
-                Ok(SwapRecord { at: r.get(0)?, digest: r.get(1)?, label: r.get(2)?, origin: r.get(3)?, previous: r.get(4)?, accepted: r.get(5)?, reason: r.get(6)? })
+                Ok(SwapRecord {
+                    at: r.get(0)?,
+                    digest: r.get(1)?,
+                    label: r.get(2)?,
+                    origin: r.get(3)?,
+                    previous: r.get(4)?,
+                    accepted: r.get(5)?,
+                    reason: r.get(6)?,
+                })
             })?
             .collect()
         })
@@ -386,9 +384,8 @@ impl StateStore for SqliteStore {
 
     fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
         let entries: Vec<String> = self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT entry FROM outbox WHERE pipeline = ?1 AND status = 'confirmed' AND confirmed >= ?2 AND confirmed <= ?3 ORDER BY seq",
-            )?;
+            let mut stmt =
+                conn.prepare("SELECT entry FROM outbox WHERE pipeline = ?1 AND status = 'confirmed' AND confirmed >= ?2 AND confirmed <= ?3 ORDER BY seq")?;
             stmt.query_map(params![pipeline, from, to], |r| r.get(0))?.collect()
         })?;
         crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))

@@ -22,9 +22,11 @@ impl BudgetMemory for SlotMemory {
     fn remember(&self, app_key: &str, at: SystemTime) {
         let ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let written = self.0.lock().map_err(|e| e.to_string()).and_then(|c| {
-            c.prepare_cached("INSERT INTO rate_slots (app_key, next_at) VALUES (?1, ?2) ON CONFLICT (app_key) DO UPDATE SET next_at = MAX(next_at, excluded.next_at)")
-                .and_then(|mut s| s.execute(params![app_key, ms]))
-                .map_err(|e| e.to_string())
+            c.prepare_cached(
+                "INSERT INTO rate_slots (app_key, next_at) VALUES (?1, ?2) ON CONFLICT (app_key) DO UPDATE SET next_at = MAX(next_at, excluded.next_at)",
+            )
+            .and_then(|mut s| s.execute(params![app_key, ms]))
+            .map_err(|e| e.to_string())
         });
         if let Err(e) = written {
             tracing::warn!(app_key, "cannot remember the next call slot: {e}");
@@ -62,7 +64,12 @@ impl SqliteStore {
         })?;
         let dead: Vec<i64> = running.into_iter().filter(|(_, o)| dead(o)).map(|(id, _)| id).collect();
         for id in &dead {
-            self.with(|c| c.execute("UPDATE runs SET status = 'interrupted', finished = ?2, summary = ?3 WHERE id = ?1 AND status = 'running'", params![id, now(), super::super::DEAD_RUN_NOTE]))?;
+            self.with(|c| {
+                c.execute(
+                    "UPDATE runs SET status = 'interrupted', finished = ?2, summary = ?3 WHERE id = ?1 AND status = 'running'",
+                    params![id, now(), super::super::DEAD_RUN_NOTE],
+                )
+            })?;
         }
         Ok(dead.len() as u64)
     }
