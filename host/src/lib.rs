@@ -4,16 +4,19 @@
 //!
 //! # Layout
 //! - [`api`]: `ferry serve`: the Command-pattern control API, schedules,
-//!   metrics, tenant auth, OpenAPI.
+//!   metrics, tenant auth, OpenAPI; sync commands' queue and dispatcher,
+//!   in one process or a cluster, under `api::sync`.
 //! - [`pipeline`]: the pipeline file, the run loop, run summaries, DLQ replay.
 //! - [`state`]: the state store trait, SQLite and PostgreSQL: checkpoints,
-//!   outbox, idCheck, dead letters, runs, commands, plugin versions.
+//!   outbox, idCheck, dead letters, runs, commands, plugin versions; one
+//!   writer per pipeline (a lock beside a SQLite file).
 //! - [`cluster`]: several `ferry serve` workers on one PostgreSQL database:
-//!   leases, heartbeats.
+//!   leases (also held by a `ferry run` of a pipeline there), heartbeats.
 //! - [`sink`]: Command-pattern, HTTP and JSONL sinks.
 //! - [`demo`]: `ferry demo`.
-//! - [`plugin`]: the wasm runtime: engine, limits, compile cache, registry
-//!   with hot swap, file watcher.
+//! - [`plugin`]: the wasm runtime: engine, limits, compiling in a child
+//!   process under limits, compile cache, output checks, a fair pool per
+//!   tenant, registry with hot swap, file watcher.
 //! - [`source`]: the Jushuitan client: signing, metadata templates, window
 //!   planning, rate limiting, retries, paging.
 //! - [`sim`]: simulators of the Jushuitan API and of a Command-pattern target.
