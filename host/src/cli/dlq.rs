@@ -49,7 +49,7 @@ pub fn run(cmd: DlqCommand) -> anyhow::Result<Exit> {
         }
         DlqCommand::Replay { pipeline, ids, reason } => {
             let p = Pipeline::load(&pipeline)?;
-            let _writer = p.state.lock_writer(&p.name, "ferry dlq replay")?;
+            let _writer = super::sole_writer(&p, "ferry dlq replay")?;
             let runner = Runner::new(p, super::engine()?, false)?;
             let filter = crate::pipeline::ReplayFilter { ids, reason };
             let report = super::runtime()?.block_on(runner.replay_dead_letters(&filter))?;

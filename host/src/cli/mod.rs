@@ -130,6 +130,28 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
+/// What makes this process the pipeline's only writer while it is held:
+/// the lease in PostgreSQL (shared with a cluster's workers), a lock beside
+/// a SQLite file.
+pub enum SoleWriter {
+    /// The pipeline's lease row.
+    Lease(crate::cluster::RunLease),
+    /// The lock file beside the SQLite state.
+    Lock(Option<crate::state::WriterLock>),
+}
+
+/// Takes the pipeline's sole-writer hold for `holder` (what this process
+/// is), or says who holds it.
+pub fn sole_writer(pipeline: &crate::pipeline::Pipeline, holder: &str) -> anyhow::Result<SoleWriter> {
+    Ok(match &pipeline.state {
+        crate::state::StateLocation::Postgres(url) => SoleWriter::Lease(
+            crate::cluster::RunLease::take(crate::state::PgStore::connect(url)?, &pipeline.name, holder)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?,
+        ),
+        location => SoleWriter::Lock(location.lock_writer(&pipeline.name, holder)?),
+    })
+}
+
 /// The plugin engine of a command, with the default disk cache.
 pub fn engine() -> anyhow::Result<std::sync::Arc<crate::plugin::PluginEngine>> {
     Ok(std::sync::Arc::new(engine_with_cache(default_cache_dir())?))

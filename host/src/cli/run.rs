@@ -48,18 +48,8 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     let pipeline = load(&args.pipeline)?;
     let since = time("--since", args.since)?;
     let until = time("--until", args.until)?;
-    // One writer per pipeline, held until this run ends (a dry run writes
-    // nothing): the lease in PostgreSQL, shared with a cluster's workers; a
-    // lock beside a SQLite file.
-    let _lease = match (&pipeline.state, args.dry_run) {
-        (crate::state::StateLocation::Postgres(url), false) => Some(
-            crate::cluster::RunLease::take(crate::state::PgStore::connect(url)?, &pipeline.name, "ferry run")
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.pipeline.display()))?,
-        ),
-        _ => None,
-    };
-    // One writer per pipeline: held until this run ends (a dry run writes nothing).
-    let _writer = if args.dry_run { None } else { pipeline.state.lock_writer(&pipeline.name, "ferry run")? };
+    // One writer per pipeline, held until this run ends (a dry run writes nothing).
+    let _writer = if args.dry_run { None } else { Some(super::sole_writer(&pipeline, "ferry run")?) };
     let rt = super::runtime()?;
     let runner = Arc::new(Runner::new(pipeline, super::engine()?, args.dry_run)?);
     let summary = rt.block_on(async {
