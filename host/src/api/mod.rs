@@ -17,6 +17,7 @@ pub mod model;
 mod openapi;
 mod pipelines;
 mod plugins;
+pub mod status;
 mod sync;
 
 pub use config::ServeConfig;

@@ -54,7 +54,7 @@ pub struct SyncResource {
     /// `api` or `schedule`.
     pub origin: String,
     /// `queued`, `running`, `succeeded`, `partial`, `failed`, `interrupted` or `cancelled`.
-    pub status: String,
+    pub status: super::status::SyncStatus,
     /// Place in the pipeline's queue (1 = next) while queued.
     pub queue_position: Option<u64>,
     /// RFC 3339.
@@ -135,7 +135,7 @@ pub struct PluginResource {
     /// Who issued it.
     pub tenant: String,
     /// `validating`, `live`, `rejected` or `undone`.
-    pub status: String,
+    pub status: super::status::PluginStatus,
     /// sha256 of the component.
     pub digest: String,
     /// sha256 of the version live before this command (what undo puts back).

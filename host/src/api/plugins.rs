@@ -7,6 +7,7 @@
 use super::auth::Tenant;
 use super::error::{ApiError, parse_body, parse_id};
 use super::model::{PluginInput, PluginPage, PluginResource};
+use super::status::PluginStatus;
 use super::{AppState, PipelineHandle};
 use axum::Json;
 use axum::body::Bytes;
@@ -29,7 +30,19 @@ impl PluginCommand {
     fn persist(&self, handle: &PipelineHandle) {
         let r = &self.resource;
         let record = serde_json::to_value(self).unwrap_or_default();
-        super::history::persist(handle, "plugin", &r.id, &r.tenant, self.created, &r.status, record);
+        super::history::persist(handle, "plugin", &r.id, &r.tenant, self.created, r.status.as_str(), record);
+    }
+
+    /// Moves the command on, as `PluginStatus::may_become` allows; a move
+    /// it does not allow is a bug, logged, and the command keeps its state.
+    fn become_(&mut self, next: PluginStatus) -> bool {
+        let r = &mut self.resource;
+        if !r.status.may_become(next) {
+            tracing::error!(command = %r.id, from = %r.status, to = %next, "a plugin command may not make this move; it keeps its state");
+            return false;
+        }
+        r.status = next;
+        true
     }
 }
 
@@ -71,7 +84,7 @@ pub async fn put(
             id: id.to_string(),
             pipeline: input.pipeline.clone(),
             tenant: tenant.0.clone(),
-            status: "validating".into(),
+            status: PluginStatus::Validating,
             digest: crate::plugin::digest_of(&bytes),
             previous: handle.registry.live(&input.pipeline).map(|p| p.digest.clone()),
             undone_at: None,
@@ -85,13 +98,19 @@ pub async fn put(
     let result = install(&handle, bytes, format!("plugin command {id}")).await?;
     let mut cmds = state.plugins.lock().expect("plugins lock");
     let cmd = cmds.get_mut(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
-    let r = &mut cmd.resource;
     match result {
-        Ok(label) => (r.status, r.plugin) = ("live".into(), Some(label)),
-        Err(reason) => (r.status, r.reason) = ("rejected".into(), Some(reason)),
+        Ok(label) => {
+            cmd.become_(PluginStatus::Live);
+            cmd.resource.plugin = Some(label);
+        }
+        Err(reason) => {
+            cmd.become_(PluginStatus::Rejected);
+            cmd.resource.reason = Some(reason);
+        }
     }
+    let r = &mut cmd.resource;
     r.completed_at = Some(Timestamp::now().to_string());
-    metrics::counter!("ferry_commands_total", "kind" => "plugin", "status" => r.status.clone()).increment(1);
+    metrics::counter!("ferry_commands_total", "kind" => "plugin", "status" => r.status.as_str()).increment(1);
     cmd.persist(&handle);
     Ok((StatusCode::CREATED, Json(cmd.resource.clone())))
 }
@@ -134,9 +153,9 @@ pub async fn undo(
     let id = parse_id(&id)?;
     let cmd = owned(&state, &tenant, id)?;
     let r = &cmd.resource;
-    match r.status.as_str() {
-        "undone" => return Ok(Json(r.clone())),
-        "live" => {}
+    match r.status {
+        PluginStatus::Undone => return Ok(Json(r.clone())),
+        PluginStatus::Live => {}
         other => return Err(ApiError::conflict(format!("plugin command {id} is `{other}`: only a swap that went live can be undone"))),
     }
     let handle = state.pipeline_for(&r.pipeline, &tenant)?.clone();
@@ -145,7 +164,7 @@ pub async fn undo(
         .lock()
         .expect("plugins lock")
         .values()
-        .filter(|c| c.resource.pipeline == r.pipeline && c.resource.status == "live" && c.created > cmd.created)
+        .filter(|c| c.resource.pipeline == r.pipeline && c.resource.status == PluginStatus::Live && c.created > cmd.created)
         .max_by_key(|c| c.created)
         .map(|c| c.resource.id.clone());
     if let Some(later) = later {
@@ -171,7 +190,9 @@ pub async fn undo(
     }
     let mut cmds = state.plugins.lock().expect("plugins lock");
     let cmd = cmds.get_mut(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::internal("plugin command vanished"))?;
-    (cmd.resource.status, cmd.resource.undone_at) = ("undone".into(), Some(Timestamp::now().to_string()));
+    if cmd.become_(PluginStatus::Undone) {
+        cmd.resource.undone_at = Some(Timestamp::now().to_string());
+    }
     cmd.persist(&handle);
     metrics::counter!("ferry_commands_total", "kind" => "plugin", "status" => "undone").increment(1);
     Ok(Json(cmd.resource.clone()))

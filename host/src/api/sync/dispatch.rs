@@ -5,6 +5,7 @@
 //! stops writing (the store fences it) and leaves the command to that one.
 
 use super::SyncCommand;
+use crate::api::status::SyncStatus;
 use crate::api::{AppState, PipelineHandle};
 use crate::cluster::Cluster;
 use crate::state::CommandRecord;
@@ -81,7 +82,7 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
             return name;
         }
     };
-    if seen == "running" {
+    if seen == SyncStatus::Running.as_str() {
         tracing::warn!(pipeline = %name, command = %cmd.id(), worker = %cluster.worker, "taking over a sync whose worker stopped renewing its lease; resuming from the outbox and checkpoint");
     }
     cmd.start(&cluster.worker);
@@ -109,7 +110,7 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
         cluster.db().unfence(&name);
         // Another worker holds the pipeline now and owns the command.
         tracing::error!(pipeline = %name, command = %id, "lost the lease during the run; the worker that took it over resumes the run");
-    } else if outcome.status == "interrupted" && *state.stop.borrow() {
+    } else if outcome.status == SyncStatus::Interrupted && *state.stop.borrow() {
         let worker = cluster.worker.clone();
         super::update(&state, &handle.tenant, id, |c| c.requeue(&worker));
         let _ = cluster.release(&name);

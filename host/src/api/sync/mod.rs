@@ -7,6 +7,7 @@
 use super::auth::Tenant;
 use super::error::{ApiError, parse_body, parse_id};
 use super::model::{SyncInput, SyncPost, SyncResource, TaskCountView, TaskView, TasksView};
+use super::status::SyncStatus;
 use super::{AppState, CommandKey, PipelineHandle, command_key};
 use crate::pipeline::summary::Counters;
 use axum::Json;
@@ -38,7 +39,7 @@ pub struct SyncCommand {
     created: Timestamp,
     started: Option<Timestamp>,
     completed: Option<Timestamp>,
-    status: String,
+    status: SyncStatus,
     count: TaskCountView,
     error: Option<String>,
     failed: Vec<TaskView>,
@@ -58,13 +59,13 @@ impl SyncCommand {
     fn persist(&self, state: &AppState) {
         if let Some(h) = state.pipelines.get(&self.input.pipeline) {
             let record = serde_json::to_value(self).unwrap_or_default();
-            super::history::persist(h, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record);
+            super::history::persist(h, "sync", &self.id.to_string(), &self.tenant, self.created, self.status.as_str(), record);
         }
     }
 
     pub(crate) fn record(&self, handle: &PipelineHandle) -> crate::state::CommandRecord {
         let record = serde_json::to_value(self).unwrap_or_default();
-        super::history::record(handle, "sync", &self.id.to_string(), &self.tenant, self.created, &self.status, record)
+        super::history::record(handle, "sync", &self.id.to_string(), &self.tenant, self.created, self.status.as_str(), record)
     }
 
     pub(crate) fn from_record(record: crate::state::CommandRecord) -> Result<SyncCommand, ApiError> {
@@ -83,21 +84,34 @@ impl SyncCommand {
         &self.tenant
     }
 
-    pub(crate) fn status(&self) -> &str {
-        &self.status
+    pub(crate) fn status(&self) -> SyncStatus {
+        self.status
+    }
+
+    /// Moves the command on, as `SyncStatus::may_become` allows; a move it
+    /// does not allow is a bug, logged, and the command keeps its state.
+    pub(crate) fn become_(&mut self, next: SyncStatus) -> bool {
+        if !self.status.may_become(next) {
+            tracing::error!(command = %self.id, from = %self.status, to = %next, "a sync command may not make this move; it keeps its state");
+            return false;
+        }
+        self.status = next;
+        true
     }
 
     pub(crate) fn cancel(&mut self) {
-        (self.status, self.completed) = ("cancelled".into(), Some(Timestamp::now()));
+        if self.become_(SyncStatus::Cancelled) {
+            self.completed = Some(Timestamp::now());
+        }
     }
 
     /// Claimed by `worker`: running from now (or again, after a takeover).
     pub(crate) fn start(&mut self, worker: &str) {
-        if self.status == "running" {
+        if self.status == SyncStatus::Running {
             let before = self.worker.as_deref().unwrap_or("?");
             self.notes.push(format!("{}: taken over by worker {worker} after worker {before} stopped renewing its lease", Timestamp::now()));
         }
-        self.status = "running".into();
+        self.become_(SyncStatus::Running);
         self.worker = Some(worker.to_string());
         self.started.get_or_insert_with(Timestamp::now);
     }
@@ -105,7 +119,7 @@ impl SyncCommand {
     /// Back in the queue: `worker` stopped during the run; the next worker
     /// to claim the pipeline resumes it.
     pub(crate) fn requeue(&mut self, worker: &str) {
-        self.status = "queued".into();
+        self.become_(SyncStatus::Queued);
         self.notes
             .push(format!("{}: worker {worker} stopped during the run; queued again, the next run resumes from the outbox and checkpoint", Timestamp::now()));
     }
@@ -120,7 +134,7 @@ impl SyncCommand {
             {
                 count = live_count(&runner.counters);
             }
-            if self.status == "queued" {
+            if self.status == SyncStatus::Queued {
                 position = match &state.cluster {
                     Some(_) => shared::queue_position(h, self.id),
                     None => h.queue.lock().expect("queue lock").iter().position(|q| *q == self.id).map(|p| p as u64 + 1),
@@ -133,7 +147,7 @@ impl SyncCommand {
             tenant: self.tenant.clone(),
             input: self.input.clone(),
             origin: self.origin.clone(),
-            status: self.status.clone(),
+            status: self.status,
             queue_position: position,
             created_at: self.created.to_string(),
             started_at: self.started.map(|t| t.to_string()),
@@ -176,7 +190,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
         created: Timestamp::now(),
         started: None,
         completed: None,
-        status: "queued".into(),
+        status: SyncStatus::Queued,
         count: TaskCountView::default(),
         error: None,
         failed: Vec::new(),
@@ -304,7 +318,7 @@ pub(crate) fn update(state: &AppState, tenant: &str, id: Uuid, f: impl FnOnce(&m
     }
 }
 
-pub(crate) fn not_cancellable(id: Uuid, status: &str) -> ApiError {
+pub(crate) fn not_cancellable(id: Uuid, status: SyncStatus) -> ApiError {
     ApiError::conflict(format!("sync command {id} has already started (status `{status}`); only queued commands can be cancelled"))
 }
 
@@ -326,9 +340,9 @@ pub async fn cancel(
     }
     let mut syncs = state.syncs.lock().expect("syncs lock");
     let cmd = owned_in(&mut syncs, &tenant, id)?;
-    match cmd.status.as_str() {
-        "cancelled" => {}
-        "queued" => {
+    match cmd.status {
+        SyncStatus::Cancelled => {}
+        SyncStatus::Queued => {
             if let Some(h) = state.pipelines.get(&cmd.input.pipeline) {
                 h.queue.lock().expect("queue lock").retain(|q| *q != id);
             }

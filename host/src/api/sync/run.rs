@@ -5,6 +5,7 @@
 
 use super::super::auth::Tenant;
 use super::super::model::{SyncInput, TaskCountView, TaskView};
+use super::super::status::SyncStatus;
 use super::super::{AppState, PipelineHandle, command_key};
 use super::{SyncCommand, create, live_count, update};
 use crate::pipeline::{RunOptions, Runner};
@@ -31,8 +32,9 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
         let input = {
             let mut syncs = state.syncs.lock().expect("syncs lock");
             match syncs.get_mut(&command_key(&handle.tenant, id)) {
-                Some(c) if c.status == "queued" => {
-                    (c.status, c.started) = ("running".into(), Some(Timestamp::now()));
+                Some(c) if c.status == SyncStatus::Queued => {
+                    c.become_(SyncStatus::Running);
+                    c.started = Some(Timestamp::now());
                     c.persist(&state);
                     Some(c.input.clone())
                 }
@@ -47,7 +49,7 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
 
 /// How a run ended, for its command.
 pub(crate) struct Outcome {
-    pub(crate) status: &'static str,
+    pub(crate) status: SyncStatus,
     count: TaskCountView,
     error: Option<String>,
     failed: Vec<TaskView>,
@@ -56,7 +58,8 @@ pub(crate) struct Outcome {
 /// Records the outcome in the command.
 pub(crate) fn finish(state: &AppState, tenant: &str, id: Uuid, o: Outcome) {
     update(state, tenant, id, |c| {
-        (c.status, c.count, c.error, c.failed, c.completed) = (o.status.into(), o.count, o.error, o.failed, Some(Timestamp::now()));
+        c.become_(o.status);
+        (c.count, c.error, c.failed, c.completed) = (o.count, o.error, o.failed, Some(Timestamp::now()));
     });
 }
 
@@ -65,7 +68,7 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     let name = &handle.pipeline.name;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
         Ok(r) => Arc::new(r),
-        Err(e) => return Outcome { status: "failed", count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
+        Err(e) => return Outcome { status: SyncStatus::Failed, count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
     // In a cluster, other workers read the command from the database: keep its taskCount moving there.
@@ -94,12 +97,12 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
         .collect();
     let count = live_count(&runner.counters);
     let status = match summary.status.as_str() {
-        "ok" => "succeeded",
-        "partial" => "partial",
-        "interrupted" => "interrupted",
-        _ => "failed",
+        "ok" => SyncStatus::Succeeded,
+        "partial" => SyncStatus::Partial,
+        "interrupted" => SyncStatus::Interrupted,
+        _ => SyncStatus::Failed,
     };
-    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status).increment(1);
+    metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status.as_str()).increment(1);
     *handle.running.lock().expect("running lock") = None;
     Outcome { status, count, error: summary.error.clone(), failed }
 }
@@ -147,10 +150,10 @@ pub fn restore(state: &AppState) {
         let mut syncs = state.syncs.lock().expect("syncs lock");
         for r in records {
             let Ok(mut cmd) = serde_json::from_value::<SyncCommand>(r.record) else { continue };
-            match cmd.status.as_str() {
-                "queued" => h.queue.lock().expect("queue lock").push_back(cmd.id),
-                "running" => {
-                    cmd.status = "interrupted".into();
+            match cmd.status {
+                SyncStatus::Queued => h.queue.lock().expect("queue lock").push_back(cmd.id),
+                SyncStatus::Running => {
+                    cmd.become_(SyncStatus::Interrupted);
                     cmd.error = Some("the server stopped during the run; the next run resumes from the outbox and checkpoint".into());
                     cmd.completed = Some(Timestamp::now());
                     cmd.persist(state);

@@ -8,6 +8,7 @@ use super::SyncCommand;
 use crate::api::auth::Tenant;
 use crate::api::error::ApiError;
 use crate::api::model::SyncResource;
+use crate::api::status::SyncStatus;
 use crate::api::{AppState, PipelineHandle};
 use crate::pipeline::Runner;
 use crate::state::{CommandFilter, CommandRecord, StateStore};
@@ -19,7 +20,8 @@ use uuid::Uuid;
 
 /// The command's place in its pipeline's shared queue (1 = next).
 pub fn queue_position(h: &PipelineHandle, id: Uuid) -> Option<u64> {
-    let filter = CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some("queued".into()), ..Default::default() };
+    let filter =
+        CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some(SyncStatus::Queued.as_str().into()), ..Default::default() };
     let queued = h.state.commands(&filter).ok()?;
     let id = id.to_string();
     queued.iter().rev().position(|c| c.id == id).map(|p| p as u64 + 1)
@@ -31,7 +33,7 @@ fn queue_of(h: &PipelineHandle) -> Result<(Option<String>, u64), crate::state::S
         let filter = CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some(status.to_string()), ..Default::default() };
         h.state.commands(&filter)
     };
-    Ok((of("running")?.into_iter().next().map(|c| c.id), of("queued")?.len() as u64))
+    Ok((of(SyncStatus::Running.as_str())?.into_iter().next().map(|c| c.id), of(SyncStatus::Queued.as_str())?.len() as u64))
 }
 
 /// The sync command running on any worker, and how many are queued
@@ -73,11 +75,11 @@ pub fn cancel(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncResourc
     loop {
         let mut cmd = owned(state, tenant, id)?;
         match cmd.status() {
-            "cancelled" => return Ok(cmd.resource(state)),
-            "queued" => {
+            SyncStatus::Cancelled => return Ok(cmd.resource(state)),
+            SyncStatus::Queued => {
                 let handle = state.pipeline_for(&cmd.input().pipeline, tenant)?;
                 cmd.cancel();
-                if handle.state.update_command_if(&cmd.record(handle), &["queued"]).map_err(|e| ApiError::internal(e.to_string()))? {
+                if handle.state.update_command_if(&cmd.record(handle), &[SyncStatus::Queued.as_str()]).map_err(|e| ApiError::internal(e.to_string()))? {
                     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "cancelled").increment(1);
                     return Ok(cmd.resource(state));
                 }
@@ -98,7 +100,7 @@ pub async fn publish_progress(store: Arc<dyn StateStore>, mut record: CommandRec
             _ = &mut finished => return,
         }
         record.record["count"] = serde_json::to_value(super::live_count(&runner.counters)).unwrap_or_default();
-        if let Err(e) = store.update_command_if(&record, &["running"]) {
+        if let Err(e) = store.update_command_if(&record, &[SyncStatus::Running.as_str()]) {
             tracing::debug!(command = %record.id, "cannot publish progress: {e}");
         }
     }
