@@ -3,7 +3,7 @@
 //! orders changing underneath, an incremental second sync, and a check of
 //! the target against the source's ground truth.
 
-use crate::pipeline::{Pipeline, RunOptions, Runner, Summary};
+use crate::pipeline::{Pipeline, RunOptions, RunStatus, Runner, Summary};
 use crate::plugin::PluginEngine;
 use crate::sim::jushuitan::{self, JushuitanSimConfig, Mutation};
 use crate::sim::target::{self, TargetSimConfig};
@@ -48,7 +48,7 @@ pub struct DemoReport {
 impl DemoReport {
     /// Whether nothing was lost or doubled and both runs finished.
     pub fn ok(&self) -> bool {
-        self.missing.is_empty() && self.doubled.is_empty() && self.first.status == "ok" && self.second.status == "ok"
+        self.missing.is_empty() && self.doubled.is_empty() && self.first.status == RunStatus::Ok && self.second.status == RunStatus::Ok
     }
 }
 

@@ -5,6 +5,7 @@
 //! checkpoint unmoved, and a run on the healed source delivers everything.
 
 use crate::helpers::{Harness, harness, source_config};
+use ferry::pipeline::RunStatus;
 use ferry::pipeline::{Pipeline, RunOptions, Runner, Summary};
 use ferry::sim::jushuitan::{Quirk, QuirkRule};
 use ferry::sim::target::{TargetQuirk, TargetSimConfig};
@@ -63,7 +64,7 @@ async fn every_spelling_is_read_and_delivered() {
     for (i, paging) in ["ts", "page"].into_iter().enumerate() {
         let (h, p) = setup(31 + i as u64, &format!("app-spell-{paging}"), 500, spellings.iter().map(|q| rule(*q, 1.0)).collect(), paging).await;
         let (summary, _) = run(&p).await;
-        assert_eq!(summary.status, "ok", "{paging}: {}", summary.render());
+        assert_eq!(summary.status, RunStatus::Ok, "{paging}: {}", summary.render());
         assert_all_once(&h, paging, &summary);
         let truth = h.target.state.truth();
         let itemless = h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed" && o.o_id % 7 == 0).count();
@@ -77,7 +78,7 @@ async fn every_spelling_is_read_and_delivered() {
 async fn a_30_mb_page_is_delivered() {
     let (h, p) = setup(37, "app-huge-page", 300, vec![rule(Quirk::HugePage, 1.0)], "ts").await;
     let (summary, _) = run(&p).await;
-    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Ok, "{}", summary.render());
     assert_all_once(&h, "huge page", &summary);
 }
 
@@ -101,7 +102,7 @@ async fn lies_now_and_then(paging: &str, seed: u64) {
         let (h, p) = setup(seed + i as u64, &format!("app-lie-{name}-{paging}"), 1000, vec![rule(quirk, 0.25)], paging).await;
         let (summary, _) = run(&p).await;
         let lies = h.source.state.stats().lies;
-        assert_eq!(summary.status, "ok", "{name} ({paging}), {lies} lies: {}", summary.render());
+        assert_eq!(summary.status, RunStatus::Ok, "{name} ({paging}), {lies} lies: {}", summary.render());
         assert!(lies > 0, "{name} ({paging}): the simulator lied");
         assert_all_once(&h, &name, &summary);
     }
@@ -125,7 +126,7 @@ async fn lies_that_persist(paging: &str, seed: u64) {
         let name = quirk.name();
         let (h, p) = setup(seed + i as u64, &format!("app-persist-{name}-{paging}"), 400, vec![rule(quirk, 1.0)], paging).await;
         let (summary, checkpoint) = run(&p).await;
-        if summary.status == "ok" {
+        if summary.status == RunStatus::Ok {
             assert_all_once(&h, &name, &summary);
             continue;
         }
@@ -135,7 +136,7 @@ async fn lies_that_persist(paging: &str, seed: u64) {
         assert_eq!(checkpoint, None, "{name} ({paging}): the checkpoint did not move: {}", summary.render());
         h.source.state.set_quirks(Vec::new());
         let (healed, _) = run(&p).await;
-        assert_eq!(healed.status, "ok", "{name} ({paging}) healed: {}", healed.render());
+        assert_eq!(healed.status, RunStatus::Ok, "{name} ({paging}) healed: {}", healed.render());
         assert_all_once(&h, &name, &healed);
     }
 }
@@ -214,7 +215,7 @@ async fn a_record_that_traps_its_batch_costs_only_itself() {
             .await;
     let runner = Runner::new(p.clone(), crate::helpers::engine(), false).unwrap();
     let summary = runner.run(RunOptions::incremental()).await;
-    assert_eq!(summary.status, "partial", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Partial, "{}", summary.render());
     let dead = runner.state.dead_letters(&p.name).unwrap();
     let ids: BTreeSet<u64> = dead.iter().map(|d| d.key.id.parse().unwrap()).collect();
     assert_eq!(ids, multiples(&h, 11));
@@ -249,7 +250,7 @@ async fn split_shipments_are_never_dropped() {
     let (h, p) = setup(95, "app-split-oid", 400, split.clone(), "ts").await;
     assert!(p.warnings.iter().any(|w| w.contains("not unique") && w.contains("io_id")), "{:?}", p.warnings);
     let (summary, _) = run(&p).await;
-    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Ok, "{}", summary.render());
     let shipments: Vec<_> = h.source.state.truth().orders.into_iter().filter(|o| o.status == "Confirmed").collect();
     let twice: Vec<u64> = shipments.iter().filter(|o| o.io_id > 5_000_000_000).map(|o| o.o_id).collect();
     assert!(!twice.is_empty());
@@ -268,7 +269,7 @@ async fn split_shipments_are_never_dropped() {
     let p = Pipeline::load(&h.file).unwrap();
     assert!(!p.warnings.iter().any(|w| w.contains("not unique")), "{:?}", p.warnings);
     let (summary, _) = run(&p).await;
-    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Ok, "{}", summary.render());
     let truth = h.source.state.truth();
     let records = h.target.state.truth().records;
     let missing: Vec<u64> = truth

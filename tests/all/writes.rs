@@ -2,6 +2,7 @@
 //! target, crash-and-resume of the real binary, dead letters and replay.
 
 use crate::helpers::{args, ferry_async, harness, source_config};
+use ferry::pipeline::RunStatus;
 use ferry::sim::target::{self, TargetFaults, TargetSimConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ async fn target_faults_still_deliver_each_record_once() {
     let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
     let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
     let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
-    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Ok, "{}", summary.render());
     let landed = h.target.state.truth();
     assert!(landed.faults.values().sum::<u64>() >= 4, "faults were injected: {:?}", landed.faults);
     assert!(landed.faults.contains_key("apply_then_500"), "{:?}", landed.faults);
@@ -75,7 +76,7 @@ async fn orders_on_a_window_edge_are_written_once() {
     let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
     let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
     let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
-    assert_eq!(summary.status, "ok", "{}", summary.render());
+    assert_eq!(summary.status, RunStatus::Ok, "{}", summary.render());
     assert!(summary.windows >= 100, "{}", summary.render());
     assert!(summary.skipped_id_check >= 20, "edge orders were met twice and taken once: {}", summary.render());
     assert!(h.missing().is_empty());
@@ -168,7 +169,7 @@ async fn a_trapping_plugin_dead_letters_its_batch() {
     let pipeline = ferry::pipeline::Pipeline::load(&h.file).unwrap();
     let runner = ferry::pipeline::Runner::new(pipeline, crate::helpers::engine(), false).unwrap();
     let summary = runner.run(ferry::pipeline::RunOptions::incremental()).await;
-    assert_eq!(summary.status, "partial");
+    assert_eq!(summary.status, RunStatus::Partial);
     assert_eq!(summary.failed_mapping, summary.fetched);
     let dead = runner.state.dead_letters("it-orders").unwrap();
     assert!(dead.iter().all(|d| d.reason.contains("broken on purpose") && d.reason.contains("versioned@3.0.0-broken")));

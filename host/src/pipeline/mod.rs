@@ -10,4 +10,4 @@ pub mod summary;
 pub use config::{ConfigError, Pipeline};
 pub use replay::ReplayFilter;
 pub use run::{RunOptions, Runner};
-pub use summary::Summary;
+pub use summary::{RunStatus, Summary};

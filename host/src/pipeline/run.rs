@@ -4,7 +4,7 @@
 //! every window before, is confirmed.
 
 use super::config::{Pipeline, TargetKind};
-use super::summary::{Counters, PluginUsed, Summary};
+use super::summary::{Counters, PluginUsed, RunStatus, Summary};
 use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
 use crate::sink::{CommandSink, HttpSink, JsonlSink, Sink, SinkError};
 use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
@@ -169,15 +169,15 @@ impl Runner {
         let c = &self.counters;
         let dead = c.failed_mapping.load(Ordering::Relaxed) + c.failed_target.load(Ordering::Relaxed);
         let (status, error) = match &result {
-            Ok(_) if opts.dry_run => ("dry-run", None),
-            Ok(Flow::Done) if dead > 0 => ("partial", None),
-            Ok(Flow::Done) => ("ok", None),
-            Ok(Flow::Interrupted) => ("interrupted", Some("stopped on request; the next run resumes from the outbox and checkpoint".to_string())),
-            Err(e) => ("failed", Some(e.to_string())),
+            Ok(_) if opts.dry_run => (RunStatus::DryRun, None),
+            Ok(Flow::Done) if dead > 0 => (RunStatus::Partial, None),
+            Ok(Flow::Done) => (RunStatus::Ok, None),
+            Ok(Flow::Interrupted) => (RunStatus::Interrupted, Some("stopped on request; the next run resumes from the outbox and checkpoint".to_string())),
+            Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
         let summary = self.summary(status, error, windows, started);
         if let Some(id) = run_id
-            && let Err(e) = self.state.finish_run(id, status, &serde_json::to_value(&summary).unwrap_or(Value::Null))
+            && let Err(e) = self.state.finish_run(id, status.as_str(), &serde_json::to_value(&summary).unwrap_or(Value::Null))
         {
             tracing::warn!("cannot record the run: {e}");
         }
@@ -370,7 +370,7 @@ impl Runner {
         Ok(())
     }
 
-    fn summary(&self, status: &str, error: Option<String>, windows: u64, started: Instant) -> Summary {
+    fn summary(&self, status: RunStatus, error: Option<String>, windows: u64, started: Instant) -> Summary {
         let c = &self.counters;
         let s = &self.client.stats;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -384,7 +384,7 @@ impl Runner {
         let (target_requests, target_retries) = self.sink.as_ref().map_or((0, 0), |s| (get(&s.stats().requests), get(&s.stats().retries)));
         Summary {
             pipeline: self.pipeline.name.clone(),
-            status: status.to_string(),
+            status,
             error,
             windows,
             windows_done: get(&c.windows_done),

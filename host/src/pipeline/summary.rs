@@ -58,12 +58,51 @@ pub struct PluginUsed {
     pub digest: String,
 }
 
+/// How a run ended (text only in the JSON summary and the runs table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum RunStatus {
+    /// Everything went through.
+    #[serde(rename = "ok")]
+    Ok,
+    /// Finished, with dead letters.
+    #[serde(rename = "partial")]
+    Partial,
+    /// Stopped by an error; the checkpoint did not move past it.
+    #[serde(rename = "failed")]
+    Failed,
+    /// Stopped on request; the next run resumes.
+    #[serde(rename = "interrupted")]
+    Interrupted,
+    /// A dry run (nothing written).
+    #[serde(rename = "dry-run")]
+    DryRun,
+}
+
+impl RunStatus {
+    /// The text at the edges.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::DryRun => "dry-run",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A finished run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub pipeline: String,
-    /// `ok`, `partial` (dead letters), `failed`, `interrupted`, `dry-run`.
-    pub status: String,
+    /// How it ended.
+    pub status: RunStatus,
     pub error: Option<String>,
     pub windows: u64,
     pub windows_done: u64,
@@ -101,11 +140,11 @@ pub struct Summary {
 impl Summary {
     /// Exit code: 0 all delivered, 1 some dead letters, 2 fatal, 130 interrupted.
     pub fn exit_code(&self) -> u8 {
-        match self.status.as_str() {
-            "ok" | "dry-run" => 0,
-            "partial" => 1,
-            "interrupted" => 130,
-            _ => 2,
+        match self.status {
+            RunStatus::Ok | RunStatus::DryRun => 0,
+            RunStatus::Partial => 1,
+            RunStatus::Interrupted => 130,
+            RunStatus::Failed => 2,
         }
     }
 

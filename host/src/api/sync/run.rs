@@ -8,7 +8,7 @@ use super::super::model::{SyncInput, TaskCountView, TaskView};
 use super::super::status::SyncStatus;
 use super::super::{AppState, PipelineHandle, command_key};
 use super::{SyncCommand, create, live_count, update};
-use crate::pipeline::{RunOptions, Runner};
+use crate::pipeline::{RunOptions, RunStatus, Runner};
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,11 +96,11 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
         .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
         .collect();
     let count = live_count(&runner.counters);
-    let status = match summary.status.as_str() {
-        "ok" => SyncStatus::Succeeded,
-        "partial" => SyncStatus::Partial,
-        "interrupted" => SyncStatus::Interrupted,
-        _ => SyncStatus::Failed,
+    let status = match summary.status {
+        RunStatus::Ok | RunStatus::DryRun => SyncStatus::Succeeded,
+        RunStatus::Partial => SyncStatus::Partial,
+        RunStatus::Interrupted => SyncStatus::Interrupted,
+        RunStatus::Failed => SyncStatus::Failed,
     };
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status.as_str()).increment(1);
     *handle.running.lock().expect("running lock") = None;
