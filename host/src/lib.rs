@@ -20,10 +20,13 @@
 //! - [`source`]: the Jushuitan client: signing, metadata templates, window
 //!   planning, rate limiting, retries, paging.
 //! - [`sim`]: simulators of the Jushuitan API and of a Command-pattern target.
+//! - [`budget`]: the rate-budget traits the source draws on and the state
+//!   stores implement (so neither imports the other).
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line.
 
 pub mod api;
+pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod demo;

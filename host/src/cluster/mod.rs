@@ -10,7 +10,7 @@
 //!   by any worker is seen by all and claimed by one.
 //! - **Heartbeats** in `workers` show who is alive (`GET /cluster`).
 //! - **Rate budgets** per app_key: see [`crate::state::PgStore`]'s
-//!   [`SharedBudget`](crate::source::jushuitan::ratelimit::SharedBudget).
+//!   [`SharedBudget`](crate::budget::SharedBudget).
 
 mod hold;
 

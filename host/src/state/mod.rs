@@ -20,7 +20,7 @@ pub use sqlite::SqliteStore;
 pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount, WindowProgress};
 pub use writer::WriterLock;
 
-use crate::source::jushuitan::ratelimit::{BudgetMemory, SharedBudget};
+use crate::budget::{BudgetMemory, SharedBudget};
 use jiff::Timestamp;
 use std::sync::Arc;
 

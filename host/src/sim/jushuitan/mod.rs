@@ -10,6 +10,7 @@ mod orders;
 mod query;
 mod quirks;
 mod server;
+mod verify;
 
 pub use config::{Faults, JushuitanSimConfig, Mutation};
 pub use orders::{Order, OrderItem};

@@ -5,7 +5,6 @@ use super::limits::{Refusal, Window};
 use super::orders::{self, Order};
 use super::query;
 use super::quirks::{self, Quirk, QuirkRule};
-use crate::source::jushuitan::sign;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -269,7 +268,7 @@ impl SimState {
         if fields.get("app_key") != Some(&c.app_key) {
             return fail(&mut inner, 10, "app_key is not recognised".into());
         }
-        if !given.eq_ignore_ascii_case(&sign::sign(&c.app_secret, &fields)) {
+        if !given.eq_ignore_ascii_case(&super::verify::expected(&c.app_secret, &fields)) {
             return fail(&mut inner, 10, "invalid sign (签名错误)".into());
         }
         if fields.get("access_token") != Some(&c.access_token) {

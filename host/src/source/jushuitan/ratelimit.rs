@@ -71,22 +71,7 @@ pub fn for_app(app_key: &str, per_second: u32, per_minute: u32) -> Arc<AppLimite
     all.entry((app_key.to_string(), per_second, per_minute)).or_insert_with(|| Arc::new(AppLimiter::new(per_second, per_minute))).clone()
 }
 
-/// A rate budget kept outside this process, so that every process of a
-/// cluster draws on the same one (see the PostgreSQL state store).
-pub trait SharedBudget: Send + Sync {
-    /// Reserves the next call slot of `app_key`, slots `interval` apart;
-    /// returns how long to wait until it.
-    fn reserve(&self, app_key: &str, interval: Duration) -> Result<Duration, String>;
-}
-
-/// Where a budget's next call slot is remembered across processes (a
-/// wall-clock time, as a restart loses the monotonic clock).
-pub trait BudgetMemory: Send + Sync {
-    /// No call of `app_key` may start before this, as the last process left it.
-    fn next_slot(&self, app_key: &str) -> Option<std::time::SystemTime>;
-    /// Records that the next call of `app_key` may start at `at`.
-    fn remember(&self, app_key: &str, at: std::time::SystemTime);
-}
+pub use crate::budget::{BudgetMemory, SharedBudget};
 
 /// The budget a client draws on: the shared one when there is one, else
 /// the process-wide limiter of its app_key.

@@ -4,7 +4,7 @@
 //! matter). Each caller reserves the next slot and sleeps until it.
 
 use super::pool::Pool;
-use crate::source::jushuitan::ratelimit::SharedBudget;
+use crate::budget::SharedBudget;
 use std::sync::Arc;
 use std::time::Duration;
 

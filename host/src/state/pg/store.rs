@@ -403,7 +403,7 @@ impl StateStore for PgStore {
         })
     }
 
-    fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::source::jushuitan::ratelimit::SharedBudget>> {
+    fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::budget::SharedBudget>> {
         Some(std::sync::Arc::new(super::PgBudget { pool: self.pool.clone() }))
     }
 

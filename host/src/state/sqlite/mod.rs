@@ -8,7 +8,7 @@ use super::{StateError, StateStore};
 
 mod restart;
 mod schema;
-use crate::source::jushuitan::ratelimit::BudgetMemory;
+use crate::budget::BudgetMemory;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use schema::MIGRATIONS;

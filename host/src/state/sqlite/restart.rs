@@ -3,7 +3,7 @@
 //! and which runs were left `running` by a process that died.
 
 use super::{SqliteStore, now};
-use crate::source::jushuitan::ratelimit::BudgetMemory;
+use crate::budget::BudgetMemory;
 use crate::state::{StateError, WindowProgress};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex};
