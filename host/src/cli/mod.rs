@@ -90,7 +90,7 @@ pub enum Exit {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::CompilePlugin(a) = &cli.command {
-        return ExitCode::from(crate::plugin::compile_child(a.memory_bytes, !a.no_fuel, !a.no_epoch));
+        return compile_plugin(a);
     }
     init_logging(cli.log_format);
     let result = match cli.command {
@@ -150,6 +150,25 @@ pub fn sole_writer(pipeline: &crate::pipeline::Pipeline, holder: &str) -> anyhow
         ),
         location => SoleWriter::Lock(location.lock_writer(&pipeline.name, holder)?),
     })
+}
+
+/// `ferry compile-plugin`: a component from stdin, its compiled artifact to
+/// stdout, under the memory cap the host passed.
+fn compile_plugin(a: &CompileArgs) -> ExitCode {
+    use std::io::{Read, Write};
+    let read = || {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map(|_| bytes)
+    };
+    let written = crate::plugin::compile_child(a.memory_bytes, !a.no_fuel, !a.no_epoch, read)
+        .and_then(|artifact| std::io::stdout().lock().write_all(&artifact).map_err(|e| format!("cannot write the compiled artifact: {e}")));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(crate::plugin::COMPILE_FAILED_EXIT)
+        }
+    }
 }
 
 /// The plugin engine of a command, with the default disk cache.

@@ -1,7 +1,7 @@
 //! `ferry run`, `ferry validate`, `ferry state`.
 
 use super::{Exit, LogFormat};
-use crate::pipeline::{Pipeline, RunOptions, Runner, Summary};
+use crate::pipeline::{DryRunItem, Pipeline, RunOptions, Runner, Summary};
 use crate::plugin::Registry;
 use anyhow::Context;
 use clap::Args;
@@ -51,7 +51,10 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     // One writer per pipeline, held until this run ends (a dry run writes nothing).
     let _writer = if args.dry_run { None } else { Some(super::sole_writer(&pipeline, "ferry run")?) };
     let rt = super::runtime()?;
-    let runner = Arc::new(Runner::new(pipeline, super::engine()?, args.dry_run)?);
+    let runner = Arc::new(Runner::new(pipeline, super::engine()?, args.dry_run)?.showing(Arc::new(|item| match item {
+        DryRunItem::Mapped(r) => println!("{r}"),
+        DryRunItem::Dead(d) => eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason),
+    })));
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

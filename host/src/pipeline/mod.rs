@@ -9,5 +9,5 @@ pub mod summary;
 
 pub use config::{ConfigError, Pipeline};
 pub use replay::ReplayFilter;
-pub use run::{RunOptions, Runner};
+pub use run::{DryRunItem, RunOptions, Runner, Shown};
 pub use summary::{RunStatus, Summary};

@@ -21,9 +21,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 mod confirm;
+mod options;
 mod window;
 
 pub use confirm::{confirm, deliver};
+pub use options::{DryRunItem, RunOptions, Shown};
 
 /// Windows read at once: the next one's pages arrive while the last
 /// batches of the one before are mapped and sent.
@@ -58,25 +60,6 @@ pub enum RunError {
     Task(String),
 }
 
-/// What to run.
-pub struct RunOptions {
-    /// Backfill from here instead of the checkpoint.
-    pub since: Option<Timestamp>,
-    /// Backfill up to here instead of now minus the lag.
-    pub until: Option<Timestamp>,
-    /// Map and print, write nothing.
-    pub dry_run: bool,
-    /// Becomes `true` to stop cleanly (Ctrl-C).
-    pub stop: Option<watch::Receiver<bool>>,
-}
-
-impl RunOptions {
-    /// One incremental sync.
-    pub fn incremental() -> Self {
-        RunOptions { since: None, until: None, dry_run: false, stop: None }
-    }
-}
-
 /// Runs one pipeline.
 pub struct Runner {
     /// The pipeline.
@@ -93,6 +76,8 @@ pub struct Runner {
     /// The window being read, for progress displays.
     pub current_window: Arc<Mutex<String>>,
     plugin_used: Mutex<Option<PluginUsed>>,
+    /// Where a dry run shows what it would write (none: nowhere).
+    pub(crate) shown: Option<Shown>,
 }
 
 enum Flow {
@@ -156,7 +141,14 @@ impl Runner {
             counters: Arc::new(Counters::default()),
             current_window: Arc::new(Mutex::new(String::new())),
             plugin_used: Mutex::new(None),
+            shown: None,
         })
+    }
+
+    /// Shows a dry run's records and dead letters through `shown`.
+    pub fn showing(mut self, shown: Shown) -> Self {
+        self.shown = Some(shown);
+        self
     }
 
     /// Runs once; never panics on bad input, always returns a summary.

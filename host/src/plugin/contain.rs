@@ -129,35 +129,20 @@ fn last_line(text: &str) -> &str {
     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message")
 }
 
-/// The child's side (`ferry compile-plugin`): caps its address space,
-/// reads a component from stdin, writes the serialized artifact to stdout.
-/// Returns the exit code.
-pub fn compile_child(memory_bytes: u64, fuel: bool, epoch: bool) -> u8 {
-    if let Err(e) = limit_address_space(memory_bytes) {
-        eprintln!("cannot limit the compiler's memory: {e}");
-        return COMPILE_FAILED as u8;
-    }
-    let mut bytes = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
-        eprintln!("cannot read the component from stdin: {e}");
-        return COMPILE_FAILED as u8;
-    }
+/// The child's side (`ferry compile-plugin`, whose command line reads the
+/// component from stdin and writes the artifact to stdout): caps this
+/// process's address space, then compiles `read()`'s component for an engine
+/// of these settings. The error says which step failed.
+pub fn compile_child(memory_bytes: u64, fuel: bool, epoch: bool, read: impl FnOnce() -> std::io::Result<Vec<u8>>) -> Result<Vec<u8>, String> {
+    limit_address_space(memory_bytes).map_err(|e| format!("cannot limit the compiler's memory: {e}"))?;
+    let bytes = read().map_err(|e| format!("cannot read the component: {e}"))?;
     let options = super::EngineOptions { pooling: false, fuel, epoch, ..super::EngineOptions::default() };
-    let artifact = super::engine::build(&options, false).and_then(|engine| engine.precompile_component(&bytes));
-    match artifact {
-        Ok(artifact) => match std::io::stdout().lock().write_all(&artifact) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("cannot write the compiled artifact: {e}");
-                COMPILE_FAILED as u8
-            }
-        },
-        Err(e) => {
-            eprintln!("{e:#}");
-            COMPILE_FAILED as u8
-        }
-    }
+    super::engine::build(&options, false).and_then(|engine| engine.precompile_component(&bytes)).map_err(|e| format!("{e:#}"))
 }
+
+/// The exit code of a child whose compile failed cleanly (its reason on
+/// stderr); any other failure is the compiler process dying.
+pub const COMPILE_FAILED_EXIT: u8 = COMPILE_FAILED as u8;
 
 /// `setrlimit(RLIMIT_AS)` on this process.
 fn limit_address_space(bytes: u64) -> std::io::Result<()> {

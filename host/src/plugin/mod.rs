@@ -30,7 +30,7 @@ pub mod bindings {
     });
 }
 
-pub use contain::compile_child;
+pub use contain::{COMPILE_FAILED_EXIT, compile_child};
 pub use engine::{EngineOptions, PluginEngine};
 pub use error::PluginError;
 pub use limits::{CompileLimit, CompileLimits, LimitKind, Limits};

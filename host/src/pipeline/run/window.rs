@@ -5,7 +5,7 @@
 //! state as it moves, so a process that dies mid-window reads it again
 //! from there, not from its start.
 
-use super::{Flow, RunError, Runner, join, stopped};
+use super::{DryRunItem, Flow, RunError, Runner, join, stopped};
 use crate::pipeline::summary::Counters;
 use crate::source::jushuitan::{Fetched, PagingMode, Row, Window};
 use crate::state::{OutboxEntry, RecordKey, WindowProgress};
@@ -150,14 +150,12 @@ impl Runner {
         }
         let (entry, dead, skipped) = self.map(keyed, &w).await?;
         if dry_run {
-            if let Some(e) = &entry {
-                let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-                for r in body["records"].as_array().into_iter().flatten() {
-                    println!("{r}");
+            if let Some(show) = &self.shown {
+                if let Some(e) = &entry {
+                    let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                    body["records"].as_array().into_iter().flatten().for_each(|r| show(DryRunItem::Mapped(r)));
                 }
-            }
-            for d in &dead {
-                eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason);
+                dead.iter().for_each(|d| show(DryRunItem::Dead(d)));
             }
             return Ok(None);
         }
