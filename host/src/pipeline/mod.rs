@@ -1,6 +1,7 @@
 //! A pipeline: the file that describes it ([`config`]), and the run loop
 //! that moves its records ([`run`]) with its summary ([`summary`]).
 
+mod batch;
 pub mod config;
 pub mod history;
 pub mod replay;

@@ -2,9 +2,9 @@
 //! written like any batch (outbox first, deterministic UUID, confirm);
 //! the ones that go through leave the table.
 
-use super::run::{RunError, Runner, deliver, record_id};
-use crate::plugin::Outcome;
-use crate::state::{OutboxEntry, SourceRecord};
+use super::batch::Fate;
+use super::run::{RunError, Runner, deliver};
+use crate::state::SourceRecord;
 use serde::Serialize;
 
 /// Which dead letters a replay takes (all when empty).
@@ -53,31 +53,21 @@ impl Runner {
             let n = name.clone();
             let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
             let (plugin, out) = crate::plugin::PluginPool::global().run(tenant, move || registry.map_isolating(&n, &texts)).await.map_err(RunError::Task)??;
-            let (mut records, mut origins, mut record_ids, mut sources, mut resolved) = (vec![], vec![], vec![], vec![], vec![]);
             let mut outcomes = out.outcomes;
             if self.pipeline.target.kind.confirms_by_id() {
                 super::run::require_ids(&mut outcomes);
             }
-            for (outcome, d) in outcomes.into_iter().zip(chunk) {
-                match outcome {
-                    Outcome::Mapped(recs) if !recs.is_empty() => {
-                        for r in recs {
-                            origins.push(sources.len());
-                            record_ids.push(record_id(r.get()));
-                            records.push(r.get().to_string());
-                        }
-                        sources.push(SourceRecord { key: d.key.clone(), raw: d.raw.clone() });
-                        resolved.push(d.id);
-                    }
-                    Outcome::Mapped(_) | Outcome::Skip(_) => resolved.push(d.id),
-                    Outcome::Error { .. } => report.still_failing += 1,
+            let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
+            let records = chunk.iter().map(|d| SourceRecord { key: d.key.clone(), raw: d.raw.clone() }).collect();
+            let batch = super::batch::build(&name, &format!("replay:{}", ids.join(",")), &plugin.digest, None, outcomes, records);
+            let mut resolved = Vec::new();
+            for (fate, d) in batch.fates.iter().zip(chunk) {
+                match fate {
+                    Fate::Failed(..) => report.still_failing += 1,
+                    Fate::Sent | Fate::Empty(_) | Fate::Skipped(..) => resolved.push(d.id),
                 }
             }
-            if !records.is_empty() {
-                let body = format!("{{\"records\":[{}]}}", records.join(","));
-                let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
-                let command = OutboxEntry::command_id(&name, &format!("replay:{}", ids.join(",")), &body);
-                let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: None };
+            if let Some(entry) = batch.entry {
                 self.state.stage(&name, Some(&entry), &[], &[])?;
                 let sink = self.sink().ok_or_else(|| RunError::Task("no sink".into()))?;
                 let before = self.counters.failed_target.load(std::sync::atomic::Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! the checkpoint only past windows whose every batch, and every batch of
 //! every window before, is confirmed.
 
+use super::batch::Fate;
 use super::config::{Pipeline, TargetKind};
 use super::summary::{Counters, PluginUsed, RunStatus, Summary};
 use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
@@ -302,47 +303,30 @@ impl Runner {
         if self.pipeline.target.kind.confirms_by_id() {
             require_ids(&mut outcomes);
         }
-        let mut body = String::from("{\"records\":[");
-        let (mut origins, mut record_ids, mut sources, mut dead, mut skipped) = (vec![], vec![], vec![], vec![], vec![]);
-        for ((outcome, key), raw) in outcomes.into_iter().zip(keys).zip(raws) {
-            match outcome {
-                Outcome::Mapped(recs) if recs.is_empty() => skipped.push(key),
-                Outcome::Mapped(recs) => {
-                    Counters::add(&c.mapped, 1);
-                    Counters::add(&c.outputs, recs.len() as u64);
-                    for r in recs {
-                        if !record_ids.is_empty() {
-                            body.push(',');
-                        }
-                        body.push_str(r.get());
-                        origins.push(sources.len());
-                        record_ids.push(record_id(r.get()));
-                    }
-                    sources.push(SourceRecord { key, raw });
-                }
-                Outcome::Skip(reason) => {
+        let records = keys.into_iter().zip(raws).map(|(key, raw)| SourceRecord { key, raw }).collect();
+        let batch = super::batch::build(&self.pipeline.name, "batch", &plugin.digest, Some(w.end.to_string()), outcomes, records);
+        let (mut dead, mut skipped) = (vec![], vec![]);
+        for fate in batch.fates {
+            match fate {
+                Fate::Sent => {}
+                Fate::Empty(key) => skipped.push(key),
+                Fate::Skipped(key, reason) => {
                     tracing::debug!(record = %key.id, "skipped by the plugin: {reason}");
                     Counters::add(&c.skipped_plugin, 1);
                     skipped.push(key);
                 }
-                Outcome::Error { field, message } => {
+                Fate::Failed(source, reason) => {
                     Counters::add(&c.failed_mapping, 1);
                     metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(1);
-                    let reason = match field {
-                        Some(f) => format!("mapping error in `{f}`: {message}"),
-                        None => format!("mapping error: {message}"),
-                    };
-                    dead.push(dead_letter(&key, &raw, reason, &plugin.digest));
+                    dead.push(dead_letter(&source.key, &source.raw, reason, &plugin.digest));
                 }
             }
         }
-        if record_ids.is_empty() {
-            return Ok((None, dead, skipped));
+        if let Some(e) = &batch.entry {
+            Counters::add(&c.mapped, e.sources.len() as u64);
+            Counters::add(&c.outputs, e.record_ids.len() as u64);
         }
-        body.push_str("]}");
-        let command = OutboxEntry::command_id(&self.pipeline.name, "batch", &body);
-        let entry = OutboxEntry { command, body, origins, record_ids, sources, plugin: plugin.digest.clone(), window_end: Some(w.end.to_string()) };
-        Ok((Some(entry), dead, skipped))
+        Ok((batch.entry, dead, skipped))
     }
 
     /// The sink (none in a dry run).
