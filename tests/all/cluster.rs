@@ -306,6 +306,13 @@ async fn a_swap_through_one_worker_reaches_the_others() {
     let id = uuid::Uuid::new_v4().to_string();
     let (code, r) = fleet.call(0, Method::PUT, &format!("/plugin-commands/{id}"), Some(json!({ "pipeline": "p00", "component": component }))).await;
     assert_eq!((code, r["status"].as_str()), (201, Some("live")), "{r}");
+    // The command is read, and replayed, through the other worker too.
+    let (code, seen) = fleet.call(1, Method::GET, &format!("/plugin-commands/{id}"), None).await;
+    assert_eq!((code, seen["status"].as_str(), seen["digest"].as_str()), (200, Some("live"), Some(v2_digest.as_str())), "{seen}");
+    let (code, again) = fleet.call(1, Method::PUT, &format!("/plugin-commands/{id}"), Some(json!({ "pipeline": "p00", "component": component }))).await;
+    assert_eq!((code, again["completedAt"].clone()), (200, r["completedAt"].clone()), "a replay through b changes nothing: {again}");
+    let (code, _) = fleet.call(1, Method::PUT, &format!("/plugin-commands/{id}"), Some(json!({ "pipeline": "p00", "component": "AAAA" }))).await;
+    assert_eq!(code, 409, "another body under the id, through b");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, p) = fleet.call(1, Method::GET, "/pipelines/p00", None).await;

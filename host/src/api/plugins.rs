@@ -9,6 +9,7 @@ use super::error::{ApiError, parse_body, parse_id};
 use super::model::{PluginInput, PluginPage, PluginResource};
 use super::status::PluginStatus;
 use super::{AppState, PipelineHandle};
+use crate::state::StateStore;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -72,6 +73,7 @@ pub async fn put(
         .decode(input.component.trim())
         .map_err(|e| ApiError::bad(format!("component: expected the component's bytes in base64: {e}")))?;
     let body_hash = hex::encode(Sha256::digest(&body));
+    shared(&state, &tenant, id)?;
     {
         let mut cmds = state.plugins.lock().expect("plugins lock");
         if let Some(existing) = cmds.get(&super::command_key(&tenant.0, id)) {
@@ -116,12 +118,32 @@ pub async fn put(
 }
 
 fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginCommand, ApiError> {
+    shared(state, tenant, id)?;
     let cmds = state.plugins.lock().expect("plugins lock");
     let cmd = cmds.get(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))?;
     if cmd.resource.tenant != tenant.0 {
         return Err(ApiError::not_found(format!("no plugin command {id}")));
     }
     Ok(cmd.clone())
+}
+
+/// In a cluster, the shared table knows every worker's plugin commands:
+/// one this worker has not seen is read from it (and kept here), so a
+/// command PUT through one worker is read, replayed or undone through any.
+/// Another kind of command under the id is a conflict.
+fn shared(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<(), ApiError> {
+    let Some(cluster) = &state.cluster else { return Ok(()) };
+    let key = super::command_key(&tenant.0, id);
+    if state.plugins.lock().expect("plugins lock").contains_key(&key) {
+        return Ok(());
+    }
+    let Some(record) = cluster.db().command(&tenant.0, &id.to_string()).map_err(|e| ApiError::internal(e.to_string()))? else { return Ok(()) };
+    if record.kind != "plugin" {
+        return Err(ApiError::conflict(format!("{id} is the id of a {} command", record.kind)));
+    }
+    let cmd: PluginCommand = serde_json::from_value(record.record).map_err(|e| ApiError::internal(format!("stored plugin command {id}: {e}")))?;
+    state.plugins.lock().expect("plugins lock").entry(key).or_insert(cmd);
+    Ok(())
 }
 
 /// `GET /plugin-commands/{id}`.
