@@ -72,21 +72,6 @@ impl Cluster {
     /// Takes `pipeline`'s lease when no live lease of another holder has
     /// it, whether or not a command waits; `Err(holder)` names who has it.
     pub fn hold(&self, pipeline: &str) -> Result<Result<(), String>, StateError> {
-        let (me, p, ttl) = (self.worker.clone(), pipeline.to_string(), super::secs(self.lease));
-        self.db.call(move |c| {
-            let mut tx = c.transaction()?;
-            tx.execute("INSERT INTO leases (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", &[&p])?;
-            let row = tx.query_one("SELECT worker, COALESCE(expires > clock_timestamp(), false) FROM leases WHERE pipeline = $1 FOR UPDATE", &[&p])?;
-            let (holder, live): (Option<String>, bool) = (row.get(0), row.get(1));
-            if live && holder.as_deref() != Some(me.as_str()) {
-                return Ok(Err(holder.unwrap_or_default()));
-            }
-            tx.execute(
-                "UPDATE leases SET worker = $2, command = NULL, acquired = clock_timestamp(), expires = clock_timestamp() + make_interval(secs => $3) WHERE pipeline = $1",
-                &[&p, &me, &ttl],
-            )?;
-            tx.commit()?;
-            Ok(Ok(()))
-        })
+        self.db.hold_lease(pipeline, &self.worker, super::secs(self.lease))
     }
 }

@@ -11,13 +11,18 @@
 //! - **Heartbeats** in `workers` show who is alive (`GET /cluster`).
 //! - **Rate budgets** per app_key: see [`crate::state::PgStore`]'s
 //!   [`SharedBudget`](crate::budget::SharedBudget).
+//!
+//! This module decides when to claim, renew and give back; the SQL for
+//! leases, heartbeats and the cluster view is in the store
+//! (`state/pg/lease.rs`).
 
 mod hold;
 
 pub use hold::RunLease;
 
+pub use crate::state::{LeaseView, WorkerView};
+
 use crate::state::{CommandRecord, PgStore, StateError};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,48 +35,8 @@ pub struct Cluster {
     pub lease: Duration,
 }
 
-/// A worker as the cluster sees it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkerView {
-    /// Its id.
-    pub id: String,
-    /// Where its API listens.
-    pub address: String,
-    /// When it joined (RFC 3339).
-    pub started: String,
-    /// Its last heartbeat (RFC 3339).
-    pub heartbeat: String,
-    /// Whether the heartbeat is recent (within two lease times).
-    pub alive: bool,
-}
-
-/// A held lease.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LeaseView {
-    /// The pipeline.
-    pub pipeline: String,
-    /// The worker holding it.
-    pub worker: String,
-    /// The sync command it runs.
-    pub command: Option<String>,
-    /// When it was claimed (RFC 3339).
-    pub acquired: String,
-    /// When it runs out unless renewed (RFC 3339).
-    pub expires: String,
-    /// Whether it has run out (its worker stopped renewing).
-    pub expired: bool,
-}
-
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
-}
-
-const TIME: &str = "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
-
-fn rfc3339(column: &str) -> String {
-    TIME.replace("%s", column)
 }
 
 impl Cluster {
@@ -87,58 +52,15 @@ impl Cluster {
 
     /// Says this worker is alive (and where its API listens).
     pub fn heartbeat(&self, address: &str) -> Result<(), StateError> {
-        let (me, address) = (self.worker.clone(), address.to_string());
-        self.db.call(move |c| {
-            c.execute(
-                "INSERT INTO workers (id, address, started, heartbeat) VALUES ($1, $2, clock_timestamp(), clock_timestamp())
-                 ON CONFLICT (id) DO UPDATE SET address = excluded.address, heartbeat = excluded.heartbeat",
-                &[&me, &address],
-            )
-            .map(|_| ())
-        })
+        self.db.heartbeat(&self.worker, address)
     }
 
     /// Claims `pipeline` if no live lease holds it and it has a sync command
     /// to run: one left `running` by a worker whose lease ran out (to
-    /// resume) first, else the oldest `queued`. Returns that command.
+    /// resume) first, else the oldest `queued`. Returns that command; from
+    /// then on this worker's writes to the pipeline are fenced by the lease.
     pub fn claim(&self, pipeline: &str) -> Result<Option<CommandRecord>, StateError> {
-        let (me, p, ttl) = (self.worker.clone(), pipeline.to_string(), secs(self.lease));
-        let claimed = self.db.call(move |c| {
-            let mut tx = c.transaction()?;
-            tx.execute("INSERT INTO leases (pipeline) VALUES ($1) ON CONFLICT DO NOTHING", &[&p])?;
-            let Some(lease) =
-                tx.query_opt("SELECT worker, COALESCE(expires > clock_timestamp(), false) FROM leases WHERE pipeline = $1 FOR UPDATE SKIP LOCKED", &[&p])?
-            else {
-                return Ok(None); // another worker is claiming it right now
-            };
-            let (holder, live): (Option<String>, bool) = (lease.get(0), lease.get(1));
-            if live && holder.as_deref() != Some(me.as_str()) {
-                return Ok(None);
-            }
-            let row = tx.query_opt(
-                "SELECT id, kind, pipeline, tenant, created, status, record FROM commands
-                 WHERE kind = 'sync' AND pipeline = $1 AND status IN ('running', 'queued')
-                 ORDER BY (status = 'running') DESC, created, id LIMIT 1",
-                &[&p],
-            )?;
-            let Some(row) = row else { return Ok(None) };
-            let command = CommandRecord {
-                id: row.get(0),
-                kind: row.get(1),
-                pipeline: row.get(2),
-                tenant: row.get(3),
-                created: row.get(4),
-                status: row.get(5),
-                record: serde_json::from_str(row.get::<_, &str>(6)).unwrap_or_default(),
-            };
-            tx.execute(
-                "UPDATE leases SET worker = $2, command = $3, acquired = clock_timestamp(), expires = clock_timestamp() + make_interval(secs => $4)
-                 WHERE pipeline = $1",
-                &[&p, &me, &command.id, &ttl],
-            )?;
-            tx.commit()?;
-            Ok(Some(command))
-        })?;
+        let claimed = self.db.claim_lease(pipeline, &self.worker, secs(self.lease))?;
         if claimed.is_some() {
             self.db.fence(pipeline, &self.worker);
         }
@@ -147,71 +69,29 @@ impl Cluster {
 
     /// Which of `pipelines` have a sync command queued or running.
     pub fn runnable(&self, pipelines: &[String]) -> Result<Vec<String>, StateError> {
-        let names = pipelines.to_vec();
-        self.db.call(move |c| {
-            let rows =
-                c.query("SELECT DISTINCT pipeline FROM commands WHERE kind = 'sync' AND status IN ('queued', 'running') AND pipeline = ANY($1)", &[&names])?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })
+        self.db.runnable(pipelines)
     }
 
     /// Extends this worker's lease on `pipeline`; `false` when it no longer
     /// holds it (another worker took it over).
     pub fn renew(&self, pipeline: &str) -> Result<bool, StateError> {
-        let (me, p, ttl) = (self.worker.clone(), pipeline.to_string(), secs(self.lease));
-        self.db.call(move |c| {
-            Ok(c.execute("UPDATE leases SET expires = clock_timestamp() + make_interval(secs => $3) WHERE pipeline = $1 AND worker = $2", &[&p, &me, &ttl])?
-                == 1)
-        })
+        self.db.renew_lease(pipeline, &self.worker, secs(self.lease))
     }
 
     /// Gives `pipeline` back (after its run).
     pub fn release(&self, pipeline: &str) -> Result<(), StateError> {
         self.db.unfence(pipeline);
-        let (me, p) = (self.worker.clone(), pipeline.to_string());
-        self.db.call(move |c| {
-            c.execute("UPDATE leases SET worker = NULL, command = NULL, expires = NULL WHERE pipeline = $1 AND worker = $2", &[&p, &me]).map(|_| ())
-        })
+        self.db.release_lease(pipeline, &self.worker)
     }
 
     /// The digest last put live for each pipeline, by any worker.
     pub fn live_digests(&self) -> Result<Vec<(String, String)>, StateError> {
-        self.db.call(|c| {
-            let rows = c.query("SELECT DISTINCT ON (pipeline) pipeline, digest FROM plugin_swaps WHERE accepted ORDER BY pipeline, id DESC", &[])?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        self.db.live_digests()
     }
 
     /// Every worker that ever joined, and the leases held now.
     pub fn view(&self) -> Result<(Vec<WorkerView>, Vec<LeaseView>), StateError> {
-        let alive = secs(self.lease * 2);
-        self.db.call(move |c| {
-            let workers = c
-                .query(
-                    &format!(
-                        "SELECT id, address, {}, {}, heartbeat > clock_timestamp() - make_interval(secs => $1) FROM workers ORDER BY id",
-                        rfc3339("started"),
-                        rfc3339("heartbeat")
-                    ),
-                    &[&alive],
-                )?
-                .iter()
-                .map(|r| WorkerView { id: r.get(0), address: r.get(1), started: r.get(2), heartbeat: r.get(3), alive: r.get(4) })
-                .collect();
-            let leases = c
-                .query(
-                    &format!(
-                        "SELECT pipeline, worker, command, {}, {}, expires <= clock_timestamp() FROM leases WHERE worker IS NOT NULL ORDER BY pipeline",
-                        rfc3339("acquired"),
-                        rfc3339("expires")
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(|r| LeaseView { pipeline: r.get(0), worker: r.get(1), command: r.get(2), acquired: r.get(3), expires: r.get(4), expired: r.get(5) })
-                .collect();
-            Ok((workers, leases))
-        })
+        self.db.cluster_view(secs(self.lease * 2))
     }
 }
 

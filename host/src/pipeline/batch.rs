@@ -42,7 +42,7 @@ pub(crate) fn build(pipeline: &str, purpose: &str, digest: &str, window_end: Opt
                     }
                     body.push_str(r.get());
                     origins.push(sources.len());
-                    record_ids.push(super::run::record_id(r.get()));
+                    record_ids.push(record_id(r.get()));
                 }
                 sources.push(source);
                 fates.push(Fate::Sent);
@@ -63,4 +63,24 @@ pub(crate) fn build(pipeline: &str, purpose: &str, digest: &str, window_end: Opt
     body.push_str("]}");
     let command = OutboxEntry::command_id(pipeline, purpose, &body);
     Batch { entry: Some(OutboxEntry { command, body, origins, record_ids, sources, plugin: digest.to_string(), window_end }), fates }
+}
+
+/// Turns each mapped outcome with a record that has no `id` into a record
+/// error: a target that confirms records by id could never confirm it.
+pub(crate) fn require_ids(outcomes: &mut [Outcome]) {
+    for outcome in outcomes {
+        let Outcome::Mapped(records) = outcome else { continue };
+        if let Some(i) = records.iter().position(|r| record_id(r.get()).is_none()) {
+            *outcome = Outcome::Error {
+                field: Some("id".into()),
+                message: format!("plugin output record {i} has no `id` (the target confirms each record by its id)"),
+            };
+        }
+    }
+}
+
+/// The `id` of a mapped record, as text (none when absent or null).
+pub(crate) fn record_id(json: &str) -> Option<String> {
+    let [id] = crate::fields::top_level(json, ["id"]);
+    id.filter(|v| !v.is_null()).map(crate::fields::text)
 }

@@ -55,7 +55,7 @@ impl Runner {
             let (plugin, out) = crate::plugin::PluginPool::global().run(tenant, move || registry.map_isolating(&n, &texts)).await.map_err(RunError::Task)??;
             let mut outcomes = out.outcomes;
             if self.pipeline.target.kind.confirms_by_id() {
-                super::run::require_ids(&mut outcomes);
+                super::batch::require_ids(&mut outcomes);
             }
             let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
             let records = chunk.iter().map(|d| SourceRecord { key: d.key.clone(), raw: d.raw.clone() }).collect();

@@ -3,10 +3,10 @@
 //! the checkpoint only past windows whose every batch, and every batch of
 //! every window before, is confirmed.
 
-use super::batch::Fate;
+use super::batch::{Fate, require_ids};
 use super::config::{Pipeline, TargetKind};
 use super::summary::{Counters, PluginUsed, RunStatus, Summary};
-use crate::plugin::{Outcome, PluginEngine, PluginError, Registry};
+use crate::plugin::{PluginEngine, PluginError, Registry};
 use crate::sink::{CommandSink, HttpSink, JsonlSink, Sink, SinkError};
 use crate::source::jushuitan::{JushuitanClient, SourceError, Window, planner};
 use crate::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, StateError, StateStore};
@@ -396,21 +396,6 @@ impl Runner {
     }
 }
 
-/// The `id` of a mapped record, as text.
-/// Turns each mapped outcome with a record that has no `id` into a record
-/// error: a target that confirms records by id could never confirm it.
-pub(crate) fn require_ids(outcomes: &mut [Outcome]) {
-    for outcome in outcomes {
-        let Outcome::Mapped(records) = outcome else { continue };
-        if let Some(i) = records.iter().position(|r| record_id(r.get()).is_none()) {
-            *outcome = Outcome::Error {
-                field: Some("id".into()),
-                message: format!("plugin output record {i} has no `id` (the target confirms each record by its id)"),
-            };
-        }
-    }
-}
-
 /// The longest part of a batch's error copied into each of its records'
 /// dead letters.
 const BATCH_REASON: usize = 512;
@@ -418,9 +403,4 @@ const BATCH_REASON: usize = 512;
 /// A record's dead-letter reason when its whole batch failed in the plugin.
 pub(crate) fn batch_reason(records: usize, e: &PluginError) -> String {
     crate::plugin::cut_text(format!("its batch of {records} records failed in the plugin: {e}"), BATCH_REASON)
-}
-
-pub(crate) fn record_id(json: &str) -> Option<String> {
-    let [id] = crate::fields::top_level(json, ["id"]);
-    id.filter(|v| !v.is_null()).map(crate::fields::text)
 }

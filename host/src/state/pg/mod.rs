@@ -5,10 +5,12 @@
 //! a process; every pipeline keys its rows by name.
 
 mod budget;
+mod lease;
 mod pool;
 mod store;
 
 pub use budget::PgBudget;
+pub use lease::{LeaseView, WorkerView};
 pub use pool::{describe, redact};
 
 use super::StateError;
