@@ -345,7 +345,7 @@ async fn a_swap_through_one_worker_reaches_the_others() {
 #[test]
 fn a_worker_that_lost_its_lease_cannot_write() {
     use ferry::cluster::Cluster;
-    use ferry::state::{CommandRecord, PgStore, StateStore};
+    use ferry::state::{CommandRecord, ControlStore, DataStore, PgStore};
     let db = TestDb::new("fence");
     // Two stores on the same database, as two processes would have.
     let (a, b) = (PgStore::connect(&db.url).unwrap(), PgStore::connect(&db.url.replace("127.0.0.1", "localhost")).unwrap());
@@ -407,7 +407,7 @@ fn a_cluster_refuses_a_pipeline_with_a_state_of_its_own() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_holds_the_lease_against_the_cluster() {
     use ferry::cluster::Cluster;
-    use ferry::state::{CommandRecord, PgStore, StateStore};
+    use ferry::state::{CommandRecord, ControlStore, PgStore};
     let db = TestDb::new("runlease");
     let mut cfg = source_config(84, "app-run-lease", 200);
     cfg.per_second = 20;

@@ -3,7 +3,7 @@
 
 use crate::helpers::{args, ferry_async, harness, source_config};
 use ferry::sim::target::TargetSimConfig;
-use ferry::state::{SqliteStore, StateStore};
+use ferry::state::{DataStore, SqliteStore};
 use std::time::{Duration, Instant};
 
 /// `ferry run FILE` in the background, its output dropped (it is killed).

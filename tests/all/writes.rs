@@ -109,7 +109,7 @@ async fn crash_and_resume_never_loses_or_doubles() {
         let mut child = crate::helpers::ferry_command(&["run", &file]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         let (src, tgt, state_path) = (h.source.state.clone(), h.target.state.clone(), h.state.clone());
         let pending = move || {
-            use ferry::state::StateStore;
+            use ferry::state::DataStore;
             ferry::state::SqliteStore::open(&state_path).ok().and_then(|s| s.pending("it-orders").ok()).is_some_and(|p| !p.is_empty())
         };
         let reached = tokio::task::spawn_blocking(move || match point {

@@ -4,7 +4,8 @@
 //! the same bytes staged as dead letters, which commit without a sync.
 
 use crate::util::{Scale, best_of, ms};
-use ferry::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, SqliteStore, StateStore};
+use ferry::state::DataStore;
+use ferry::state::{DeadLetter, OutboxEntry, RecordKey, SourceRecord, SqliteStore};
 
 /// An entry of `records` records of about 1 KB each.
 fn entry(n: usize, records: usize) -> OutboxEntry {

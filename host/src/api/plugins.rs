@@ -9,7 +9,7 @@ use super::error::{ApiError, parse_body, parse_id};
 use super::model::{PluginInput, PluginPage, PluginResource};
 use super::status::PluginStatus;
 use super::{AppState, PipelineHandle};
-use crate::state::StateStore;
+use crate::state::ControlStore;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

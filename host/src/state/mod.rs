@@ -1,7 +1,11 @@
-//! Ferry's own state: checkpoints, the outbox, the idCheck index, dead
-//! letters and run history, behind one trait ([`StateStore`]) so that
-//! PostgreSQL ([`PgStore`]) can replace SQLite ([`SqliteStore`]) for
-//! scale-out; [`StateLocation`] picks one from the pipeline's `[state]`.
+//! Ferry's own state, split by what it serves: the data plane's
+//! ([`DataStore`]: checkpoints, window progress, the outbox, the idCheck
+//! index, dead letters, runs, rate budgets) and the control plane's
+//! ([`ControlStore`]: commands, plugin versions and swaps). One store keeps
+//! both ([`StateStore`]), so that PostgreSQL ([`PgStore`]) can replace
+//! SQLite ([`SqliteStore`]) for scale-out; [`StateLocation`] picks one from
+//! the pipeline's `[state]`. Store calls block; on a tokio worker they say
+//! so first (`blocking`). No SQL lives outside this module.
 
 mod embedded;
 mod location;
@@ -34,9 +38,10 @@ pub struct StateError {
     pub message: String,
 }
 
-/// Everything Ferry remembers between runs. Every method that changes
-/// several things does so in one transaction.
-pub trait StateStore: Send + Sync {
+/// The data plane's state: what a run reads and writes (checkpoints,
+/// window progress, outbox, idCheck, dead letters, runs, rate budgets).
+/// Every method that changes several things does so in one transaction.
+pub trait DataStore: Send + Sync {
     /// The pipeline's checkpoint: every record modified before it is confirmed.
     fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError>;
     /// Moves the checkpoint (only after every batch before it is confirmed);
@@ -83,6 +88,23 @@ pub trait StateStore: Send + Sync {
     fn finish_run(&self, run: i64, status: &str, summary: &serde_json::Value) -> Result<(), StateError>;
     /// The last `limit` runs, newest first.
     fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, StateError>;
+    /// Ids of the records confirmed between two times (RFC 3339), in order.
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError>;
+    /// A rate budget shared by every process using this store, if it can
+    /// hold one (PostgreSQL does; a SQLite file is one process's).
+    fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        None
+    }
+    /// Where a process's budget remembers its next call slot for the next
+    /// process (SQLite; a shared budget already outlives its processes).
+    fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {
+        None
+    }
+}
+
+/// The control plane's state: commands (keyed by tenant and id), plugin
+/// versions and swaps.
+pub trait ControlStore: Send + Sync {
     /// Stores or updates a control-API command (history survives restarts).
     fn put_command(&self, command: &CommandRecord) -> Result<(), StateError>;
     /// One of a tenant's commands by id (ids are scoped per tenant).
@@ -113,16 +135,21 @@ pub trait StateStore: Send + Sync {
     fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError>;
     /// How many swaps the pipeline has recorded.
     fn swap_count(&self, pipeline: &str) -> Result<u64, StateError>;
-    /// Ids of the records confirmed between two times (RFC 3339), in order.
-    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError>;
-    /// A rate budget shared by every process using this store, if it can
-    /// hold one (PostgreSQL does; a SQLite file is one process's).
-    fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
-        None
-    }
-    /// Where a process's budget remembers its next call slot for the next
-    /// process (SQLite; a shared budget already outlives its processes).
-    fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {
-        None
+}
+
+/// Everything Ferry remembers between runs: both planes, as one store
+/// (SQLite or PostgreSQL) keeps them.
+pub trait StateStore: DataStore + ControlStore {}
+
+impl<T: DataStore + ControlStore + ?Sized> StateStore for T {}
+
+/// Runs a blocking store call. On a worker of a multi-threaded tokio
+/// runtime it tells tokio first (`block_in_place`), so the worker's other
+/// tasks move to other threads instead of waiting behind a database call;
+/// anywhere else it just runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }

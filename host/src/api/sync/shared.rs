@@ -11,7 +11,7 @@ use crate::api::model::SyncResource;
 use crate::api::status::SyncStatus;
 use crate::api::{AppState, PipelineHandle};
 use crate::pipeline::Runner;
-use crate::state::{CommandFilter, CommandRecord, StateStore};
+use crate::state::{CommandFilter, CommandRecord, ControlStore, StateStore};
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;

@@ -147,6 +147,6 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StateError> {
-        self.pool.call(f).map_err(|m| self.err(m))
+        super::blocking(|| self.pool.call(f)).map_err(|m| self.err(m))
     }
 }

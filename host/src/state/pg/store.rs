@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
-use crate::state::{StateError, StateStore};
+use crate::state::{ControlStore, DataStore, StateError};
 use jiff::Timestamp;
 use postgres::{GenericClient, Row};
 use uuid::Uuid;
@@ -88,7 +88,7 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-impl StateStore for PgStore {
+impl DataStore for PgStore {
     fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError> {
         let p = pipeline.to_string();
         let at: Option<String> = self.call(move |c| Ok(c.query_opt("SELECT at FROM checkpoints WHERE pipeline = $1", &[&p])?.map(|r| r.get(0))))?;
@@ -287,6 +287,24 @@ impl StateStore for PgStore {
         })
     }
 
+    fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::budget::SharedBudget>> {
+        Some(std::sync::Arc::new(super::PgBudget { pool: self.pool.clone() }))
+    }
+
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
+        let (p, from, to) = (pipeline.to_string(), from.to_string(), to.to_string());
+        let entries: Vec<String> = self.call(move |c| {
+            let rows = c.query(
+                "SELECT entry FROM outbox WHERE pipeline = $1 AND status = 'confirmed' AND confirmed >= $2 AND confirmed <= $3 ORDER BY seq",
+                &[&p, &from, &to],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })?;
+        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
+    }
+}
+
+impl ControlStore for PgStore {
     fn put_command(&self, cmd: &CommandRecord) -> Result<(), StateError> {
         let (cmd, record) = (cmd.clone(), json(&cmd.record));
         self.call(move |c| {
@@ -403,24 +421,8 @@ impl StateStore for PgStore {
         })
     }
 
-    fn shared_budget(&self) -> Option<std::sync::Arc<dyn crate::budget::SharedBudget>> {
-        Some(std::sync::Arc::new(super::PgBudget { pool: self.pool.clone() }))
-    }
-
     fn swap_count(&self, pipeline: &str) -> Result<u64, StateError> {
         let p = pipeline.to_string();
         self.call(move |c| c.query_one("SELECT COUNT(*) FROM plugin_swaps WHERE pipeline = $1", &[&p]).map(|r| r.get::<_, i64>(0) as u64))
-    }
-
-    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
-        let (p, from, to) = (pipeline.to_string(), from.to_string(), to.to_string());
-        let entries: Vec<String> = self.call(move |c| {
-            let rows = c.query(
-                "SELECT entry FROM outbox WHERE pipeline = $1 AND status = 'confirmed' AND confirmed >= $2 AND confirmed <= $3 ORDER BY seq",
-                &[&p, &from, &to],
-            )?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
-        })?;
-        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
     }
 }

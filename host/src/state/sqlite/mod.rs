@@ -4,7 +4,7 @@
 //! whose process died) is in `restart`; the schema's versions in `schema`.
 
 use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
-use super::{StateError, StateStore};
+use super::{ControlStore, DataStore, StateError};
 
 mod restart;
 mod schema;
@@ -56,8 +56,10 @@ impl SqliteStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
-        let mut conn = self.conn.lock().map_err(|_| self.err("connection lock poisoned"))?;
-        f(&mut conn).map_err(|e| self.err(e))
+        super::blocking(|| {
+            let mut conn = self.conn.lock().map_err(|_| self.err("connection lock poisoned"))?;
+            f(&mut conn).map_err(|e| self.err(e))
+        })
     }
 }
 
@@ -96,7 +98,7 @@ fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-impl StateStore for SqliteStore {
+impl DataStore for SqliteStore {
     fn checkpoint(&self, pipeline: &str) -> Result<Option<Timestamp>, StateError> {
         let at: Option<String> = self.with(|c| c.query_row("SELECT at FROM checkpoints WHERE pipeline = ?1", [pipeline], |r| r.get(0)).optional())?;
         at.map(|s| s.parse().map_err(|e| self.err(format!("bad checkpoint `{s}`: {e}")))).transpose()
@@ -267,6 +269,17 @@ impl StateStore for SqliteStore {
         })
     }
 
+    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
+        let entries: Vec<String> = self.with(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT entry FROM outbox WHERE pipeline = ?1 AND status = 'confirmed' AND confirmed >= ?2 AND confirmed <= ?3 ORDER BY seq")?;
+            stmt.query_map(params![pipeline, from, to], |r| r.get(0))?.collect()
+        })?;
+        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
+    }
+}
+
+impl ControlStore for SqliteStore {
     fn put_command(&self, c: &CommandRecord) -> Result<(), StateError> {
         let record = serde_json::to_string(&c.record).map_err(|e| self.err(e))?;
         self.with(|conn| {
@@ -380,14 +393,5 @@ impl StateStore for SqliteStore {
 
     fn swap_count(&self, pipeline: &str) -> Result<u64, StateError> {
         self.with(|conn| conn.query_row("SELECT COUNT(*) FROM plugin_swaps WHERE pipeline = ?1", [pipeline], |r| r.get::<_, i64>(0)).map(|n| n as u64))
-    }
-
-    fn confirmed_record_ids(&self, pipeline: &str, from: &str, to: &str) -> Result<Vec<String>, StateError> {
-        let entries: Vec<String> = self.with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT entry FROM outbox WHERE pipeline = ?1 AND status = 'confirmed' AND confirmed >= ?2 AND confirmed <= ?3 ORDER BY seq")?;
-            stmt.query_map(params![pipeline, from, to], |r| r.get(0))?.collect()
-        })?;
-        crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
     }
 }
