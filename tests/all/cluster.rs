@@ -253,7 +253,16 @@ async fn a_killed_workers_pipelines_are_taken_over() {
         let held: Vec<String> =
             cluster["leases"].as_array().unwrap().iter().filter(|l| l["worker"] == json!("w1")).map(|l| l["pipeline"].as_str().unwrap().to_string()).collect();
         let delivered = fleet.lanes.iter().filter(|l| held.contains(&l.name)).map(|l| l.target.state.truth().records.len()).sum::<usize>();
-        if delivered >= 40 {
+        // w1 has confirmed some records of a run it holds (its published
+        // taskCount says so), so a takeover has work of w1's to count.
+        let mut confirmed = 0;
+        for (lane, id) in fleet.lanes.iter().zip(&ids) {
+            if held.contains(&lane.name) {
+                let (_, c) = fleet.call(1, Method::GET, &format!("/sync-commands/{id}"), None).await;
+                confirmed += c["taskCount"]["success"].as_u64().unwrap_or(0);
+            }
+        }
+        if delivered >= 40 && confirmed >= 20 {
             break held;
         }
         assert!(Instant::now() < deadline, "w1 ran nothing: {cluster}");
@@ -282,6 +291,12 @@ async fn a_killed_workers_pipelines_are_taken_over() {
     }
     let taken: Vec<&Value> = done.iter().filter(|d| d["notes"].to_string().contains("taken over by worker")).collect();
     assert_eq!(taken.len(), held.len(), "each run w1 held was taken over: {done:?}");
+    // Each command's taskCount counts what every worker that ran it
+    // delivered: it agrees with the records the command lists.
+    for (id, d) in ids.iter().zip(&done) {
+        let (_, records) = fleet.call(0, Method::GET, &format!("/sync-commands/{id}/records"), None).await;
+        assert_eq!(d["taskCount"]["success"], records["count"], "taskCount and /records agree after a takeover: {d}");
+    }
     fleet.assert_each_order_once();
     drop(killed);
 }

@@ -72,7 +72,11 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
     // In a cluster, other workers read the command from the database: keep its taskCount moving there.
-    let snapshot = state.cluster.as_ref().and_then(|_| state.syncs.lock().expect("syncs lock").get(&command_key(&handle.tenant, id)).map(|c| c.record(handle)));
+    let (snapshot, started, before) = {
+        let syncs = state.syncs.lock().expect("syncs lock");
+        let cmd = syncs.get(&command_key(&handle.tenant, id));
+        (state.cluster.as_ref().and(cmd).map(|c| c.record(handle)), cmd.and_then(|c| c.started), cmd.map(|c| c.count).unwrap_or_default())
+    };
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let progress = snapshot.map(|r| tokio::spawn(super::shared::publish_progress(handle.state.clone(), r, runner.clone(), finished)));
     let dead_before = handle.state.dead_letter_count(name).unwrap_or(0);
@@ -95,7 +99,7 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
         .into_iter()
         .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
         .collect();
-    let count = live_count(&runner.counters);
+    let count = counted(handle, started, before, live_count(&runner.counters));
     let status = match summary.status {
         RunStatus::Ok | RunStatus::DryRun => SyncStatus::Succeeded,
         RunStatus::Partial => SyncStatus::Partial,
@@ -105,6 +109,19 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status.as_str()).increment(1);
     *handle.running.lock().expect("running lock") = None;
     Outcome { status, count, error: summary.error.clone(), failed }
+}
+
+/// A command's taskCount at its end, counting every worker that ran it: a
+/// worker that took the run over counts only what it did itself, so the
+/// records the target confirmed since the command started (what `/records`
+/// lists) are its successes, and the failures counted before the takeover
+/// (`before`, as last published) are added to this worker's.
+fn counted(handle: &PipelineHandle, started: Option<Timestamp>, before: TaskCountView, mine: TaskCountView) -> TaskCountView {
+    let success = started
+        .and_then(|s| handle.state.confirmed_record_ids(&handle.pipeline.name, &crate::time::sortable(s), &crate::time::sortable(Timestamp::now())).ok())
+        .map_or(mine.success, |ids| ids.len() as u64);
+    let failed = before.failed + mine.failed;
+    TaskCountView { success, failed, total: success + failed }
 }
 
 /// Failed records a sync command keeps (its taskCount counts them all; the
