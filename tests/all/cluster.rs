@@ -301,6 +301,61 @@ async fn a_killed_workers_pipelines_are_taken_over() {
     drop(killed);
 }
 
+/// A worker stopped (SIGSTOP) past its lease and woken again (SIGCONT)
+/// writes nothing: the command keeps the worker that took it over and the
+/// note saying so at every look, the run finishes there, and each order
+/// lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_woken_after_a_takeover_writes_nothing() {
+    let sources = vec![source(350, "merchant-stop", 400, 50, 3000).await];
+    let slow = TargetSimConfig { completion_delay: Duration::from_millis(150), ..TargetSimConfig::default() };
+    let mut fleet = Fleet::new(sources, slow, ferry_fixtures::JUSHUITAN_ORDERS, "2s").await;
+    fleet.start("w1").await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let (code, _) = fleet.call(0, Method::PUT, &format!("/sync-commands/{id}"), sync_body("p00")).await;
+    assert_eq!(code, 201);
+    // w1 runs it and has published some progress.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, c) = fleet.call(0, Method::GET, &format!("/sync-commands/{id}"), None).await;
+        if c["worker"] == json!("w1") && c["taskCount"]["success"].as_u64().unwrap_or(0) >= 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "w1 never ran it: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fleet.start("w2").await;
+    let w1 = fleet.workers[0].child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &w1]).status().unwrap().success());
+    // w2 takes the run over once w1's lease has run out.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, c) = fleet.call(1, Method::GET, &format!("/sync-commands/{id}"), None).await;
+        if c["worker"] == json!("w2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "w2 never took it over: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(std::process::Command::new("kill").args(["-CONT", &w1]).status().unwrap().success());
+    // From now on every look shows w2 and the takeover note, until the end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let done = loop {
+        let (_, c) = fleet.call(1, Method::GET, &format!("/sync-commands/{id}"), None).await;
+        assert_eq!(c["worker"], json!("w2"), "the woken worker's write landed: {c}");
+        assert!(c["notes"].to_string().contains("taken over by worker w2"), "the takeover note is kept: {c}");
+        if !c["completedAt"].is_null() {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the run never finished: {c}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], json!("succeeded"), "{done}");
+    let (_, records) = fleet.call(1, Method::GET, &format!("/sync-commands/{id}/records"), None).await;
+    assert_eq!(done["taskCount"]["success"], records["count"], "{done}");
+    fleet.assert_each_order_once();
+}
+
 /// Whether the lane's target has every order (its run may end before a
 /// look at the leases).
 fn fleet_done(fleet: &Fleet, pipeline: &str) -> bool {

@@ -72,7 +72,9 @@ pub fn owned(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncCommand,
 /// compare-and-set, so a worker claiming it at the same moment wins or
 /// loses cleanly.
 pub fn cancel(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncResource, ApiError> {
-    loop {
+    // A few looks: a claim can win at most once; a store that keeps
+    // refusing (this worker just lost the pipeline's lease) is a conflict.
+    for _ in 0..CANCEL_LOOKS {
         let mut cmd = owned(state, tenant, id)?;
         match cmd.status() {
             SyncStatus::Cancelled => return Ok(cmd.resource(state)),
@@ -88,7 +90,11 @@ pub fn cancel(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncResourc
             other => return Err(super::not_cancellable(id, other)),
         }
     }
+    Err(ApiError::conflict(format!("sync command {id} could not be cancelled now (the cluster is moving its pipeline between workers); try again")))
 }
+
+/// How often a cancel looks again after losing a race.
+const CANCEL_LOOKS: usize = 5;
 
 /// Keeps a running command's `taskCount` moving in the shared table, for
 /// the other workers' `GET`, until `finished`.

@@ -307,8 +307,9 @@ impl DataStore for PgStore {
 impl ControlStore for PgStore {
     fn put_command(&self, cmd: &CommandRecord) -> Result<(), StateError> {
         let (cmd, record) = (cmd.clone(), json(&cmd.record));
-        self.call(move |c| {
-            c.execute(
+        // Fenced like every other write of a worker running the pipeline.
+        self.fenced(&cmd.pipeline.clone(), move |tx, _| {
+            tx.execute(
                 "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, record = excluded.record",
                 &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
@@ -347,9 +348,18 @@ impl ControlStore for PgStore {
     fn update_command_if(&self, cmd: &CommandRecord, from: &[&str]) -> Result<bool, StateError> {
         let (id, tenant, status, record) = (cmd.id.clone(), cmd.tenant.clone(), cmd.status.clone(), json(&cmd.record));
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        // A worker that lost the pipeline's lease (stopped, then woken) moves
+        // none of its commands: its progress must not overwrite the new holder's.
+        let (pipeline, fence) = (cmd.pipeline.clone(), self.fence_of(&cmd.pipeline));
         self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if lease_lost(&mut tx, &pipeline, fence.as_deref())?.is_some() {
+                return Ok(false);
+            }
             let sql = "UPDATE commands SET status = $2, record = $3 WHERE id = $1 AND tenant = $5 AND status = ANY($4)";
-            Ok(c.execute(sql, &[&id, &status, &record, &from, &tenant])? == 1)
+            let moved = tx.execute(sql, &[&id, &status, &record, &from, &tenant])? == 1;
+            tx.commit()?;
+            Ok(moved)
         })
     }
 
