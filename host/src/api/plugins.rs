@@ -77,7 +77,7 @@ pub async fn put(
     {
         let mut cmds = state.plugins.lock().expect("plugins lock");
         if let Some(existing) = cmds.get(&super::command_key(&tenant.0, id)) {
-            if existing.resource.tenant == tenant.0 && existing.body_hash == body_hash {
+            if existing.body_hash == body_hash {
                 return Ok((StatusCode::OK, Json(existing.resource.clone())));
             }
             return Err(ApiError::conflict(format!("plugin command {id} exists with a different body")));
@@ -120,11 +120,7 @@ pub async fn put(
 fn owned(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Result<PluginCommand, ApiError> {
     shared(state, tenant, id)?;
     let cmds = state.plugins.lock().expect("plugins lock");
-    let cmd = cmds.get(&super::command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))?;
-    if cmd.resource.tenant != tenant.0 {
-        return Err(ApiError::not_found(format!("no plugin command {id}")));
-    }
-    Ok(cmd.clone())
+    cmds.get(&super::command_key(&tenant.0, id)).cloned().ok_or_else(|| ApiError::not_found(format!("no plugin command {id}")))
 }
 
 /// In a cluster, the shared table knows every worker's plugin commands:

@@ -80,10 +80,6 @@ impl SyncCommand {
         &self.input
     }
 
-    pub(crate) fn tenant(&self) -> &str {
-        &self.tenant
-    }
-
     pub(crate) fn status(&self) -> SyncStatus {
         self.status
     }
@@ -177,7 +173,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
     let mut syncs = state.syncs.lock().expect("syncs lock");
     // In a cluster only the shared table knows every command.
     if let Some(existing) = syncs.get(&command_key(&tenant.0, id)).filter(|_| state.cluster.is_none()) {
-        if existing.tenant == tenant.0 && existing.input == input {
+        if existing.input == input {
             return Ok((StatusCode::OK, existing.resource(state)));
         }
         return Err(ApiError::conflict(format!("sync command {id} exists with a different body")));
@@ -203,7 +199,7 @@ fn create(state: &AppState, tenant: &Tenant, id: Uuid, input: SyncInput, origin:
             return Err(ApiError::conflict(format!("{id} is the id of a {} command", stored.kind)));
         }
         let existing = SyncCommand::from_record(stored)?;
-        if existing.tenant == tenant.0 && existing.input == input {
+        if existing.input == input {
             return Ok((StatusCode::OK, existing.resource(state)));
         }
         return Err(ApiError::conflict(format!("sync command {id} exists with a different body")));
@@ -260,14 +256,10 @@ pub async fn post(
     Ok((if status == StatusCode::OK { StatusCode::OK } else { StatusCode::CREATED }, Json(r)))
 }
 
-/// The caller's sync command `id` in the held `syncs` map: 404 when there is
-/// none or it belongs to another tenant (indistinguishable).
+/// The caller's sync command `id` in the held `syncs` map (keyed by
+/// tenant): 404 when the caller has none, whoever else may.
 fn owned_in<'a>(syncs: &'a mut std::collections::HashMap<CommandKey, SyncCommand>, tenant: &Tenant, id: Uuid) -> Result<&'a mut SyncCommand, ApiError> {
-    let cmd = syncs.get_mut(&command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
-    if cmd.tenant != tenant.0 {
-        return Err(ApiError::not_found(format!("no sync command {id}")));
-    }
-    Ok(cmd)
+    syncs.get_mut(&command_key(&tenant.0, id)).ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))
 }
 
 fn owned(state: &AppState, tenant: &Tenant, id: &str) -> Result<SyncCommand, ApiError> {
