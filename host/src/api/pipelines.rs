@@ -107,14 +107,9 @@ pub async fn dead_letters(
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;
-    let h = state.pipeline_for(&name, &tenant)?.clone();
-    let internal = |e: crate::state::StateError| ApiError::internal(e.to_string());
+    let h = state.pipeline_for(&name, &tenant)?;
     let page = Page { offset: q.offset, limit: q.limit };
-    let (dead, total) =
-        tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?)))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(internal)?;
+    let (dead, total) = (h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?);
     let items = dead
         .into_iter()
         .map(|d| DeadLetterView { id: d.id, record_id: d.key.id, version: d.key.version, reason: d.reason, plugin: d.plugin, raw: d.raw, created: d.created })
@@ -160,11 +155,8 @@ pub async fn plugin_history(
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<SwapPage>, ApiError> {
     let q = super::history::parse_query(raw.as_deref())?;
-    let h = state.pipeline_for(&name, &tenant)?.clone();
+    let h = state.pipeline_for(&name, &tenant)?;
     let page = Page { offset: q.offset, limit: q.limit };
-    let (items, total) = tokio::task::spawn_blocking(move || Ok::<_, crate::state::StateError>((h.state.swaps_page(&name, page)?, h.state.swap_count(&name)?)))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let (items, total) = (h.state.swaps_page(&name, page)?, h.state.swap_count(&name)?);
     Ok(Json(SwapPage { items, total, limit: q.limit, offset: q.offset }))
 }
