@@ -5,6 +5,7 @@
 //! a process; every pipeline keys its rows by name.
 
 mod budget;
+mod control;
 mod lease;
 mod pool;
 mod store;

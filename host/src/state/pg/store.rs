@@ -1,14 +1,14 @@
-//! [`StateStore`] on PostgreSQL: the SQLite store's queries, set-based
+//! [`DataStore`] on PostgreSQL: the SQLite store's queries, set-based
 //! where a batch of keys goes by (idCheck lookups and inserts use arrays).
 
 use super::PgStore;
-use crate::state::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
-use crate::state::{ControlStore, DataStore, StateError};
+use crate::state::types::{DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, TaskCount, WindowProgress};
+use crate::state::{DataStore, StateError};
 use jiff::Timestamp;
-use postgres::{GenericClient, Row};
+use postgres::GenericClient;
 use uuid::Uuid;
 
-fn now() -> String {
+pub(super) fn now() -> String {
     crate::time::sortable(Timestamp::now())
 }
 
@@ -49,42 +49,37 @@ fn lease_lost(tx: &mut impl GenericClient, pipeline: &str, worker: Option<&str>)
 
 impl PgStore {
     /// Runs `write` in one transaction that first checks `pipeline`'s
-    /// lease fence, and commits it; a write the fence refuses is an error
-    /// naming why. Every write that moves a pipeline on goes through here.
-    fn fenced(
+    /// lease fence, and commits it; `Err(why)` when the fence refuses (then
+    /// nothing was written).
+    pub(super) fn in_fence<T: Send + 'static>(
+        &self,
+        pipeline: &str,
+        write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<Result<T, String>, StateError> {
+        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
+        self.call(move |c| {
+            let mut tx = c.transaction()?;
+            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
+                return Ok(Err(why));
+            }
+            let done = write(&mut tx, &p)?;
+            tx.commit()?;
+            Ok(Ok(done))
+        })
+    }
+
+    /// [`in_fence`](Self::in_fence), where a write the fence refuses is an
+    /// error naming why. Every write that moves a pipeline on goes through here.
+    pub(super) fn fenced(
         &self,
         pipeline: &str,
         write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static,
     ) -> Result<(), StateError> {
-        let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
-        let refused = self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if let Some(why) = lease_lost(&mut tx, &p, fence.as_deref())? {
-                return Ok(Some(why));
-            }
-            write(&mut tx, &p)?;
-            tx.commit()?;
-            Ok(None)
-        })?;
-        refused.map_or(Ok(()), |m| Err(self.err(m)))
+        self.in_fence(pipeline, write)?.map_err(|m| self.err(m))
     }
 }
 
-const COMMAND_COLUMNS: &str = "id, kind, pipeline, tenant, created, status, record";
-
-fn command_row(r: &Row) -> CommandRecord {
-    CommandRecord {
-        id: r.get(0),
-        kind: r.get(1),
-        pipeline: r.get(2),
-        tenant: r.get(3),
-        created: r.get(4),
-        status: r.get(5),
-        record: serde_json::from_str(r.get::<_, &str>(6)).unwrap_or(serde_json::Value::Null),
-    }
-}
-
-fn json(value: &impl serde::Serialize) -> String {
+pub(super) fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
@@ -301,138 +296,5 @@ impl DataStore for PgStore {
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })?;
         crate::state::types::kept_record_ids(&entries).map_err(|e| self.err(e))
-    }
-}
-
-impl ControlStore for PgStore {
-    fn put_command(&self, cmd: &CommandRecord) -> Result<(), StateError> {
-        let (cmd, record) = (cmd.clone(), json(&cmd.record));
-        // Fenced like every other write of a worker running the pipeline.
-        self.fenced(&cmd.pipeline.clone(), move |tx, _| {
-            tx.execute(
-                "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status, record = excluded.record",
-                &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn command(&self, tenant: &str, id: &str) -> Result<Option<CommandRecord>, StateError> {
-        let (tenant, id) = (tenant.to_string(), id.to_string());
-        self.call(move |c| {
-            Ok(c.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&tenant, &id])?.map(|r| command_row(&r)))
-        })
-    }
-
-    fn insert_command(&self, cmd: &CommandRecord) -> Result<Option<CommandRecord>, StateError> {
-        let (cmd, record) = (cmd.clone(), json(&cmd.record));
-        self.call(move |c| {
-            let mut tx = c.transaction()?;
-            let inserted = tx.execute(
-                "INSERT INTO commands (id, kind, pipeline, tenant, created, status, record) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (tenant, id) DO NOTHING",
-                &[&cmd.id, &cmd.kind, &cmd.pipeline, &cmd.tenant, &cmd.created, &cmd.status, &record],
-            )?;
-            let existing = if inserted == 0 {
-                tx.query_opt(&format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE tenant = $1 AND id = $2"), &[&cmd.tenant, &cmd.id])?
-                    .map(|r| command_row(&r))
-            } else {
-                None
-            };
-            tx.commit()?;
-            Ok(existing)
-        })
-    }
-
-    fn update_command_if(&self, cmd: &CommandRecord, from: &[&str]) -> Result<bool, StateError> {
-        let (id, tenant, status, record) = (cmd.id.clone(), cmd.tenant.clone(), cmd.status.clone(), json(&cmd.record));
-        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
-        // A worker that lost the pipeline's lease (stopped, then woken) moves
-        // none of its commands: its progress must not overwrite the new holder's.
-        let (pipeline, fence) = (cmd.pipeline.clone(), self.fence_of(&cmd.pipeline));
-        self.call(move |c| {
-            let mut tx = c.transaction()?;
-            if lease_lost(&mut tx, &pipeline, fence.as_deref())?.is_some() {
-                return Ok(false);
-            }
-            let sql = "UPDATE commands SET status = $2, record = $3 WHERE id = $1 AND tenant = $5 AND status = ANY($4)";
-            let moved = tx.execute(sql, &[&id, &status, &record, &from, &tenant])? == 1;
-            tx.commit()?;
-            Ok(moved)
-        })
-    }
-
-    fn commands(&self, f: &CommandFilter) -> Result<Vec<CommandRecord>, StateError> {
-        let f = f.clone();
-        self.call(move |c| {
-            let rows = c.query(
-                &format!(
-                    "SELECT {COMMAND_COLUMNS} FROM commands
-                     WHERE kind = $1 AND ($2::text IS NULL OR pipeline = $2) AND ($3::text IS NULL OR tenant = $3) AND ($4::text IS NULL OR status = $4)
-                       AND ($5::text IS NULL OR created >= $5) AND ($6::text IS NULL OR created < $6)
-                     ORDER BY created DESC, id DESC"
-                ),
-                &[&f.kind, &f.pipeline, &f.tenant, &f.status, &f.since, &f.until],
-            )?;
-            Ok(rows.iter().map(command_row).collect())
-        })
-    }
-
-    fn prune_commands(&self, before: &str) -> Result<u64, StateError> {
-        let before = before.to_string();
-        self.call(move |c| c.execute("DELETE FROM commands WHERE created < $1", &[&before]))
-    }
-
-    fn put_plugin_version(&self, digest: &str, label: &str, bytes: &[u8]) -> Result<(), StateError> {
-        let (d, l, b) = (digest.to_string(), label.to_string(), bytes.to_vec());
-        self.call(move |c| {
-            c.execute("INSERT INTO plugin_versions (digest, label, bytes, added) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", &[&d, &l, &b, &now()])
-                .map(|_| ())
-        })
-    }
-
-    fn plugin_version(&self, digest: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let d = digest.to_string();
-        self.call(move |c| Ok(c.query_opt("SELECT bytes FROM plugin_versions WHERE digest = $1", &[&d])?.map(|r| r.get(0))))
-    }
-
-    fn record_swap(&self, pipeline: &str, s: &SwapRecord) -> Result<(), StateError> {
-        let (p, s) = (pipeline.to_string(), s.clone());
-        self.call(move |c| {
-            c.execute(
-                "INSERT INTO plugin_swaps (pipeline, at, digest, label, origin, previous, accepted, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[&p, &s.at, &s.digest, &s.label, &s.origin, &s.previous, &s.accepted, &s.reason],
-            )
-            .map(|_| ())
-        })
-    }
-
-    fn swaps_page(&self, pipeline: &str, page: Page) -> Result<Vec<SwapRecord>, StateError> {
-        let p = pipeline.to_string();
-        let (limit, offset) = page.sql();
-        self.call(move |c| {
-            let rows = c.query(
-                "SELECT at, digest, label, origin, previous, accepted, reason FROM plugin_swaps WHERE pipeline = $1 ORDER BY id LIMIT $2 OFFSET $3",
-                &[&p, &limit, &offset],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| SwapRecord {
-                    at: r.get(0),
-                    digest: r.get(1),
-                    label: r.get(2),
-                    origin: r.get(3),
-                    previous: r.get(4),
-                    accepted: r.get(5),
-                    reason: r.get(6),
-                })
-                .collect())
-        })
-    }
-
-    fn swap_count(&self, pipeline: &str) -> Result<u64, StateError> {
-        let p = pipeline.to_string();
-        self.call(move |c| c.query_one("SELECT COUNT(*) FROM plugin_swaps WHERE pipeline = $1", &[&p]).map(|r| r.get::<_, i64>(0) as u64))
     }
 }
