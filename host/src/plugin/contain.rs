@@ -33,8 +33,9 @@ pub(crate) struct EngineFlags {
     pub epoch: bool,
 }
 
-/// Exit code of a child whose compile failed cleanly (reason on stderr).
-const COMPILE_FAILED: i32 = 3;
+/// The exit code of a child whose compile failed cleanly (its reason on
+/// stderr); any other failure is the compiler process dying.
+pub const COMPILE_FAILED_EXIT: u8 = 3;
 /// Stderr kept from the child, in bytes.
 const STDERR_KEPT: u64 = 16 << 10;
 
@@ -114,7 +115,7 @@ pub(crate) fn in_child(
             });
         }
         match status.code() {
-            Some(COMPILE_FAILED) => Err(failed(reason.to_string())),
+            Some(code) if code == i32::from(COMPILE_FAILED_EXIT) => Err(failed(reason.to_string())),
             _ => Err(failed(format!("the compiler process ended with {status}: {}", last_line(reason)))),
         }
     })
@@ -139,10 +140,6 @@ pub fn compile_child(memory_bytes: u64, fuel: bool, epoch: bool, read: impl FnOn
     let options = super::EngineOptions { pooling: false, fuel, epoch, ..super::EngineOptions::default() };
     super::engine::build(&options, false).and_then(|engine| engine.precompile_component(&bytes)).map_err(|e| format!("{e:#}"))
 }
-
-/// The exit code of a child whose compile failed cleanly (its reason on
-/// stderr); any other failure is the compiler process dying.
-pub const COMPILE_FAILED_EXIT: u8 = COMPILE_FAILED as u8;
 
 /// `setrlimit(RLIMIT_AS)` on this process.
 fn limit_address_space(bytes: u64) -> std::io::Result<()> {
