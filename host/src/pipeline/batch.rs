@@ -4,6 +4,7 @@
 //! `id` and the source records kept for replay; what was skipped or failed
 //! comes back beside the entry, with its source record.
 
+use super::Pipeline;
 use crate::plugin::Outcome;
 use crate::state::{OutboxEntry, RecordKey, SourceRecord};
 
@@ -28,8 +29,19 @@ pub(crate) struct Batch {
 
 /// Builds `pipeline`'s batch from `outcomes` (one per source record, in
 /// order) of plugin `digest`; `purpose` names the command (`batch`,
-/// `replay:…`), `window_end` the window it belongs to, if any.
-pub(crate) fn build(pipeline: &str, purpose: &str, digest: &str, window_end: Option<String>, outcomes: Vec<Outcome>, records: Vec<SourceRecord>) -> Batch {
+/// `replay:…`), `window_end` the window it belongs to, if any. For a
+/// target that confirms records by id, a mapped record without one fails.
+pub(crate) fn build(
+    pipeline: &Pipeline,
+    purpose: &str,
+    digest: &str,
+    window_end: Option<String>,
+    mut outcomes: Vec<Outcome>,
+    records: Vec<SourceRecord>,
+) -> Batch {
+    if pipeline.target.kind.confirms_by_id() {
+        require_ids(&mut outcomes);
+    }
     let mut body = String::from("{\"records\":[");
     let (mut origins, mut record_ids, mut sources, mut fates) = (vec![], vec![], vec![], Vec::with_capacity(records.len()));
     for (outcome, source) in outcomes.into_iter().zip(records) {
@@ -61,13 +73,13 @@ pub(crate) fn build(pipeline: &str, purpose: &str, digest: &str, window_end: Opt
         return Batch { entry: None, fates };
     }
     body.push_str("]}");
-    let command = OutboxEntry::command_id(pipeline, purpose, &body);
+    let command = OutboxEntry::command_id(&pipeline.name, purpose, &body);
     Batch { entry: Some(OutboxEntry { command, body, origins, record_ids, sources, plugin: digest.to_string(), window_end }), fates }
 }
 
 /// Turns each mapped outcome with a record that has no `id` into a record
 /// error: a target that confirms records by id could never confirm it.
-pub(crate) fn require_ids(outcomes: &mut [Outcome]) {
+fn require_ids(outcomes: &mut [Outcome]) {
     for outcome in outcomes {
         let Outcome::Mapped(records) = outcome else { continue };
         if let Some(i) = records.iter().position(|r| record_id(r.get()).is_none()) {

@@ -53,13 +53,9 @@ impl Runner {
             let n = name.clone();
             let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
             let (plugin, out) = crate::plugin::PluginPool::global().run(tenant, move || registry.map_isolating(&n, &texts)).await.map_err(RunError::Task)??;
-            let mut outcomes = out.outcomes;
-            if self.pipeline.target.kind.confirms_by_id() {
-                super::batch::require_ids(&mut outcomes);
-            }
             let ids: Vec<String> = chunk.iter().map(|d| d.id.to_string()).collect();
             let records = chunk.iter().map(|d| SourceRecord { key: d.key.clone(), raw: d.raw.clone() }).collect();
-            let batch = super::batch::build(&name, &format!("replay:{}", ids.join(",")), &plugin.digest, None, outcomes, records);
+            let batch = super::batch::build(&self.pipeline, &format!("replay:{}", ids.join(",")), &plugin.digest, None, out.outcomes, records);
             let mut resolved = Vec::new();
             for (fate, d) in batch.fates.iter().zip(chunk) {
                 match fate {

@@ -3,7 +3,7 @@
 //! the checkpoint only past windows whose every batch, and every batch of
 //! every window before, is confirmed.
 
-use super::batch::{Fate, require_ids};
+use super::batch::Fate;
 use super::config::{Pipeline, TargetKind};
 use super::summary::{Counters, PluginUsed, RunStatus, Summary};
 use crate::plugin::{PluginEngine, PluginError, Registry};
@@ -299,12 +299,8 @@ impl Runner {
         Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
         metrics::histogram!("ferry_plugin_batch_seconds").record(out.elapsed.as_secs_f64());
         metrics::counter!("ferry_plugin_fuel_total").increment(out.fuel_used);
-        let mut outcomes = out.outcomes;
-        if self.pipeline.target.kind.confirms_by_id() {
-            require_ids(&mut outcomes);
-        }
         let records = keys.into_iter().zip(raws).map(|(key, raw)| SourceRecord { key, raw }).collect();
-        let batch = super::batch::build(&self.pipeline.name, "batch", &plugin.digest, Some(w.end.to_string()), outcomes, records);
+        let batch = super::batch::build(&self.pipeline, "batch", &plugin.digest, Some(w.end.to_string()), out.outcomes, records);
         let (mut dead, mut skipped) = (vec![], vec![]);
         for fate in batch.fates {
             match fate {
