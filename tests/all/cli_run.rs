@@ -119,10 +119,7 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     (s.batch_size, s.concurrency) = (20, 2);
     let f = h.write(&s);
     let child = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while h.target.state.truth().commands < 2 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    h.wait_for_commands(2).await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
@@ -206,10 +203,7 @@ async fn a_second_writer_of_a_pipeline_is_refused() {
     (s.batch_size, s.concurrency) = (20, 1);
     let f = h.write(&s);
     let first = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while h.target.state.truth().commands < 1 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    h.wait_for_commands(1).await;
     let second = ferry_async(args(&["run", &f])).await;
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{stderr}");

@@ -194,6 +194,15 @@ impl Harness {
         missing_at_target(&self.source.state.truth(), &self.target.state.truth())
     }
 
+    /// Waits (at most 30 s) until the target has taken `n` commands: a run
+    /// started beside the test is under way.
+    pub async fn wait_for_commands(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.target.state.truth().commands < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// Whether every record was applied exactly once.
     pub fn each_once(&self) -> bool {
         let t = self.target.state.truth();

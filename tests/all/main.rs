@@ -41,8 +41,11 @@ mod commands;
 // The state store on SQLite and PostgreSQL: one conformance suite.
 mod state_store;
 
-// Scale-out: several `ferry serve` workers on one PostgreSQL database.
+// Scale-out: several `ferry serve` workers on one PostgreSQL database
+// (the workers' harness in `fleet`), and one writer per pipeline (`leases`).
 mod cluster;
+mod fleet;
+mod leases;
 
 // The structure: file sizes, no SQL over HTTP, imports one way.
 mod structure;
