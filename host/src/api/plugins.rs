@@ -34,16 +34,10 @@ impl PluginCommand {
         super::history::persist(handle, "plugin", &r.id, &r.tenant, self.created, r.status.as_str(), record);
     }
 
-    /// Moves the command on, as `PluginStatus::may_become` allows; a move
-    /// it does not allow is a bug, logged, and the command keeps its state.
+    /// Moves the command on, as `PluginStatus::may_become` allows (see
+    /// `status::advance`).
     fn become_(&mut self, next: PluginStatus) -> bool {
-        let r = &mut self.resource;
-        if !r.status.may_become(next) {
-            tracing::error!(command = %r.id, from = %r.status, to = %next, "a plugin command may not make this move; it keeps its state");
-            return false;
-        }
-        r.status = next;
-        true
+        super::status::advance(&mut self.resource.status, next, &self.resource.id)
     }
 }
 

@@ -39,14 +39,6 @@ impl SyncStatus {
             SyncStatus::Cancelled => "cancelled",
         }
     }
-
-    /// Whether a command may move from `self` to `next`: queued to running
-    /// or cancelled; running to an end, back to queued (its worker stopped),
-    /// or running again (another worker took it over).
-    pub fn may_become(self, next: SyncStatus) -> bool {
-        use SyncStatus::*;
-        matches!((self, next), (Queued, Running | Cancelled) | (Running, Running | Queued | Succeeded | Partial | Failed | Interrupted))
-    }
 }
 
 /// Where a plugin command is.
@@ -73,12 +65,41 @@ impl PluginStatus {
             PluginStatus::Undone => "undone",
         }
     }
+}
 
+/// A command's status: the moves it may make, checked in one place.
+pub trait Status: Copy + std::fmt::Display {
+    /// Whether a command may move from `self` to `next`.
+    fn may_become(self, next: Self) -> bool;
+}
+
+impl Status for SyncStatus {
+    /// Whether a command may move from `self` to `next`: queued to running
+    /// or cancelled; running to an end, back to queued (its worker stopped),
+    /// or running again (another worker took it over).
+    fn may_become(self, next: SyncStatus) -> bool {
+        use SyncStatus::*;
+        matches!((self, next), (Queued, Running | Cancelled) | (Running, Running | Queued | Succeeded | Partial | Failed | Interrupted))
+    }
+}
+
+impl Status for PluginStatus {
     /// Whether a plugin command may move from `self` to `next`.
-    pub fn may_become(self, next: PluginStatus) -> bool {
+    fn may_become(self, next: PluginStatus) -> bool {
         use PluginStatus::*;
         matches!((self, next), (Validating, Live | Rejected) | (Live, Undone))
     }
+}
+
+/// Moves `status` (of command `id`) to `next` if that move is allowed; a
+/// move that is not is a bug, logged, and the status stays. Whether it moved.
+pub(crate) fn advance<S: Status>(status: &mut S, next: S, id: &dyn std::fmt::Display) -> bool {
+    if !status.may_become(next) {
+        tracing::error!(command = %id, from = %status, to = %next, "a command may not make this move; it keeps its state");
+        return false;
+    }
+    *status = next;
+    true
 }
 
 impl std::fmt::Display for SyncStatus {

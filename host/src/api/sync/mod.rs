@@ -84,15 +84,10 @@ impl SyncCommand {
         self.status
     }
 
-    /// Moves the command on, as `SyncStatus::may_become` allows; a move it
-    /// does not allow is a bug, logged, and the command keeps its state.
+    /// Moves the command on, as `SyncStatus::may_become` allows (see
+    /// `status::advance`).
     pub(crate) fn become_(&mut self, next: SyncStatus) -> bool {
-        if !self.status.may_become(next) {
-            tracing::error!(command = %self.id, from = %self.status, to = %next, "a sync command may not make this move; it keeps its state");
-            return false;
-        }
-        self.status = next;
-        true
+        super::status::advance(&mut self.status, next, &self.id)
     }
 
     pub(crate) fn cancel(&mut self) {
