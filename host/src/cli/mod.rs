@@ -137,7 +137,7 @@ pub enum SoleWriter {
     /// The pipeline's lease row.
     Lease(crate::cluster::RunLease),
     /// The lock file beside the SQLite state.
-    Lock(Option<crate::state::WriterLock>),
+    Lock(crate::state::WriterLock),
 }
 
 /// Takes the pipeline's sole-writer hold for `holder` (what this process
@@ -148,7 +148,7 @@ pub fn sole_writer(pipeline: &crate::pipeline::Pipeline, holder: &str) -> anyhow
             crate::cluster::RunLease::take(crate::state::PgStore::connect(url)?, &pipeline.name, holder)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", pipeline.file.display()))?,
         ),
-        location => SoleWriter::Lock(location.lock_writer(&pipeline.name, holder)?),
+        crate::state::StateLocation::Sqlite(path) => SoleWriter::Lock(crate::state::WriterLock::take(path, &pipeline.name, holder)?),
     })
 }
 
