@@ -85,6 +85,9 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
     if seen == SyncStatus::Running.as_str() {
         tracing::warn!(pipeline = %name, command = %cmd.id(), worker = %cluster.worker, "taking over a sync whose worker stopped renewing its lease; resuming from the outbox and checkpoint");
     }
+    // Started before (taken over, or queued again by a worker that stopped):
+    // other workers delivered part of it.
+    let resumed = cmd.started.is_some();
     cmd.start(&cluster.worker);
     let moved = handle.state.update_command_if(&cmd.record(&handle), &[seen.as_str()]);
     if !matches!(moved, Ok(true)) {
@@ -100,7 +103,7 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
     let (run_stop, stop_rx) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
     let keeper = tokio::spawn(keep_lease(cluster.clone(), name.clone(), state.stop.clone(), run_stop, lost.clone()));
-    let outcome = super::execute(&state, &handle, id, input, stop_rx).await;
+    let outcome = super::execute(&state, &handle, id, input, stop_rx, resumed).await;
     keeper.abort();
     // A write refused by the fence ends the run before the keeper notices.
     if !lost.load(Ordering::SeqCst) && matches!(cluster.renew(&name), Ok(false)) {

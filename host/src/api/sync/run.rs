@@ -42,7 +42,7 @@ pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
             }
         };
         let Some(input) = input else { continue };
-        let outcome = execute(&state, &handle, id, input, state.stop.clone()).await;
+        let outcome = execute(&state, &handle, id, input, state.stop.clone(), false).await;
         finish(&state, &handle.tenant, id, outcome);
     }
 }
@@ -63,8 +63,16 @@ pub(crate) fn finish(state: &AppState, tenant: &str, id: Uuid, o: Outcome) {
     });
 }
 
-/// Runs one sync of the pipeline until it ends or `stop` is set.
-pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid, input: SyncInput, stop: tokio::sync::watch::Receiver<bool>) -> Outcome {
+/// Runs one sync of the pipeline until it ends or `stop` is set; `resumed`
+/// when other workers ran part of it before.
+pub(crate) async fn execute(
+    state: &AppState,
+    handle: &PipelineHandle,
+    id: Uuid,
+    input: SyncInput,
+    stop: tokio::sync::watch::Receiver<bool>,
+    resumed: bool,
+) -> Outcome {
     let name = &handle.pipeline.name;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
         Ok(r) => Arc::new(r),
@@ -99,7 +107,8 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
         .into_iter()
         .map(|d| TaskView { record_id: d.key.id, status: "FAILED".into(), message: d.reason })
         .collect();
-    let count = counted(handle, started, before, live_count(&runner.counters));
+    let mine = live_count(&runner.counters);
+    let count = if resumed { counted(handle, started, before, mine) } else { mine };
     let status = match summary.status {
         RunStatus::Ok | RunStatus::DryRun => SyncStatus::Succeeded,
         RunStatus::Partial => SyncStatus::Partial,
@@ -111,8 +120,9 @@ pub(crate) async fn execute(state: &AppState, handle: &PipelineHandle, id: Uuid,
     Outcome { status, count, error: summary.error.clone(), failed }
 }
 
-/// A command's taskCount at its end, counting every worker that ran it: a
-/// worker that took the run over counts only what it did itself, so the
+/// The taskCount of a resumed command at its end, counting every worker
+/// that ran it: a worker that took the run over counts only what it did
+/// itself, so the
 /// records the target confirmed since the command started (what `/records`
 /// lists) are its successes, and the failures counted before the takeover
 /// (`before`, as last published) are added to this worker's.
