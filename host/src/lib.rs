@@ -3,9 +3,13 @@
 //! that are sandboxed WebAssembly components.
 //!
 //! # Layout
-//! - [`api`]: `ferry serve`: the Command-pattern control API, schedules,
-//!   metrics, tenant auth, OpenAPI; sync commands' queue and dispatcher,
-//!   in one process or a cluster, under `api::sync`.
+//! - [`api`]: `ferry serve`'s HTTP layer: parses, authorizes (tenant
+//!   tokens) and calls the command engine; pipelines' views, metrics,
+//!   health, OpenAPI, the dashboard, the listener's bounds.
+//! - [`commands`]: the command engine (seed 001's Command pattern): sync
+//!   and plugin commands, their typed states, history, queue, schedules
+//!   and executor, in one process or a cluster (leases), behind one set of
+//!   methods.
 //! - [`pipeline`]: the pipeline file, the run loop, run summaries, DLQ replay.
 //! - [`state`]: the state store trait, SQLite and PostgreSQL: checkpoints,
 //!   outbox, idCheck, dead letters, runs, commands, plugin versions; one
@@ -29,6 +33,7 @@ pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod cluster;
+pub mod commands;
 pub mod demo;
 pub mod fields;
 pub mod pipeline;

@@ -112,6 +112,8 @@ async fn queued_commands_cancel_and_started_ones_refuse() {
     let (code, err) = s.call(Method::DELETE, &format!("/sync-commands/{a}"), Some(TOKEN_A), None).await;
     assert_eq!(code, 409, "{err}");
     assert!(err["error"].as_str().unwrap().contains("already started"));
+    let (code, err) = s.call(Method::POST, "/pipelines/it-orders/dead-letters/replay", Some(TOKEN_A), None).await;
+    assert_eq!(code, 409, "a replay does not write beside a running sync: {err}");
     s.wait_done(&a).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, p) = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_A), None).await;

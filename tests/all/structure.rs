@@ -98,6 +98,37 @@ fn modules_import_one_way() {
     assert!(cycles.is_empty(), "modules that import each other: {cycles:?}");
 }
 
+/// `api/` is the HTTP layer over the command engine: the engine never
+/// imports it, and it keeps no command state or executor of its own (no
+/// locks, queues or executors: those are the engine's).
+#[test]
+fn the_api_is_http_only() {
+    let files = sources();
+    let modules: BTreeSet<Vec<String>> = files.iter().map(|p| module_of(p)).collect();
+    let mut found = Vec::new();
+    for path in &files {
+        let me = module_of(path);
+        let text = code(path);
+        match me.first().map(String::as_str) {
+            Some("commands") => {
+                let into_api = paths(&text).into_iter().filter_map(|p| resolve(&me, &p, &modules)).any(|to| to.first().is_some_and(|m| m == "api"));
+                if into_api {
+                    found.push(format!("{}: imports api", path.display()));
+                }
+            }
+            Some("api") => {
+                for held in ["Mutex<", "RwLock<", "Notify", "JoinSet::new", "VecDeque"] {
+                    if text.contains(held) {
+                        found.push(format!("{}: {held} (command state and executors belong in commands/)", path.display()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 /// Every `crate::…`, `super::…` or `self::…` path in `text`, as segments
 /// (a `use a::{b, c}` group counts as its prefix `a`).
 fn paths(text: &str) -> Vec<Vec<String>> {

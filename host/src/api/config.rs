@@ -1,6 +1,7 @@
 //! The serve file: where to listen, which pipelines (with optional
 //! schedules), and which bearer tokens belong to which tenant.
 
+pub use crate::commands::{ClusterConfig, DEFAULT_TENANT, Served};
 use crate::pipeline::Pipeline;
 use crate::state::StateLocation;
 use serde::Deserialize;
@@ -68,17 +69,6 @@ fn fifteen_seconds() -> Duration {
     Duration::from_secs(15)
 }
 
-/// Cluster settings, resolved.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// The shared database.
-    pub database: String,
-    /// This worker's id.
-    pub worker: String,
-    /// Lease time.
-    pub lease: Duration,
-}
-
 fn thirty_days() -> Duration {
     Duration::from_secs(30 * 86_400)
 }
@@ -106,15 +96,6 @@ fn default_listen() -> String {
     "127.0.0.1:8700".into()
 }
 
-/// One served pipeline.
-#[derive(Debug, Clone)]
-pub struct Served {
-    /// The pipeline.
-    pub pipeline: Pipeline,
-    /// Its schedule.
-    pub every: Option<Duration>,
-}
-
 /// The resolved serve configuration.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -131,9 +112,6 @@ pub struct ServeConfig {
     /// The listener's bounds (`[api]`).
     pub api: super::listen::ListenLimits,
 }
-
-/// The tenant of pipelines that name none.
-pub const DEFAULT_TENANT: &str = "default";
 
 impl ServeConfig {
     /// Reads and validates a serve file (and every pipeline file it names).

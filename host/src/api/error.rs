@@ -31,6 +31,20 @@ impl From<crate::state::StateError> for ApiError {
     }
 }
 
+/// The engine's refusals, as HTTP answers.
+impl From<crate::commands::CommandError> for ApiError {
+    fn from(e: crate::commands::CommandError) -> Self {
+        use crate::commands::CommandError as E;
+        match e {
+            E::Invalid(m) => ApiError::bad(m),
+            E::NotFound(m) => ApiError::not_found(m),
+            E::Conflict(m) => ApiError::conflict(m),
+            E::Internal(m) => ApiError::internal(m),
+            E::Upstream(m) => ApiError(StatusCode::BAD_GATEWAY, m),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(ErrorBody { error: self.1 })).into_response()

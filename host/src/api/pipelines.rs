@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
     let name = &h.pipeline.name;
-    let (running, live) = {
-        let slot = h.running.lock().expect("running lock");
-        let live = slot.as_ref().map(|(id, runner)| {
+    let live = {
+        let slot = h.running();
+        slot.as_ref().map(|(id, runner)| {
             let (c, s) = (&runner.counters, &runner.client.stats);
             let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             LiveView {
@@ -28,19 +28,12 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
                 fetched: get(&c.fetched),
                 rate_limit_waits: get(&s.rate_waits),
                 retries: s.total_retries(),
-                task_count: super::sync::live_count(c),
+                task_count: crate::commands::live_count(c),
             }
-        });
-        (slot.as_ref().map(|r| r.0.to_string()), live)
+        })
     };
     // In a cluster the queue is shared and the run may be on another worker.
-    let (running, queued) = match &state.cluster {
-        Some(_) => {
-            let (elsewhere, queued) = super::sync::shared_queue(h);
-            (running.or(elsewhere), queued)
-        }
-        None => (running, h.queue.lock().expect("queue lock").len() as u64),
-    };
+    let (running, queued) = state.engine.queue_of(h);
     PipelineView {
         name: name.clone(),
         tenant: h.tenant.clone(),
@@ -58,9 +51,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
 /// `GET /pipelines`: the tenant's pipelines.
 #[utoipa::path(get, path = "/pipelines", responses((status = 200, body = Vec<PipelineView>), (status = 401, body = super::model::ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>, axum::Extension(tenant): axum::Extension<Tenant>) -> Json<Vec<PipelineView>> {
-    let mut out: Vec<PipelineView> = state.pipelines.values().filter(|h| h.tenant == tenant.0).map(|h| view(&state, h)).collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(out)
+    Json(state.engine.pipelines_of(&tenant.0).into_iter().map(|h| view(&state, h)).collect())
 }
 
 /// `GET /pipelines/{name}`.
@@ -106,7 +97,7 @@ pub async fn dead_letters(
     Path(name): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
-    let q = super::history::parse_query(raw.as_deref())?;
+    let q = super::query::parse_query(raw.as_deref())?;
     let h = state.pipeline_for(&name, &tenant)?;
     let page = Page { offset: q.offset, limit: q.limit };
     let (dead, total) = (h.state.dead_letters_page(&name, page)?, h.state.dead_letter_count(&name)?);
@@ -127,17 +118,7 @@ pub async fn replay(
     axum::Extension(tenant): axum::Extension<Tenant>,
     Path(name): Path<String>,
 ) -> Result<Json<ReplayView>, ApiError> {
-    let h = state.pipeline_for(&name, &tenant)?.clone();
-    let elsewhere = state.cluster.is_some() && super::sync::shared_queue(&h).0.is_some();
-    if h.running.lock().expect("running lock").is_some() || elsewhere {
-        return Err(ApiError::conflict(format!("a sync of `{name}` is running; replay when it is done")));
-    }
-    let runner =
-        crate::pipeline::Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false).map_err(|e| ApiError::internal(e.to_string()))?;
-    let r = runner
-        .replay_dead_letters(&crate::pipeline::ReplayFilter::default())
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, format!("replay stopped: {e}")))?;
+    let r = state.engine.replay(&tenant.0, &name).await?;
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
 }
 
@@ -154,7 +135,7 @@ pub async fn plugin_history(
     Path(name): Path<String>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Result<Json<SwapPage>, ApiError> {
-    let q = super::history::parse_query(raw.as_deref())?;
+    let q = super::query::parse_query(raw.as_deref())?;
     let h = state.pipeline_for(&name, &tenant)?;
     let page = Page { offset: q.offset, limit: q.limit };
     let (items, total) = (h.state.swaps_page(&name, page)?, h.state.swap_count(&name)?);

@@ -5,9 +5,9 @@
 //! stops writing (the store fences it) and leaves the command to that one.
 
 use super::SyncCommand;
-use crate::api::status::SyncStatus;
-use crate::api::{AppState, PipelineHandle};
 use crate::cluster::Cluster;
+use crate::commands::status::SyncStatus;
+use crate::commands::{Engine, PipelineHandle};
 use crate::state::CommandRecord;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// The worker's loop: look for work, claim it, run it; until shutdown,
 /// then wait for the runs to stop cleanly and give their leases back.
-pub async fn dispatch(state: Arc<AppState>, cluster: Arc<Cluster>, address: String) {
+pub(crate) async fn dispatch(state: Arc<Engine>, cluster: Arc<Cluster>, address: String) {
     let mut stop = state.stop.clone();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -46,7 +46,7 @@ pub async fn dispatch(state: Arc<AppState>, cluster: Arc<Cluster>, address: Stri
         if let Err(e) = cluster.heartbeat(&address) {
             tracing::warn!(worker = %cluster.worker, "heartbeat failed: {e}");
         }
-        crate::api::cluster::follow_plugins(&state, &cluster, &mut refused).await;
+        crate::commands::follow::follow_plugins(&state, &cluster, &mut refused).await;
         let names: Vec<String> = state.pipelines.keys().filter(|n| !running.contains(*n)).cloned().collect();
         let runnable = match cluster.runnable(&names) {
             Ok(r) => r,
@@ -71,13 +71,13 @@ pub async fn dispatch(state: Arc<AppState>, cluster: Arc<Cluster>, address: Stri
 }
 
 /// Runs a claimed command under its lease; returns the pipeline's name.
-async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<PipelineHandle>, record: CommandRecord) -> String {
+async fn run_claimed(state: Arc<Engine>, cluster: Arc<Cluster>, handle: Arc<PipelineHandle>, record: CommandRecord) -> String {
     let name = handle.pipeline.name.clone();
     let seen = record.status.clone();
     let mut cmd = match SyncCommand::from_record(record) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(pipeline = %name, "{}", e.1);
+            tracing::error!(pipeline = %name, "{e}");
             let _ = cluster.release(&name);
             return name;
         }
@@ -103,7 +103,7 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
     let (run_stop, stop_rx) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
     let keeper = tokio::spawn(keep_lease(cluster.clone(), name.clone(), state.stop.clone(), run_stop, lost.clone()));
-    let outcome = super::execute(&state, &handle, id, input, stop_rx, resumed).await;
+    let outcome = super::run::execute(&state, &handle, id, input, stop_rx, resumed).await;
     keeper.abort();
     // A write refused by the fence ends the run before the keeper notices.
     if !lost.load(Ordering::SeqCst) && matches!(cluster.renew(&name), Ok(false)) {
@@ -118,7 +118,7 @@ async fn run_claimed(state: Arc<AppState>, cluster: Arc<Cluster>, handle: Arc<Pi
         super::update(&state, &handle.tenant, id, |c| c.requeue(&worker));
         let _ = cluster.release(&name);
     } else {
-        super::finish(&state, &handle.tenant, id, outcome);
+        super::run::finish(&state, &handle.tenant, id, outcome);
         let _ = cluster.release(&name);
     }
     state.syncs.lock().expect("syncs lock").remove(&key);

@@ -5,11 +5,9 @@
 //! compare-and-set, a running command's progress for the other workers).
 
 use super::SyncCommand;
-use crate::api::auth::Tenant;
-use crate::api::error::ApiError;
-use crate::api::model::SyncResource;
-use crate::api::status::SyncStatus;
-use crate::api::{AppState, PipelineHandle};
+use crate::commands::model::SyncResource;
+use crate::commands::status::SyncStatus;
+use crate::commands::{CommandError, Engine, PipelineHandle};
 use crate::pipeline::Runner;
 use crate::state::{CommandFilter, CommandRecord, ControlStore, StateStore};
 use jiff::Timestamp;
@@ -19,7 +17,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// The command's place in its pipeline's shared queue (1 = next).
-pub fn queue_position(h: &PipelineHandle, id: Uuid) -> Option<u64> {
+pub(crate) fn queue_position(h: &PipelineHandle, id: Uuid) -> Option<u64> {
     let filter =
         CommandFilter { kind: "sync".into(), pipeline: Some(h.pipeline.name.clone()), status: Some(SyncStatus::Queued.as_str().into()), ..Default::default() };
     let queued = h.state.commands(&filter).ok()?;
@@ -38,55 +36,55 @@ fn queue_of(h: &PipelineHandle) -> Result<(Option<String>, u64), crate::state::S
 
 /// The sync command running on any worker, and how many are queued
 /// (nothing, when the database cannot be read).
-pub fn shared_queue(h: &PipelineHandle) -> (Option<String>, u64) {
+pub(crate) fn shared_queue(h: &PipelineHandle) -> (Option<String>, u64) {
     queue_of(h).unwrap_or((None, 0))
 }
 
 /// Whether the pipeline has a sync command queued or running anywhere (or
 /// the database cannot say).
-pub fn busy(h: &PipelineHandle) -> bool {
+pub(crate) fn busy(h: &PipelineHandle) -> bool {
     queue_of(h).map_or(true, |(running, queued)| running.is_some() || queued > 0)
 }
 
 /// The id of a scheduled sync: the same on every worker for the same slot,
 /// so the workers' schedules add one command, not one each.
-pub fn schedule_id(pipeline: &str, every: Duration) -> Uuid {
+pub(crate) fn schedule_id(pipeline: &str, every: Duration) -> Uuid {
     let slot = Timestamp::now().as_second().max(0) as u64 / every.as_secs().max(1);
     Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("ferry:schedule:{pipeline}:{}:{slot}", every.as_secs()).as_bytes())
 }
 
 /// The caller's sync command from the shared table (keyed by tenant): 404
 /// when the caller has none, whoever else may.
-pub fn owned(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncCommand, ApiError> {
-    let cluster = state.cluster.as_ref().ok_or_else(|| ApiError::internal("not in a cluster"))?;
-    let record = cluster.db().command(&tenant.0, &id.to_string()).map_err(|e| ApiError::internal(e.to_string()))?;
-    let record = record.filter(|r| r.kind == "sync").ok_or_else(|| ApiError::not_found(format!("no sync command {id}")))?;
+pub(crate) fn owned(engine: &Engine, tenant: &str, id: Uuid) -> Result<SyncCommand, CommandError> {
+    let cluster = engine.cluster.as_ref().ok_or_else(|| CommandError::Internal("not in a cluster".into()))?;
+    let record = cluster.db().command(tenant, &id.to_string())?;
+    let record = record.filter(|r| r.kind == "sync").ok_or_else(|| CommandError::NotFound(format!("no sync command {id}")))?;
     SyncCommand::from_record(record)
 }
 
 /// `DELETE /sync-commands/{id}` in a cluster: queued -> cancelled as a
 /// compare-and-set, so a worker claiming it at the same moment wins or
 /// loses cleanly.
-pub fn cancel(state: &AppState, tenant: &Tenant, id: Uuid) -> Result<SyncResource, ApiError> {
+pub(crate) fn cancel(engine: &Engine, tenant: &str, id: Uuid) -> Result<SyncResource, CommandError> {
     // A few looks: a claim can win at most once; a store that keeps
     // refusing (this worker just lost the pipeline's lease) is a conflict.
     for _ in 0..CANCEL_LOOKS {
-        let mut cmd = owned(state, tenant, id)?;
+        let mut cmd = owned(engine, tenant, id)?;
         match cmd.status() {
-            SyncStatus::Cancelled => return Ok(cmd.resource(state)),
+            SyncStatus::Cancelled => return Ok(cmd.resource(engine)),
             SyncStatus::Queued => {
-                let handle = state.pipeline_for(&cmd.input().pipeline, tenant)?;
+                let handle = engine.pipeline_for(&cmd.input().pipeline, tenant)?;
                 cmd.cancel();
-                if handle.state.update_command_if(&cmd.record(handle), &[SyncStatus::Queued.as_str()]).map_err(|e| ApiError::internal(e.to_string()))? {
+                if handle.state.update_command_if(&cmd.record(handle), &[SyncStatus::Queued.as_str()])? {
                     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => "cancelled").increment(1);
-                    return Ok(cmd.resource(state));
+                    return Ok(cmd.resource(engine));
                 }
                 // A worker claimed it meanwhile: look again.
             }
             other => return Err(super::not_cancellable(id, other)),
         }
     }
-    Err(ApiError::conflict(format!("sync command {id} could not be cancelled now (the cluster is moving its pipeline between workers); try again")))
+    Err(CommandError::Conflict(format!("sync command {id} could not be cancelled now (the cluster is moving its pipeline between workers); try again")))
 }
 
 /// How often a cancel looks again after losing a race.
@@ -94,7 +92,7 @@ const CANCEL_LOOKS: usize = 5;
 
 /// Keeps a running command's `taskCount` moving in the shared table, for
 /// the other workers' `GET`, until `finished`.
-pub async fn publish_progress(store: Arc<dyn StateStore>, mut record: CommandRecord, runner: Arc<Runner>, mut finished: oneshot::Receiver<()>) {
+pub(crate) async fn publish_progress(store: Arc<dyn StateStore>, mut record: CommandRecord, runner: Arc<Runner>, mut finished: oneshot::Receiver<()>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

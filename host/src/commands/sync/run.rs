@@ -3,11 +3,10 @@
 //! runs one sync and `finish` records how it ended; at start, `restore`
 //! queues the stored commands again.
 
-use super::super::auth::Tenant;
 use super::super::model::{SyncInput, TaskCountView, TaskView};
 use super::super::status::SyncStatus;
-use super::super::{AppState, PipelineHandle, command_key};
-use super::{SyncCommand, create, live_count, update};
+use super::super::{Engine, PipelineHandle, command_key};
+use super::{SyncCommand, live_count, update};
 use crate::pipeline::{RunOptions, RunStatus, Runner};
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Runs a pipeline's queued commands one at a time until shutdown.
-pub async fn worker(state: Arc<AppState>, handle: Arc<PipelineHandle>) {
+pub(crate) async fn worker(state: Arc<Engine>, handle: Arc<PipelineHandle>) {
     let mut stop = state.stop.clone();
     loop {
         let next = handle.queue.lock().expect("queue lock").pop_front();
@@ -56,7 +55,7 @@ pub(crate) struct Outcome {
 }
 
 /// Records the outcome in the command.
-pub(crate) fn finish(state: &AppState, tenant: &str, id: Uuid, o: Outcome) {
+pub(crate) fn finish(state: &Engine, tenant: &str, id: Uuid, o: Outcome) {
     update(state, tenant, id, |c| {
         c.become_(o.status);
         (c.count, c.error, c.failed, c.completed) = (o.count, o.error, o.failed, Some(Timestamp::now()));
@@ -66,7 +65,7 @@ pub(crate) fn finish(state: &AppState, tenant: &str, id: Uuid, o: Outcome) {
 /// Runs one sync of the pipeline until it ends or `stop` is set; `resumed`
 /// when other workers ran part of it before.
 pub(crate) async fn execute(
-    state: &AppState,
+    state: &Engine,
     handle: &PipelineHandle,
     id: Uuid,
     input: SyncInput,
@@ -74,6 +73,8 @@ pub(crate) async fn execute(
     resumed: bool,
 ) -> Outcome {
     let name = &handle.pipeline.name;
+    // The pipeline's only writer here: a replay waits for the run (and is refused meanwhile).
+    let _slot = handle.slot.lock().await;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
         Ok(r) => Arc::new(r),
         Err(e) => return Outcome { status: SyncStatus::Failed, count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
@@ -139,7 +140,7 @@ fn counted(handle: &PipelineHandle, started: Option<Timestamp>, before: TaskCoun
 pub(crate) const TASKS_KEPT: u64 = 1000;
 
 /// Queues a sync every `every`, unless one is already queued or running.
-pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: Duration) {
+pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, every: Duration) {
     let mut stop = state.stop.clone();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,17 +157,16 @@ pub async fn schedule(state: Arc<AppState>, handle: Arc<PipelineHandle>, every: 
         if busy {
             continue;
         }
-        let tenant = Tenant(handle.tenant.clone());
         let input = SyncInput { pipeline: handle.pipeline.name.clone(), since: None, until: None };
-        if let Err(e) = create(&state, &tenant, id, input, "schedule") {
-            tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {}", e.1);
+        if let Err(e) = state.create_sync(&handle.tenant, id, input, "schedule") {
+            tracing::warn!(pipeline = %handle.pipeline.name, "scheduled sync not queued: {e}");
         }
     }
 }
 
 /// Loads the stored history at start: queued commands queue again in order;
 /// ones that were running when the server stopped are marked interrupted.
-pub fn restore(state: &AppState) {
+pub(crate) fn restore(state: &Engine) {
     if state.cluster.is_some() {
         return; // the shared queue is the truth; a dead worker's runs are taken over by lease
     }
