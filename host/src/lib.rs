@@ -17,28 +17,26 @@
 //! - [`cluster`]: several `ferry serve` workers on one PostgreSQL database:
 //!   leases (also held by a `ferry run` of a pipeline there), heartbeats.
 //! - [`sink`]: Command-pattern, HTTP and JSONL sinks.
-//! - [`demo`]: `ferry demo`.
 //! - [`plugin`]: the wasm runtime: engine, limits, compiling in a child
 //!   process under limits, compile cache, output checks, a fair pool per
 //!   tenant, registry with hot swap, file watcher.
 //! - [`source`]: the Jushuitan client: signing, metadata templates, window
 //!   planning, rate limiting, retries, paging.
-//! - [`sim`]: simulators of the Jushuitan API and of a Command-pattern target.
 //! - [`budget`]: the rate-budget traits the source draws on and the state
 //!   stores implement (so neither imports the other).
 //! - [`time`]: Asia/Shanghai times as the API writes them.
-//! - [`cli`]: the `ferry` command line.
+//! - [`cli`]: the `ferry` command line's production commands; the binary
+//!   (`src/bin/ferry`) adds `ferry demo` and `ferry sim`, which run the
+//!   simulators of the `ferry-sim` crate (not part of this library).
 
 pub mod api;
 pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod demo;
 pub mod fields;
 pub mod pipeline;
 pub mod plugin;
-pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -7,8 +7,8 @@
 use crate::helpers::{Harness, harness, source_config};
 use ferry::pipeline::RunStatus;
 use ferry::pipeline::{Pipeline, RunOptions, Runner, Summary};
-use ferry::sim::jushuitan::{Quirk, QuirkRule};
-use ferry::sim::target::{TargetQuirk, TargetSimConfig};
+use ferry_sim::jushuitan::{Quirk, QuirkRule};
+use ferry_sim::target::{TargetQuirk, TargetSimConfig};
 use std::collections::BTreeSet;
 
 fn rule(quirk: Quirk, rate: f64) -> QuirkRule {

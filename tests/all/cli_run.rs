@@ -2,7 +2,7 @@
 //! `state`, `demo`, and one clear message per kind of bad pipeline file.
 
 use crate::helpers::{PipelineSpec, args, ferry, ferry_async, harness, source_config};
-use ferry::sim::target::TargetSimConfig;
+use ferry_sim::target::TargetSimConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_validate_state_and_dry_run() {

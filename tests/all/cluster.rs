@@ -3,7 +3,7 @@
 //! and plugin swaps, and take over a killed worker's pipelines.
 
 use crate::fleet::{Fleet, fleet_done, source, sync_body};
-use ferry::sim::target::TargetSimConfig;
+use ferry_sim::target::TargetSimConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

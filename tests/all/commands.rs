@@ -5,7 +5,7 @@
 use crate::helpers::{args, ferry_async, harness, source_config};
 use crate::serve::{Server, TOKEN_A, TOKEN_B};
 use base64::Engine as _;
-use ferry::sim::target::TargetSimConfig;
+use ferry_sim::target::TargetSimConfig;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! into its JSONL file against the simulator.
 
 use crate::helpers::ferry_command;
-use ferry::sim::jushuitan::{self, JushuitanSimConfig};
+use ferry_sim::jushuitan::{self, JushuitanSimConfig};
 use std::path::Path;
 
 fn examples() -> &'static Path {

@@ -4,9 +4,9 @@
 
 use crate::helpers::{PipelineSpec, ferry_command, missing_at_target, source_config};
 use crate::pg::TestDb;
-use ferry::sim::jushuitan::{JushuitanSimConfig, SimState};
-use ferry::sim::target::{TargetSimConfig, TargetState};
-use ferry::sim::{self, Running};
+use ferry_sim::Running;
+use ferry_sim::jushuitan::{JushuitanSimConfig, SimState};
+use ferry_sim::target::{TargetSimConfig, TargetState};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ pub(crate) async fn source(seed: u64, app: &str, orders: usize, per_second: u32,
     let mut c: JushuitanSimConfig = source_config(seed, app, orders);
     c.from = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(20);
     (c.per_second, c.per_minute) = (per_second, per_minute);
-    Arc::new(sim::jushuitan::start(c, 0).await.unwrap())
+    Arc::new(ferry_sim::jushuitan::start(c, 0).await.unwrap())
 }
 
 impl Fleet {
@@ -75,7 +75,7 @@ impl Fleet {
         let mut serve = format!("[cluster]\ndatabase = \"{}\"\nlease = \"{lease}\"\n\n[[tokens]]\ntoken = \"{TOKEN}\"\ntenant = \"default\"\n", db.url);
         for (i, source) in sources.into_iter().enumerate() {
             let name = format!("p{i:02}");
-            let target = sim::target::start(target.clone(), 0).await.unwrap();
+            let target = ferry_sim::target::start(target.clone(), 0).await.unwrap();
             let config = source.state.config();
             let start = ferry::time::format(config.from);
             let spec = PipelineSpec {

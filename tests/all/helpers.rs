@@ -75,58 +75,32 @@ impl<'a> PipelineSpec<'a> {
         }
     }
 
-    /// The TOML text.
+    /// The TOML text (the simulators' pipeline-file builder).
     pub fn toml(&self) -> String {
-        format!(
-            r#"name = "it-orders"
-[source]
-kind = "jushuitan"
-base_url = "{source}"
-app_key = "{app}"
-app_secret = "ferry-demo-secret"
-access_token = "ferry-demo-token"
-start = "{start}"
-window = "1d"
-lag = "1s"
-lookback = "10m"
-timeout = "2s"
-rate_limit = {{ per_second = {ps}, per_minute = {pm} }}
-metadata = '''{meta}'''
-
-[mapping]
-plugin = "{plugin}"
-options = {options}
-
-[target]
-kind = "command"
-base_url = "{target}"
-resource = "order-commands"
-concurrency = {conc}
-batch_size = {batch}
-timeout = "2s"
-max_attempts = 20
-
-[state]
-path = "{state}"
-"#,
-            source = self.source_url,
-            app = self.app_key,
-            start = self.start,
-            ps = self.per_second,
-            pm = self.per_minute,
-            meta = ferry::source::jushuitan::metadata::SEED_METADATA,
-            plugin = self.plugin,
-            options = self.mapping_options,
-            target = self.target_url,
-            conc = self.concurrency,
-            batch = self.batch_size,
-            state = self.state.display(),
-        )
+        ferry_sim::PipelineFile {
+            name: "it-orders".into(),
+            source_url: self.source_url.into(),
+            app_key: self.app_key.into(),
+            start: self.start.into(),
+            source_timeout: "2s".into(),
+            rate_limit: Some((self.per_second, self.per_minute)),
+            metadata: ferry::source::jushuitan::metadata::SEED_METADATA.into(),
+            plugin: self.plugin.into(),
+            options: Some(self.mapping_options.into()),
+            target_url: self.target_url.into(),
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+            target_timeout: Some("2s".into()),
+            max_attempts: Some(20),
+            state: self.state.into(),
+            ..ferry_sim::PipelineFile::default()
+        }
+        .toml()
     }
 }
 
 /// Confirmed orders at the source that the target lacks in their latest version.
-pub fn missing_at_target(source: &ferry::sim::jushuitan::Truth, target: &ferry::sim::target::TargetTruth) -> Vec<u64> {
+pub fn missing_at_target(source: &ferry_sim::jushuitan::Truth, target: &ferry_sim::target::TargetTruth) -> Vec<u64> {
     source
         .orders
         .iter()
@@ -137,16 +111,16 @@ pub fn missing_at_target(source: &ferry::sim::jushuitan::Truth, target: &ferry::
 }
 
 /// A source simulator config with generous limits (tests that are not about the budget).
-pub fn source_config(seed: u64, app: &str, orders: usize) -> ferry::sim::jushuitan::JushuitanSimConfig {
-    let mut c = ferry::sim::jushuitan::JushuitanSimConfig::new(seed);
+pub fn source_config(seed: u64, app: &str, orders: usize) -> ferry_sim::jushuitan::JushuitanSimConfig {
+    let mut c = ferry_sim::jushuitan::JushuitanSimConfig::new(seed);
     (c.orders, c.app_key, c.per_second, c.per_minute) = (orders, app.into(), 200, 100_000);
     c
 }
 
 /// Both simulators, a temp dir with a state path and a pipeline file path.
 pub struct Harness {
-    pub source: ferry::sim::Running<std::sync::Arc<ferry::sim::jushuitan::SimState>>,
-    pub target: ferry::sim::Running<std::sync::Arc<ferry::sim::target::TargetState>>,
+    pub source: ferry_sim::Running<std::sync::Arc<ferry_sim::jushuitan::SimState>>,
+    pub target: ferry_sim::Running<std::sync::Arc<ferry_sim::target::TargetState>>,
     pub dir: tempfile::TempDir,
     pub state: std::path::PathBuf,
     pub file: std::path::PathBuf,
@@ -155,11 +129,11 @@ pub struct Harness {
 }
 
 /// Starts both simulators.
-pub async fn harness(source: ferry::sim::jushuitan::JushuitanSimConfig, target: ferry::sim::target::TargetSimConfig) -> Harness {
+pub async fn harness(source: ferry_sim::jushuitan::JushuitanSimConfig, target: ferry_sim::target::TargetSimConfig) -> Harness {
     let start = ferry::time::format(source.from);
     let app = source.app_key.clone();
-    let source = ferry::sim::jushuitan::start(source, 0).await.unwrap();
-    let target = ferry::sim::target::start(target, 0).await.unwrap();
+    let source = ferry_sim::jushuitan::start(source, 0).await.unwrap();
+    let target = ferry_sim::target::start(target, 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (state, file) = (dir.path().join("state.db"), dir.path().join("p.toml"));
     Harness { source, target, dir, state, file, start, app }

@@ -5,8 +5,8 @@
 
 use crate::helpers::{PipelineSpec, ferry_command, source_config};
 use crate::pg::TestDb;
-use ferry::sim::target::TargetSimConfig;
 use ferry::state::CommandRecord;
+use ferry_sim::target::TargetSimConfig;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;

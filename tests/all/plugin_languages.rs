@@ -97,7 +97,7 @@ fn render(outcomes: &[Outcome]) -> Vec<String> {
 
 fn orders() -> Vec<String> {
     let mut all: Vec<String> = EDGE_ORDERS.iter().map(|s| s.to_string()).collect();
-    all.extend(ferry::sim::jushuitan::sample_orders(9, 300));
+    all.extend(ferry_sim::jushuitan::sample_orders(9, 300));
     all
 }
 

@@ -2,8 +2,8 @@
 //! apart and picked up by the next process.
 
 use crate::helpers::{args, ferry_async, harness, source_config};
-use ferry::sim::target::TargetSimConfig;
 use ferry::state::{DataStore, SqliteStore};
+use ferry_sim::target::TargetSimConfig;
 use std::time::{Duration, Instant};
 
 /// `ferry run FILE` in the background, its output dropped (it is killed).

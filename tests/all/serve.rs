@@ -3,7 +3,7 @@
 
 use crate::helpers::{Harness, harness, source_config};
 use ferry::api::{self, ServeConfig};
-use ferry::sim::target::TargetSimConfig;
+use ferry_sim::target::TargetSimConfig;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -186,7 +186,7 @@ async fn tenants_see_and_act_on_their_own_pipelines_only() {
 async fn plugin_swap_through_the_api_during_scheduled_syncs() {
     let mut cfg = source_config(93, "app-serve-swap", 600);
     cfg.per_second = 20;
-    cfg.mutation = ferry::sim::jushuitan::Mutation { changes_per_request: 0.5, new_per_request: 0.5 };
+    cfg.mutation = ferry_sim::jushuitan::Mutation { changes_per_request: 0.5, new_per_request: 0.5 };
     let h = harness(cfg, TargetSimConfig { completion_delay: Duration::from_millis(100), ..TargetSimConfig::default() }).await;
     let s = Server::start(&h, ferry_fixtures::VERSIONED_V1, Some("1s")).await;
     // Wait until the scheduled sync has delivered something on v1, then swap.
@@ -204,7 +204,7 @@ async fn plugin_swap_through_the_api_during_scheduled_syncs() {
     let swapped_at = h.target.state.truth().commands;
     // Let scheduled syncs pick up the changes made meanwhile, then stop changing and drain.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    h.source.state.set_mutation(ferry::sim::jushuitan::Mutation::default());
+    h.source.state.set_mutation(ferry_sim::jushuitan::Mutation::default());
     tokio::time::sleep(Duration::from_secs(4)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

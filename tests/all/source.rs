@@ -1,9 +1,9 @@
 //! The Jushuitan client against the simulator: signing, fail-fast codes,
 //! faults, mutation while paging, and the rate-limit budget.
 
-use ferry::sim::jushuitan::{self, Faults, JushuitanSimConfig, Mutation, SimState};
 use ferry::source::jushuitan::metadata::{Metadata, Request, SEED_METADATA};
 use ferry::source::jushuitan::{ClientConfig, JushuitanClient, PagingMode, Secret, SourceError, Window, planner};
+use ferry_sim::jushuitan::{self, Faults, JushuitanSimConfig, Mutation, SimState};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

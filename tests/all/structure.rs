@@ -129,6 +129,19 @@ fn the_api_is_http_only() {
     assert!(found.is_empty(), "{found:#?}");
 }
 
+/// The simulators are a crate of their own (`ferry-sim`): the library
+/// never uses them; only the binary does, for `ferry demo` and `ferry sim`.
+#[test]
+fn the_library_carries_no_simulator() {
+    let found: Vec<String> = sources()
+        .into_iter()
+        .filter(|p| module_of(p).first().is_none_or(|m| m != "bin"))
+        .filter(|p| code(p).contains("ferry_sim"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "library files that use the simulators: {found:?}");
+}
+
 /// Every `crate::…`, `super::…` or `self::…` path in `text`, as segments
 /// (a `use a::{b, c}` group counts as its prefix `a`).
 fn paths(text: &str) -> Vec<Vec<String>> {

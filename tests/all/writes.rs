@@ -3,7 +3,7 @@
 
 use crate::helpers::{args, ferry_async, harness, source_config};
 use ferry::pipeline::RunStatus;
-use ferry::sim::target::{self, TargetFaults, TargetSimConfig};
+use ferry_sim::target::{self, TargetFaults, TargetSimConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

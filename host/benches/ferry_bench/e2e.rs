@@ -91,42 +91,23 @@ struct Measured {
 
 /// A pipeline file against the two simulators; returns its path.
 pub fn pipeline(dir: &Path, source: &str, target: &str, start: &str, budget: (u32, u32)) -> String {
-    let meta = ferry::source::jushuitan::metadata::SEED_METADATA;
-    let text = format!(
-        r#"name = "bench-orders"
-[source]
-kind = "jushuitan"
-base_url = "{source}"
-app_key = "ferry-demo-app"
-app_secret = "ferry-demo-secret"
-access_token = "ferry-demo-token"
-start = "{start}"
-window = "1d"
-lag = "1s"
-lookback = "0s"
-timeout = "10s"
-rate_limit = {{ per_second = {ps}, per_minute = {pm} }}
-metadata = '''{meta}'''
-
-[mapping]
-plugin = "{plugin}"
-
-[target]
-kind = "command"
-base_url = "{target}"
-resource = "order-commands"
-concurrency = 16
-batch_size = 500
-timeout = "10s"
-
-[state]
-path = "{state}"
-"#,
-        ps = budget.0,
-        pm = budget.1,
-        plugin = ferry_fixtures::JUSHUITAN_ORDERS,
-        state = dir.join("state.db").display(),
-    );
+    let text = ferry_sim::PipelineFile {
+        name: "bench-orders".into(),
+        source_url: source.into(),
+        start: start.into(),
+        lookback: "0s".into(),
+        source_timeout: "10s".into(),
+        rate_limit: Some(budget),
+        metadata: ferry::source::jushuitan::metadata::SEED_METADATA.into(),
+        plugin: ferry_fixtures::JUSHUITAN_ORDERS.into(),
+        target_url: target.into(),
+        concurrency: 16,
+        batch_size: 500,
+        target_timeout: Some("10s".into()),
+        state: dir.join("state.db"),
+        ..ferry_sim::PipelineFile::default()
+    }
+    .toml();
     let file = dir.join("bench.toml");
     std::fs::write(&file, text).expect("pipeline file");
     file.display().to_string()

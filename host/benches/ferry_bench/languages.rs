@@ -13,7 +13,7 @@ pub fn languages(scale: &Scale) {
         println!("## 4. Plugins in other languages: measured under `--bench` only\n");
         return;
     }
-    let orders = ferry::sim::jushuitan::sample_orders(7, scale.orders.min(2_000));
+    let orders = ferry_sim::jushuitan::sample_orders(7, scale.orders.min(2_000));
     println!("## 4. The same mapping in Rust, Python and JavaScript ({} orders, batch 100, best of {})\n", orders.len(), scale.rounds);
     println!("| plugin | size | records/s | time vs native | cold load ms | warm load ms | peak linear memory |");
     println!("|---|---:|---:|---:|---:|---:|---:|");

@@ -13,7 +13,7 @@ const DECLARATIVE_OPTIONS: &str = r#"{"fields": [
 
 /// Prints the mapping-throughput table.
 pub fn mapping(scale: &Scale) {
-    let orders = ferry::sim::jushuitan::sample_orders(7, scale.orders);
+    let orders = ferry_sim::jushuitan::sample_orders(7, scale.orders);
     println!("## 1. Mapping throughput ({} orders, best of {})\n", orders.len(), scale.rounds);
     println!("| mapping | records/s | time vs native |\n|---|---:|---:|");
     let (native, n) = best_of(scale.rounds, || util::native(&orders));

@@ -5,8 +5,8 @@
 
 use crate::e2e::{FERRY, pipeline, warm_cache};
 use crate::util::Scale;
-use ferry::sim::jushuitan::JushuitanSimConfig;
-use ferry::sim::target::TargetSimConfig;
+use ferry_sim::jushuitan::JushuitanSimConfig;
+use ferry_sim::target::TargetSimConfig;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,8 @@ pub fn rate_limit(scale: &Scale) {
     cfg.orders = 60_000;
     cfg.from = cfg.until - jiff::SignedDuration::from_hours(24 * 20);
     let (ps, pm) = (u64::from(cfg.per_second), u64::from(cfg.per_minute));
-    let source = rt.block_on(ferry::sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
-    let target = rt.block_on(ferry::sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
+    let source = rt.block_on(ferry_sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
+    let target = rt.block_on(ferry_sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
     let dir = tempfile::tempdir().expect("tempdir");
     let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
     let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));

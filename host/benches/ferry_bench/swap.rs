@@ -65,7 +65,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// push: a batch held up by a swap shows up far above the median.
 fn swap_latency(scale: &Scale, bytes: &[u8]) {
     let swaps = if scale.benching { 5 } else { 1 };
-    let orders = ferry::sim::jushuitan::sample_orders(7, 100);
+    let orders = ferry_sim::jushuitan::sample_orders(7, 100);
     println!("## 3b. Batches during a swap ({swaps} installs 300 ms apart, batches of 100 mapped throughout)\n");
     println!(
         "| install | median batch ms | batches overlapping an install | slowest of those ms | batches > 2× median | install ms (median) | install start to first batch on it done, ms |"

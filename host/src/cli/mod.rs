@@ -1,28 +1,18 @@
-//! The `ferry` command line: raw arguments parsed by clap, each subcommand
-//! in its own module. Exit codes: 0 success, 1 some records failed (dead
-//! letters, errored outcomes), 2 fatal error, 130 interrupted.
+//! The `ferry` command line's production commands: raw arguments parsed by
+//! clap, each subcommand in its own module. The binary (`src/bin/ferry`)
+//! adds `ferry demo` and `ferry sim`, which run the simulators (a crate of
+//! their own, not part of this library). Exit codes: 0 success, 1 some
+//! records failed (dead letters, errored outcomes), 2 fatal error, 130
+//! interrupted.
 
-mod demo;
 mod dlq;
 mod jushuitan;
 mod plugin;
 mod run;
 mod serve;
-mod sim;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;
-
-/// Ferry moves orders between SaaS APIs through sandboxed mapping plugins.
-#[derive(Debug, Parser)]
-#[command(name = "ferry", version, about)]
-pub struct Cli {
-    /// Log lines as text (default) or JSON (for machines).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,8 +23,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// The library's subcommands.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Run one sync of a pipeline (incremental, or a backfill with --since/--until).
     Run(run::RunArgs),
     /// Check a pipeline file, its plugin and options, without touching the network.
@@ -43,14 +34,9 @@ enum Command {
     State(run::ValidateArgs),
     /// Serve the Command-pattern control API, schedules and metrics.
     Serve(serve::ServeArgs),
-    /// Run the demo: both simulators, a first sync and an incremental one, checked against ground truth.
-    Demo(demo::DemoArgs),
     /// Check or try a mapping plugin.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-    /// Serve a simulator on loopback.
-    #[command(subcommand)]
-    Sim(sim::SimCommand),
     /// Jushuitan helpers.
     #[command(subcommand)]
     Jushuitan(jushuitan::JushuitanCommand),
@@ -63,8 +49,9 @@ enum Command {
     CompilePlugin(CompileArgs),
 }
 
+/// `ferry compile-plugin`'s flags.
 #[derive(Debug, clap::Args)]
-struct CompileArgs {
+pub struct CompileArgs {
     /// Address space of this process, in bytes.
     #[arg(long)]
     memory_bytes: u64,
@@ -86,25 +73,27 @@ pub enum Exit {
     Code(u8),
 }
 
-/// Runs the CLI and maps the result to an exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::CompilePlugin(a) = &cli.command {
+/// Runs one of the library's commands and maps the result to an exit code.
+pub fn run(command: Command, log_format: LogFormat) -> ExitCode {
+    if let Command::CompilePlugin(a) = &command {
         return compile_plugin(a);
     }
-    init_logging(cli.log_format);
-    let result = match cli.command {
-        Command::Run(a) => run::run(a, cli.log_format),
+    init_logging(log_format);
+    exit_code(match command {
+        Command::Run(a) => run::run(a, log_format),
         Command::Validate(a) => run::validate(a),
         Command::State(a) => run::state(a),
-        Command::Demo(a) => demo::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Plugin(cmd) => plugin::run(cmd),
-        Command::Sim(cmd) => sim::run(cmd),
         Command::Jushuitan(cmd) => jushuitan::run(cmd),
         Command::Dlq(cmd) => dlq::run(cmd),
         Command::CompilePlugin(_) => unreachable!("handled before logging starts"),
-    };
+    })
+}
+
+/// A command's result as the process's exit code; a fatal error is said on
+/// stderr.
+pub fn exit_code(result: anyhow::Result<Exit>) -> ExitCode {
     match result {
         Ok(Exit::Ok) => ExitCode::SUCCESS,
         Ok(Exit::Partial) => ExitCode::from(1),
@@ -116,7 +105,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Log lines to stderr, filtered by `FERRY_LOG`.
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,ferry::plugin=warn".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {

@@ -399,7 +399,7 @@ pub fn router(state: Arc<SimState>) -> Router {
 }
 
 /// Starts a simulator on 127.0.0.1:`port` (0 = any free port).
-pub async fn start(config: JushuitanSimConfig, port: u16) -> std::io::Result<crate::sim::Running<Arc<SimState>>> {
+pub async fn start(config: JushuitanSimConfig, port: u16) -> std::io::Result<crate::Running<Arc<SimState>>> {
     let state = Arc::new(SimState::new(config));
-    crate::sim::spawn(port, router(state.clone()), state).await
+    crate::spawn(port, router(state.clone()), state).await
 }

@@ -285,7 +285,7 @@ fn apply(truth: &mut TargetTruth, r: Value, refuse_every: u64) -> Task {
         Ok(id) => id,
         Err((id, why)) => return Task { record_id: id, status: "FAILED".into(), message: Some(why) },
     };
-    let version = r.get("modified").cloned().map(crate::fields::text).unwrap_or_default();
+    let version = r.get("modified").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).unwrap_or_default();
     truth.records.insert(id.clone(), r);
     *truth.deliveries.entry(id.clone()).or_default() += 1;
     *truth.versions.entry(format!("{id}@{version}")).or_default() += 1;
@@ -390,7 +390,7 @@ pub fn router(state: Arc<TargetState>) -> Router {
 }
 
 /// Starts a target on 127.0.0.1:`port` (0 = any free port).
-pub async fn start(config: TargetSimConfig, port: u16) -> std::io::Result<crate::sim::Running<Arc<TargetState>>> {
+pub async fn start(config: TargetSimConfig, port: u16) -> std::io::Result<crate::Running<Arc<TargetState>>> {
     let state = Arc::new(TargetState::new(config));
-    crate::sim::spawn(port, router(state.clone()), state).await
+    crate::spawn(port, router(state.clone()), state).await
 }

@@ -1,10 +1,22 @@
 //! Simulators of the outside world, faithful enough to test against and
 //! deterministic from a seed: the Jushuitan open API and a Command-pattern
-//! target. `ferry sim ...` serves them; tests and the demo run them
-//! in-process on loopback.
+//! target, each fault and quirk a named mode. `ferry sim ...` serves them
+//! (`cli`); tests, benchmarks and `ferry demo` run them in-process on
+//! loopback and write their pipeline files with one builder
+//! (`pipeline_file`).
+//!
+//! This crate does not depend on the `ferry` library: what the client
+//! sends is checked here with the simulators' own code, so a client bug
+//! cannot hide behind shared code; and the production library carries no
+//! simulator.
 
+pub mod cli;
 pub mod jushuitan;
+pub mod pipeline_file;
 pub mod target;
+mod time;
+
+pub use pipeline_file::PipelineFile;
 
 use std::future::Future;
 use tokio::net::TcpListener;

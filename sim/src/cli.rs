@@ -1,12 +1,12 @@
 //! `ferry sim jushuitan` and `ferry sim target`: the simulators on loopback
 //! until Ctrl-C.
 
-use super::Exit;
-use crate::sim::jushuitan::{Faults, JushuitanSimConfig, Mutation};
-use crate::sim::target::{TargetFaults, TargetSimConfig};
+use crate::jushuitan::{Faults, JushuitanSimConfig, Mutation};
+use crate::target::{TargetFaults, TargetSimConfig};
 use clap::{Args, Subcommand};
 use std::time::Duration;
 
+/// `ferry sim ...`.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// The Jushuitan open API (POST /open/orders/out/simple/query; GET /__sim/truth).
@@ -79,7 +79,7 @@ pub struct JushuitanArgs {
     /// empty-page, has-next-forever, repeat-page, other-window,
     /// outside-rows, html.
     #[arg(long = "quirk", value_name = "NAME[:RATE]")]
-    quirks: Vec<crate::sim::jushuitan::QuirkRule>,
+    quirks: Vec<crate::jushuitan::QuirkRule>,
 }
 
 #[derive(Debug, Args)]
@@ -100,11 +100,12 @@ pub struct TargetArgs {
     refuse_every: u64,
     /// Answer as real targets sometimes do (repeatable).
     #[arg(long = "quirk", value_enum)]
-    quirks: Vec<crate::sim::target::TargetQuirk>,
+    quirks: Vec<crate::target::TargetQuirk>,
 }
 
-pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
-    let rt = super::runtime()?;
+/// Serves the simulator until Ctrl-C.
+pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         match cmd {
             SimCommand::Jushuitan(a) => {
@@ -117,7 +118,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
                 c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders };
                 c.quirks = a.quirks;
-                let sim = crate::sim::jushuitan::start(c, a.port).await?;
+                let sim = crate::jushuitan::start(c, a.port).await?;
                 println!("jushuitan simulator on {} (POST {}/open/orders/out/simple/query, truth at /__sim/truth)", sim.url, sim.url);
                 tokio::signal::ctrl_c().await?;
                 sim.stop().await;
@@ -137,13 +138,12 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<Exit> {
                     refuse_every: a.refuse_every,
                     quirks: a.quirks,
                 };
-                let sim = crate::sim::target::start(c, a.port).await?;
+                let sim = crate::target::start(c, a.port).await?;
                 println!("command target on {} (PUT {}/{{resource}}/{{uuid}}, truth at /__sim/truth)", sim.url, sim.url);
                 tokio::signal::ctrl_c().await?;
                 sim.stop().await;
             }
         }
         anyhow::Ok(())
-    })?;
-    Ok(Exit::Ok)
+    })
 }

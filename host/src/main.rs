@@ -1,5 +1,0 @@
-//! The `ferry` binary.
-
-fn main() -> std::process::ExitCode {
-    ferry::cli::main()
-}
