@@ -24,6 +24,9 @@
 //!   planning, rate limiting, retries, paging.
 //! - [`budget`]: the rate-budget traits the source draws on and the state
 //!   stores implement (so neither imports the other).
+//! - [`credentials`]: access tokens as state, sealed with a key from the
+//!   environment; the vault trait the source draws on and the stores
+//!   implement.
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line's production commands; the binary
 //!   (`src/bin/ferry`) adds `ferry demo` and `ferry sim`, which run the
@@ -34,6 +37,7 @@ pub mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod credentials;
 pub mod fields;
 pub mod pipeline;
 pub mod plugin;

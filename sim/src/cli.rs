@@ -57,6 +57,20 @@ pub struct JushuitanArgs {
     /// Access token.
     #[arg(long, default_value = "ferry-demo-token")]
     access_token: String,
+    /// Refresh token issued with it.
+    #[arg(long, default_value = "ferry-demo-refresh")]
+    refresh_token: String,
+    /// Access tokens expire this long after they are issued (e.g. `30s`,
+    /// `1d`); without it the access token never expires.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    token_lifetime: Option<Duration>,
+    /// A refresh is accepted only this long before the token expires
+    /// (default: a tenth of the lifetime).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "token_lifetime")]
+    refresh_window: Option<Duration>,
+    /// A service-provider app: refresh answers 150, getInitToken 21024.
+    #[arg(long, requires = "token_lifetime")]
+    provider: bool,
     /// Calls per second per app_key.
     #[arg(long, default_value_t = 5)]
     per_second: u32,
@@ -113,7 +127,12 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                 let mut c = JushuitanSimConfig::new(f.seed);
                 c.orders = a.orders;
                 c.from = c.until - jiff::SignedDuration::from_hours(24 * i64::from(a.days.max(1)));
-                (c.app_key, c.app_secret, c.access_token) = (a.app_key, a.app_secret, a.access_token);
+                (c.app_key, c.app_secret, c.access_token, c.refresh_token) = (a.app_key, a.app_secret, a.access_token, a.refresh_token);
+                c.tokens = a.token_lifetime.map(|lifetime| crate::jushuitan::TokenPolicy {
+                    lifetime,
+                    refresh_window: a.refresh_window.unwrap_or(lifetime / 10),
+                    provider: a.provider,
+                });
                 (c.per_second, c.per_minute) = (a.per_second, a.per_minute);
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
                 c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders };

@@ -3,6 +3,7 @@
 //! trait alone, and both must answer alike.
 
 use crate::pg::TestDb;
+use ferry::credentials::{Obtained, TokenRecord, TokenState};
 use ferry::state::{
     CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, PgStore, RecordKey, SourceRecord, SqliteStore, StateStore, SwapRecord, TaskCount,
     WindowProgress,
@@ -45,6 +46,7 @@ conformance!(
     one_insert_wins_among_racing_workers,
     window_progress_until_the_checkpoint_passes,
     runs_of_a_live_process_stay_running,
+    tokens_move_by_compare_and_set_only,
 );
 
 fn key(id: &str, v: &str) -> RecordKey {
@@ -244,6 +246,44 @@ fn one_insert_wins_among_racing_workers(s: &dyn StateStore) {
         handles.into_iter().map(|h| h.join().unwrap()).filter(|m| *m).count()
     });
     assert_eq!(moved, 1);
+}
+
+fn token(key: &str, sealed: &[u8], state: TokenState) -> TokenRecord {
+    TokenRecord {
+        key: key.into(),
+        generation: 0,
+        sealed: sealed.to_vec(),
+        expires_at: Some("2026-01-01T00:00:00.000000000Z".into()),
+        obtained_at: "2025-12-01T00:00:00.000000000Z".into(),
+        obtained: Obtained::Configured,
+        seed: "fingerprint".into(),
+        state,
+        attempted_at: None,
+        answer: None,
+    }
+}
+
+fn tokens_move_by_compare_and_set_only(s: &dyn StateStore) {
+    assert_eq!(s.token("app/m").unwrap(), None);
+    assert!(s.put_token_if(&token("app/m", b"one", TokenState::Ok), 0).unwrap(), "the first record is stored");
+    assert!(!s.put_token_if(&token("app/m", b"other", TokenState::Ok), 0).unwrap(), "a second first record is refused");
+    let stored = s.token("app/m").unwrap().unwrap();
+    assert_eq!((stored.generation, stored.sealed.as_slice(), stored.state), (1, &b"one"[..], TokenState::Ok));
+    // Of eight racing refreshes from generation 1, exactly one lands.
+    let won = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8u8)
+            .map(|i| scope.spawn(move || s.put_token_if(&TokenRecord { obtained: Obtained::Refreshed, ..token("app/m", &[i], TokenState::Ok) }, 1).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|w| *w).count()
+    });
+    assert_eq!(won, 1);
+    let after = s.token("app/m").unwrap().unwrap();
+    assert_eq!((after.generation, after.obtained, after.sealed.len()), (2, Obtained::Refreshed, 1));
+    let reauth = TokenRecord { answer: Some("code 150".into()), ..token("app/m", b"x", TokenState::NeedsReauthorization) };
+    assert!(s.put_token_if(&reauth, 2).unwrap());
+    let last = s.token("app/m").unwrap().unwrap();
+    assert_eq!((last.state, last.answer.as_deref(), last.generation), (TokenState::NeedsReauthorization, Some("code 150"), 3));
+    assert_eq!(s.token("app/other").unwrap(), None, "per app and merchant");
 }
 
 fn window_progress_until_the_checkpoint_passes(s: &dyn StateStore) {

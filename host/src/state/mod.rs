@@ -104,7 +104,7 @@ pub trait DataStore: Send + Sync {
 
 /// The control plane's state: commands (keyed by tenant and id), plugin
 /// versions and swaps.
-pub trait ControlStore: Send + Sync {
+pub trait ControlStore: crate::credentials::TokenVault + Send + Sync {
     /// Stores or updates a control-API command (history survives restarts).
     fn put_command(&self, command: &CommandRecord) -> Result<(), StateError>;
     /// One of a tenant's commands by id (ids are scoped per tenant).

@@ -45,6 +45,10 @@ pub struct JushuitanSimConfig {
     pub app_secret: String,
     /// The access token.
     pub access_token: String,
+    /// The refresh token issued with it.
+    pub refresh_token: String,
+    /// How tokens expire and renew; `None`: the access token never expires.
+    pub tokens: Option<super::TokenPolicy>,
     /// Calls per second per app_key (code 199 beyond).
     pub per_second: u32,
     /// Calls per minute per app_key (code 200 beyond).
@@ -72,6 +76,8 @@ impl JushuitanSimConfig {
             app_key: "ferry-demo-app".into(),
             app_secret: "ferry-demo-secret".into(),
             access_token: "ferry-demo-token".into(),
+            refresh_token: "ferry-demo-refresh".into(),
+            tokens: None,
             per_second: 5,
             per_minute: 100,
             clock_tolerance: Duration::from_secs(600),

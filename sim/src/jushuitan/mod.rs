@@ -1,9 +1,11 @@
 //! The Jushuitan open-API simulator (`POST /open/orders/out/simple/query`
 //! of the new gateway), as `../shared/jushuitan-api.md` describes it:
 //! signed form requests, business-parameter checks, the real envelope,
-//! per-app rate limits answered with codes 199/200, optional faults and
-//! optional mutation of orders while a sync runs, and a ground-truth view.
+//! per-app rate limits answered with codes 199/200, access tokens that
+//! expire and renew (`auth`), optional faults and optional mutation of
+//! orders while a sync runs, and a ground-truth view.
 
+mod auth;
 mod config;
 mod limits;
 mod orders;
@@ -12,6 +14,7 @@ mod quirks;
 mod server;
 mod verify;
 
+pub use auth::{TOO_EARLY, TokenPolicy, TokenStats};
 pub use config::{Faults, JushuitanSimConfig, Mutation};
 pub use orders::{Order, OrderItem};
 pub use quirks::{BIG_TS_OFFSET, Quirk, QuirkRule};

@@ -1,5 +1,6 @@
 //! The simulator's state and HTTP face.
 
+use super::auth::Tokens;
 use super::config::JushuitanSimConfig;
 use super::limits::{Refusal, Window};
 use super::orders::{self, Order};
@@ -48,6 +49,9 @@ pub struct Stats {
     pub max_per_minute: u64,
     /// The most calls accepted in any 1 s for one app_key.
     pub max_per_second: u64,
+    /// The token calls (`/openWeb/auth/...`).
+    #[serde(default)]
+    pub tokens: super::TokenStats,
 }
 
 /// Ground truth: every current outbound order (by `o_id`, then `io_id`) and the counters.
@@ -76,6 +80,8 @@ struct Inner {
     answers: u64,
     /// Whether a page with rows has been answered (the huge page is the first).
     rows_served: bool,
+    /// The app's access and refresh tokens.
+    tokens: Tokens,
 }
 
 /// The simulator's state, shared by its handlers.
@@ -136,6 +142,7 @@ impl SimState {
             previous: None,
             answers: 0,
             rows_served: false,
+            tokens: Tokens::new(config.tokens.clone(), config.seed, &config.access_token, &config.refresh_token),
         };
         SimState { mutation: Mutex::new(config.mutation.clone()), quirks: Mutex::new(config.quirks.clone()), config, inner: Mutex::new(inner) }
     }
@@ -150,7 +157,7 @@ impl SimState {
         let inner = self.inner.lock().expect("sim lock");
         let mut orders: Vec<Order> = inner.orders.values().cloned().collect();
         orders.sort_by_key(|o| (o.o_id, o.io_id));
-        Truth { orders, stats: inner.stats.clone() }
+        Truth { orders, stats: Stats { tokens: inner.tokens.stats.clone(), ..inner.stats.clone() } }
     }
 
     /// Changes the mutation rate (e.g. to stop it: the shop closes).
@@ -221,7 +228,27 @@ impl SimState {
 
     /// The counters only.
     pub fn stats(&self) -> Stats {
-        self.inner.lock().expect("sim lock").stats.clone()
+        let inner = self.inner.lock().expect("sim lock");
+        Stats { tokens: inner.tokens.stats.clone(), ..inner.stats.clone() }
+    }
+
+    /// Runs `f` on the app's tokens, after checking a token call's app
+    /// key, sign and timestamp like every call's (code 10 or 180 if not).
+    pub(crate) fn token_call<R>(&self, fields: &BTreeMap<String, String>, f: impl FnOnce(&mut Tokens) -> Result<R, (i64, String)>) -> Result<R, (i64, String)> {
+        let c = &self.config;
+        let given = fields.get("sign").ok_or((10, "sign is missing".to_string()))?;
+        if fields.get("app_key") != Some(&c.app_key) {
+            return Err((10, "app_key is not recognised".into()));
+        }
+        if !given.eq_ignore_ascii_case(&super::verify::expected(&c.app_secret, fields)) {
+            return Err((10, "invalid sign (签名错误)".into()));
+        }
+        let now = Timestamp::now().as_second();
+        match fields.get("timestamp").and_then(|t| t.parse::<i64>().ok()) {
+            Some(ts) if (now - ts).unsigned_abs() <= c.clock_tolerance.as_secs() => {}
+            _ => return Err((180, "timestamp is invalid or too far from the server clock".into())),
+        }
+        f(&mut self.inner.lock().expect("sim lock").tokens)
     }
 
     fn roll_fault(&self) -> Option<Fault> {
@@ -271,7 +298,7 @@ impl SimState {
         if !given.eq_ignore_ascii_case(&super::verify::expected(&c.app_secret, &fields)) {
             return fail(&mut inner, 10, "invalid sign (签名错误)".into());
         }
-        if fields.get("access_token") != Some(&c.access_token) {
+        if !inner.tokens.valid(fields.get("access_token")) {
             return fail(&mut inner, 100, "access_token is invalid or expired".into());
         }
         let now = Timestamp::now().as_second();
@@ -393,9 +420,14 @@ async fn truth(State(st): State<Arc<SimState>>) -> axum::Json<Truth> {
     axum::Json(st.truth())
 }
 
-/// The simulator's routes: the gateway under `/open/` and `GET /__sim/truth`.
+/// The simulator's routes: the gateway under `/open/`, its token calls
+/// under `/openWeb/auth/`, and `GET /__sim/truth`.
 pub fn router(state: Arc<SimState>) -> Router {
-    Router::new().route("/open/{*api}", post(order_query)).route("/__sim/truth", get(truth)).with_state(state)
+    Router::new()
+        .route("/open/{*api}", post(order_query))
+        .route("/openWeb/auth/{op}", post(super::auth::handle))
+        .route("/__sim/truth", get(truth))
+        .with_state(state)
 }
 
 /// Starts a simulator on 127.0.0.1:`port` (0 = any free port).

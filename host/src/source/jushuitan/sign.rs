@@ -47,6 +47,21 @@ mod tests {
         assert_eq!(canonical("secret", &f, true), "***app_keyappcharsetutf-8timestamp100");
     }
 
+    /// The open platform's own vector: a `getInitToken` call (no `biz`,
+    /// no `access_token`), signed like every other call.
+    #[test]
+    fn the_open_platforms_token_vector() {
+        let f = fields(&[
+            ("app_key", "5b53060f23d84ddf9703056e84fa5a2d"),
+            ("timestamp", "1639128407"),
+            ("grant_type", "authorization_code"),
+            ("charset", "utf-8"),
+            ("code", "123456"),
+        ]);
+        assert_eq!(sign("e9c5ca33fecb404b8e6cdbd0ef4a6d25", &f), "05e3a51e19e0883afd1882ccd309e0b9");
+        assert!(!canonical("e9c5ca33fecb404b8e6cdbd0ef4a6d25", &f, true).contains("123456"), "the code is a secret in printed canonical strings");
+    }
+
     #[test]
     fn empty_values_and_sign_are_skipped() {
         let a = fields(&[("timestamp", "100"), ("app_key", "app"), ("charset", "utf-8")]);

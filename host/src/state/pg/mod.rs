@@ -9,6 +9,7 @@ mod control;
 mod lease;
 mod pool;
 mod store;
+mod tokens;
 
 pub use budget::PgBudget;
 pub use lease::{LeaseView, WorkerView};
@@ -51,6 +52,9 @@ const MIGRATIONS: &[&str] = &[
                                    PRIMARY KEY (pipeline, begin_at, end_at));",
     // Command ids are scoped per tenant: two tenants may choose the same UUID.
     "ALTER TABLE commands DROP CONSTRAINT commands_pkey, ADD PRIMARY KEY (tenant, id);",
+    // Access tokens per app and merchant, the pair sealed (see `crate::credentials`).
+    "CREATE TABLE tokens (key TEXT PRIMARY KEY, generation BIGINT NOT NULL, sealed BYTEA NOT NULL, expires_at TEXT, obtained_at TEXT NOT NULL,
+                          obtained TEXT NOT NULL, seed TEXT NOT NULL, state TEXT NOT NULL, attempted_at TEXT, answer TEXT);",
 ];
 
 /// State in a PostgreSQL database.

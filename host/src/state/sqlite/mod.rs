@@ -8,6 +8,7 @@ use super::{ControlStore, DataStore, StateError};
 
 mod restart;
 mod schema;
+mod tokens;
 use crate::budget::BudgetMemory;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};

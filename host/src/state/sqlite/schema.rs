@@ -35,4 +35,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
      DROP TABLE commands;
      ALTER TABLE commands_by_tenant RENAME TO commands;
      CREATE INDEX commands_by_kind ON commands (kind, created);",
+    // Access tokens per app and merchant, the pair sealed (see `crate::credentials`).
+    "CREATE TABLE tokens (key TEXT PRIMARY KEY, generation INTEGER NOT NULL, sealed BLOB NOT NULL, expires_at TEXT, obtained_at TEXT NOT NULL,
+                          obtained TEXT NOT NULL, seed TEXT NOT NULL, state TEXT NOT NULL, attempted_at TEXT, answer TEXT);",
 ];
