@@ -145,6 +145,12 @@ pub struct Sealer {
 
 const NONCE_BYTES: usize = 12;
 
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(***)")
+    }
+}
+
 impl Sealer {
     /// The sealer of the key in `FERRY_TOKEN_KEY`; without it, an error
     /// that says how to set it.

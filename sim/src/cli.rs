@@ -132,6 +132,7 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                     lifetime,
                     refresh_window: a.refresh_window.unwrap_or(lifetime / 10),
                     provider: a.provider,
+                    answer_delay: Duration::ZERO,
                 });
                 (c.per_second, c.per_minute) = (a.per_second, a.per_minute);
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };

@@ -31,6 +31,8 @@ pub struct PipelineFile {
     pub paging: Option<String>,
     /// `rate_limit = { per_second, per_minute }`, when set.
     pub rate_limit: Option<(u32, u32)>,
+    /// More `[source]` lines, as TOML (e.g. the token keys).
+    pub source_extra: Vec<String>,
     /// The QingYiYun metadata block (written verbatim as a literal string).
     pub metadata: String,
     /// The mapping plugin.
@@ -66,6 +68,7 @@ impl Default for PipelineFile {
             source_timeout: "5s".into(),
             paging: None,
             rate_limit: None,
+            source_extra: Vec::new(),
             metadata: String::new(),
             plugin: PathBuf::new(),
             options: None,
@@ -116,6 +119,9 @@ impl PipelineFile {
         }
         if let Some((ps, pm)) = self.rate_limit {
             line(format!("rate_limit = {{ per_second = {ps}, per_minute = {pm} }}"));
+        }
+        for extra in &self.source_extra {
+            line(extra.clone());
         }
         line(format!("metadata = '''{}'''", self.metadata));
         line(format!("\n[mapping]\nplugin = {}", quoted(&self.plugin.to_string_lossy())));

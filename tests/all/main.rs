@@ -19,6 +19,9 @@ mod source;
 // Answers as they really come: spellings and lies, end to end.
 mod answers;
 
+// Access tokens that expire and renew.
+mod tokens;
+
 // Idempotent writes, crash and resume, dead letters.
 mod writes;
 

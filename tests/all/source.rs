@@ -28,6 +28,7 @@ fn client(url: &str, sim: &JushuitanSimConfig) -> JushuitanClient {
             max_attempts: 12,
             min_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(100),
+            tokens: None,
         },
         None,
     )
@@ -109,7 +110,7 @@ async fn signed_requests_pass_the_simulators_check_and_bad_ones_fail_fast() {
     assert!(err.contains("refresh the access_token") && !err.contains("expired\""), "{err}");
 
     // A stale timestamp, signed correctly: code 180.
-    let mut fields: BTreeMap<String, String> = client(&sim.url, &cfg).signed_fields(&biz);
+    let mut fields: BTreeMap<String, String> = client(&sim.url, &cfg).signed_fields(&biz, &Secret::new(cfg.access_token.clone()));
     fields.insert("timestamp".into(), (now.as_second() - 3600).to_string());
     fields.remove("sign");
     let sign = ferry::source::jushuitan::sign::sign(&cfg.app_secret, &fields);

@@ -5,7 +5,7 @@
 
 use crate::plugin::Limits;
 use crate::source::jushuitan::metadata::{Metadata, Request};
-use crate::source::jushuitan::{ClientConfig, PagingMode, Secret};
+use crate::source::jushuitan::{ClientConfig, PagingMode, Secret, TokenSettings};
 use crate::state::StateLocation;
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -37,6 +37,26 @@ struct RawSource {
     app_secret: String,
     /// Access token, as `${ENV}`.
     access_token: String,
+    /// The refresh token issued with it, as `${ENV}`: Ferry then keeps the
+    /// pair as state and renews it (`[source]`'s token keys).
+    #[serde(default)]
+    refresh_token: Option<String>,
+    /// The merchant the token is for (one app may serve several).
+    #[serde(default)]
+    merchant: Option<String>,
+    /// When the configured access token expires.
+    #[serde(default)]
+    token_expires_at: Option<String>,
+    /// Refresh this long before expiry (default a tenth of the lifetime).
+    #[serde(default, with = "humantime_serde")]
+    token_refresh_margin: Option<Duration>,
+    /// How long before expiry the API accepts a refresh (default 12h, the
+    /// shortest the sources report).
+    #[serde(default, with = "humantime_serde")]
+    token_refresh_window: Option<Duration>,
+    /// A self-built app may get a new pair from `getInitToken`.
+    #[serde(default)]
+    init_token: bool,
     /// Where the first run starts (`yyyy-MM-dd HH:mm:ss` Asia/Shanghai or RFC 3339).
     start: String,
     /// Longest query window (≤ 7 days).
@@ -62,6 +82,37 @@ struct RawSource {
     rate_limit: RawRateLimit,
     /// The seed's QingYiYun metadata block: a table, or the JSON text verbatim.
     metadata: RawMetadata,
+}
+
+/// The token settings, checked: none without a refresh token.
+fn token_settings(t: &RawSource, warnings: &mut Vec<String>) -> Result<Option<TokenSettings>, String> {
+    let Some(refresh) = t.refresh_token.as_deref() else {
+        let stray = [
+            ("merchant", t.merchant.is_some()),
+            ("token_expires_at", t.token_expires_at.is_some()),
+            ("token_refresh_margin", t.token_refresh_margin.is_some()),
+            ("token_refresh_window", t.token_refresh_window.is_some()),
+            ("init_token", t.init_token),
+        ];
+        return match stray.iter().find(|(_, set)| *set) {
+            Some((k, _)) => Err(format!("source.{k}: takes effect only with source.refresh_token (the token is renewed only when Ferry keeps the pair)")),
+            None => Ok(None),
+        };
+    };
+    let expires_at = t.token_expires_at.as_deref().map(crate::time::parse).transpose().map_err(|e| format!("source.token_expires_at: {e}"))?;
+    if expires_at.is_none() {
+        warnings.push(
+            "source.token_expires_at is not set: until the first refresh Ferry does not know when the configured token expires, and renews it only when the gateway refuses it (code 100), which fails once it has expired".into(),
+        );
+    }
+    Ok(Some(TokenSettings {
+        merchant: t.merchant.clone().unwrap_or_else(|| "default".into()),
+        refresh_token: secret(refresh, "source.refresh_token")?,
+        expires_at,
+        margin: t.token_refresh_margin,
+        refresh_window: t.token_refresh_window.unwrap_or(Duration::from_secs(12 * 3600)),
+        init_token: t.init_token,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -347,11 +398,14 @@ impl Pipeline {
         if s.kind != "jushuitan" {
             return Err(format!("source.kind: expected `jushuitan`, got `{}`", s.kind));
         }
+        let mut token_warnings = Vec::new();
+        let tokens = token_settings(&s, &mut token_warnings)?;
         let metadata = match s.metadata {
             RawMetadata::Table(m) => *m,
             RawMetadata::Json(text) => serde_json::from_str(&text).map_err(|e| format!("source.metadata: not a valid metadata block: {e}"))?,
         };
         let (request, mut warnings) = metadata.compile().map_err(|e| format!("source.{e}"))?;
+        warnings.extend(token_warnings);
         if s.window > crate::source::jushuitan::planner::MAX_WINDOW || s.window < Duration::from_secs(1) {
             return Err(format!("source.window: expected 1s to 7 days (the API's limit), got {}", humantime::format_duration(s.window)));
         }
@@ -373,6 +427,7 @@ impl Pipeline {
             max_attempts: s.max_attempts,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
+            tokens,
         };
         let source = SourceSettings { client, request, start, window: s.window, lag: s.lag, lookback: s.lookback, paging: s.paging };
 

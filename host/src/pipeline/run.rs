@@ -132,7 +132,10 @@ impl Runner {
     /// and state store, as `ferry serve` keeps them between runs.
     pub fn from_parts(pipeline: Pipeline, registry: Arc<Registry>, state: Arc<dyn StateStore>, dry_run: bool) -> Result<Self, RunError> {
         let sink = if dry_run { None } else { Some(Arc::new(build_sink(&pipeline)?)) };
-        let client = Arc::new(JushuitanClient::new(pipeline.source.client.clone(), state.shared_budget())?.with_budget_memory(state.budget_memory()));
+        let vault: Arc<dyn crate::credentials::TokenVault> = state.clone();
+        let client = Arc::new(
+            JushuitanClient::new(pipeline.source.client.clone(), state.shared_budget())?.with_budget_memory(state.budget_memory()).with_tokens(vault)?,
+        );
         Ok(Runner {
             pipeline,
             registry,

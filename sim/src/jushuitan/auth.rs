@@ -34,6 +34,10 @@ pub struct TokenPolicy {
     pub refresh_window: Duration,
     /// A service-provider app: refresh answers 150, `getInitToken` 21024.
     pub provider: bool,
+    /// A new pair is answered this long after it was issued (the old one
+    /// is already gone): the gap in which a client that dies loses the
+    /// pair it was given.
+    pub answer_delay: Duration,
 }
 
 /// Counters of the token calls.
@@ -144,6 +148,10 @@ pub async fn handle(State(st): State<Arc<SimState>>, Path(op): Path<String>, bod
         ("accessToken", Some("authorization_code")) => Err((140, "the merchant's authorization page is not simulated".into())),
         (_, g) => Err((140, format!("unknown token call `{op}` with grant_type {g:?}"))),
     });
+    if issued.is_ok() {
+        let delay = st.config().tokens.as_ref().map_or(Duration::ZERO, |p| p.answer_delay);
+        tokio::time::sleep(delay).await;
+    }
     axum::Json(match issued {
         Ok((access, refresh, expires_in)) => json!({"code": 0, "msg": "执行成功", "data": {
             "access_token": access, "expires_in": expires_in, "refresh_token": refresh, "scope": "all"}}),
@@ -156,7 +164,7 @@ mod tests {
     use super::*;
 
     fn policy(provider: bool) -> Option<TokenPolicy> {
-        Some(TokenPolicy { lifetime: Duration::from_millis(400), refresh_window: Duration::from_millis(200), provider })
+        Some(TokenPolicy { lifetime: Duration::from_millis(400), refresh_window: Duration::from_millis(200), provider, answer_delay: Duration::ZERO })
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct ClientConfig {
     pub min_backoff: Duration,
     /// Longest backoff delay.
     pub max_backoff: Duration,
+    /// When set, the token is kept as state and renewed (`token`); else
+    /// `access_token` is used as it is.
+    pub tokens: Option<super::TokenSettings>,
 }
 
 /// Counters of the source for the run summary.
@@ -108,6 +111,7 @@ pub struct JushuitanClient {
     http: reqwest::Client,
     config: ClientConfig,
     limiter: Budget,
+    tokens: Option<Arc<super::TokenKeeper>>,
     /// Counters.
     pub stats: Arc<SourceStats>,
 }
@@ -120,7 +124,23 @@ impl JushuitanClient {
         let http =
             reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         let limiter = Budget::new(&config.app_key, config.per_second, config.per_minute, shared);
-        Ok(JushuitanClient { http, config, limiter, stats: Arc::new(SourceStats::default()) })
+        Ok(JushuitanClient { http, config, limiter, tokens: None, stats: Arc::new(SourceStats::default()) })
+    }
+
+    /// Keeps the token in `vault` and renews it, when the config asks for
+    /// it (`tokens`); the pair is sealed with the key in `FERRY_TOKEN_KEY`,
+    /// and without that key this refuses, saying how to set it.
+    pub fn with_tokens(mut self, vault: Arc<dyn crate::credentials::TokenVault>) -> Result<Self, SourceError> {
+        let Some(settings) = self.config.tokens.clone() else { return Ok(self) };
+        let key = format!("{}/{}", self.config.app_key, settings.merchant);
+        let sealer = crate::credentials::Sealer::from_env().map_err(|what| SourceError::Token { key, what: "cannot be stored".into(), fix: what })?;
+        self.tokens = Some(Arc::new(super::TokenKeeper::open(&self.config, settings, vault, sealer, self.http.clone())?));
+        Ok(self)
+    }
+
+    /// The token keeper, when the token is kept as state.
+    pub fn tokens(&self) -> Option<&Arc<super::TokenKeeper>> {
+        self.tokens.as_ref()
     }
 
     /// Remembers the budget's next call slot in `memory`, so that a process
@@ -130,11 +150,11 @@ impl JushuitanClient {
         self
     }
 
-    /// The system fields plus `biz`, signed.
-    pub fn signed_fields(&self, biz: &Value) -> BTreeMap<String, String> {
+    /// The system fields plus `biz`, signed with `access_token`.
+    pub fn signed_fields(&self, biz: &Value, access_token: &Secret) -> BTreeMap<String, String> {
         let mut fields = BTreeMap::new();
         fields.insert("app_key".to_string(), self.config.app_key.clone());
-        fields.insert("access_token".to_string(), self.config.access_token.expose().to_string());
+        fields.insert("access_token".to_string(), access_token.expose().to_string());
         fields.insert("timestamp".to_string(), jiff::Timestamp::now().as_second().to_string());
         fields.insert("charset".to_string(), "utf-8".to_string());
         fields.insert("version".to_string(), "2".to_string());
@@ -154,6 +174,9 @@ impl JushuitanClient {
             .with_max_times(self.config.max_attempts.saturating_sub(1) as usize)
             .build();
         let mut attempts = 0;
+        // Code 100 renews the token and tries once more; code 180 tries once
+        // more with a new timestamp.
+        let (mut renewed, mut reclocked) = (false, false);
         loop {
             attempts += 1;
             let waited = self.limiter.acquire().await;
@@ -164,7 +187,20 @@ impl JushuitanClient {
                 self.stats.rate_wait_ms.fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(path, biz).await {
+            let (token, generation) = match &self.tokens {
+                Some(k) => k.access().await?,
+                None => (self.config.access_token.clone(), 0),
+            };
+            match self.attempt(path, biz, &token).await {
+                Verdict::Fail(SourceError::Refused { code: 100, .. }) if !renewed && self.tokens.is_some() => {
+                    renewed = true;
+                    tracing::info!("the gateway refused the access token (code 100); renewing it and trying once more");
+                    self.tokens.as_ref().expect("checked").renew(generation).await?;
+                }
+                Verdict::Fail(SourceError::Refused { code: 180, .. }) if !reclocked => {
+                    reclocked = true;
+                    tracing::warn!("the gateway refused the timestamp (code 180); trying once more with a new one");
+                }
                 Verdict::Ok(data) => {
                     metrics::counter!("ferry_source_requests_total", "outcome" => "ok").increment(1);
                     self.stats.pages.fetch_add(1, Ordering::Relaxed);
@@ -186,8 +222,8 @@ impl JushuitanClient {
         }
     }
 
-    async fn attempt<T: Answer>(&self, path: &str, biz: &Value) -> Verdict<T> {
-        let fields = self.signed_fields(biz);
+    async fn attempt<T: Answer>(&self, path: &str, biz: &Value, token: &Secret) -> Verdict<T> {
+        let fields = self.signed_fields(biz, token);
         let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);
         let sent = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8").body(body).send().await;

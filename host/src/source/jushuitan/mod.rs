@@ -2,8 +2,8 @@
 //! seed's metadata templates (`metadata`), window planning (`planner`), one
 //! shared rate limiter per app_key (`ratelimit`), retries decided in one
 //! place (`retry`), the HTTP client (`client`), paging that misses
-//! nothing while orders change (`paging`) and rows kept as the text they
-//! came in (`row`).
+//! nothing while orders change (`paging`), rows kept as the text they
+//! came in (`row`) and an access token that renews itself (`token`).
 
 pub mod answer;
 pub mod client;
@@ -14,9 +14,11 @@ pub mod ratelimit;
 pub mod retry;
 pub mod row;
 pub mod sign;
+pub mod token;
 
 pub use client::{ClientConfig, JushuitanClient, Secret, SourceStats};
 pub use paging::{Fetched, PagingMode};
 pub use planner::{Progress, Window};
 pub use retry::{Cause, SourceError};
 pub use row::Row;
+pub use token::{TokenKeeper, TokenSettings};

@@ -83,6 +83,16 @@ pub enum SourceError {
     /// The answer had an unexpected shape.
     #[error("unexpected answer from Jushuitan: {0}")]
     Protocol(String),
+    /// The access token of an app and merchant cannot be used or renewed.
+    #[error("the access token of {key} {what}. Fix: {fix}")]
+    Token {
+        /// `app_key/merchant`.
+        key: String,
+        /// What is wrong (never a token).
+        what: String,
+        /// What to do about it.
+        fix: String,
+    },
     /// The answers for a window kept contradicting themselves or the
     /// request; the window is not finished and the checkpoint stays before it.
     #[error("the answers do not prove the window complete: at {at}, {what} (read {reads} times)")]
@@ -110,7 +120,15 @@ pub enum Verdict<T> {
 fn refused(code: i64, msg: String) -> SourceError {
     let (meaning, hint) = match code {
         10 => ("invalid sign", "check app_key and app_secret; `ferry jushuitan sign` prints the canonical string to compare"),
-        100 => ("token invalid or expired", "refresh the access_token (/openWeb/auth/refreshToken) and update the secret it comes from"),
+        100 => (
+            "token invalid or expired",
+            "refresh the access_token (/openWeb/auth/refreshToken) and update the secret it comes from, or set source.refresh_token (with FERRY_TOKEN_KEY) so Ferry keeps the pair and renews it itself",
+        ),
+        150 => (
+            "the merchant must authorize the app again",
+            "a service-provider app may not refresh its token: the merchant authorizes the app again, then `ferry jushuitan token set PIPELINE`",
+        ),
+        21024 => ("getInitToken is for self-built apps", "a service-provider app gets its token from the merchant's authorization"),
         110 => ("IP not whitelisted", "add this machine's public IP to the app's whitelist in the Jushuitan open platform"),
         140 => ("parameter error", "check the metadata request fields and the window (both times, ≤ 7 days, page_size ≤ 50)"),
         180 => ("timestamp invalid", "check this machine's clock; the server accepts about 10 minutes of skew"),
