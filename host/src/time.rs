@@ -17,6 +17,11 @@ pub fn format(ts: Timestamp) -> String {
     ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// RFC 3339 in Asia/Shanghai, with its offset: `2024-03-01T12:30:00+08:00`.
+pub fn rfc3339(ts: Timestamp) -> String {
+    ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
 /// RFC 3339 in UTC with nine fraction digits, so that texts sort as times.
 pub fn sortable(ts: Timestamp) -> String {
     format!("{}.{:09}Z", ts.strftime("%Y-%m-%dT%H:%M:%S"), ts.subsec_nanosecond())

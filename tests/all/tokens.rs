@@ -75,10 +75,42 @@ async fn a_sync_outlives_several_tokens() {
     let out = run(&f, Some(KEY)).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(h.source.state.stats().code100, 0);
+    // The CLI shows where the token stands, never the token.
+    let status = token_cli(&["status", &f], None, None).await;
+    assert!(status.contains("state:        ok") && status.contains("obtained:     refreshed") && status.contains("+08:00"), "{status}");
+    assert!(!status.contains("sim-at-") && !status.contains("sim-rt-"), "{status}");
+    let json: serde_json::Value = serde_json::from_str(token_cli(&["status", &f, "--json"], None, None).await.trim()).unwrap();
+    assert_eq!((json["state"].as_str(), json["key"].as_str()), (Some("ok"), Some("app-tokens/default")), "{json}");
+    // A pair set by hand (after a re-authorization) replaces the stored one.
+    let set = token_cli(&["set", &f, "--expires-in", "3600"], Some(KEY), Some("new-access\nnew-refresh\n")).await;
+    assert!(set.contains("stored the new pair of app-tokens/default") && set.contains("obtained:     set") && !set.contains("new-access"), "{set}");
     // Without the key the stored pair cannot be read, and Ferry says so.
     let out = run(&f, Some(&base64_of(&[9u8; 32]))).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(said(&out).contains("cannot be decrypted with FERRY_TOKEN_KEY"));
+}
+
+/// `ferry jushuitan token ARGS`, with the key and stdin given; what it said.
+async fn token_cli(a: &[&str], key: Option<&str>, stdin: Option<&str>) -> String {
+    let mut all = vec!["jushuitan".to_string(), "token".to_string()];
+    all.extend(a.iter().map(|s| s.to_string()));
+    let (key, stdin) = (key.map(str::to_string), stdin.map(str::to_string));
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut cmd = ferry_command(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        cmd.env_remove("FERRY_TOKEN_KEY").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        if let Some(k) = key {
+            cmd.env("FERRY_TOKEN_KEY", k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = said(&out);
+        assert!(out.status.success(), "{text}");
+        text
+    })
+    .await
+    .unwrap()
 }
 
 fn base64_of(bytes: &[u8]) -> String {
@@ -177,4 +209,34 @@ async fn a_process_killed_between_the_new_pair_and_storing_it() {
 fn unsafe_kill(pid: u32) {
     let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     assert!(status.success());
+}
+
+/// Two processes (two pipelines of one app and merchant, one PostgreSQL
+/// state) renew one token side by side: one refresh per rotation, never a
+/// used-up refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_token_and_refresh_it_once() {
+    let db = crate::pg::TestDb::new("tokens");
+    let lifetime = Duration::from_secs(4);
+    let mut cfg = tokened(307, "app-shared", 900, lifetime, false);
+    (cfg.per_second, cfg.per_minute) = (4, 240);
+    let h = harness(cfg, TargetSimConfig::default()).await;
+    let lines = vec!["refresh_token = \"ferry-demo-refresh\"".to_string(), expires_in(lifetime), "token_refresh_margin = \"1500ms\"".into()];
+    let base = std::fs::read_to_string(write(&h, &lines)).unwrap();
+    let state = format!("[state]\nurl = \"{}\"\n", db.url);
+    let mut files = Vec::new();
+    for name in ["shared-a", "shared-b"] {
+        let text = base.replacen("name = \"it-orders\"", &format!("name = \"{name}\""), 1);
+        let text = format!("{}{state}", &text[..text.find("[state]").unwrap()]);
+        let file = h.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, text).unwrap();
+        files.push(file.to_str().unwrap().to_string());
+    }
+    let (a, b) = tokio::join!(run(&files[0], Some(KEY)), run(&files[1], Some(KEY)));
+    assert_eq!((a.status.code(), b.status.code()), (Some(0), Some(0)));
+    let stats = h.source.state.stats();
+    assert!(stats.tokens.refreshed >= 2, "{stats:?}");
+    assert_eq!((stats.tokens.stale_refresh, stats.tokens.expired_refresh, stats.tokens.initialized), (0, 0, 0), "no refresh token used twice: {stats:?}");
+    assert!(stats.code100 <= 2 * stats.tokens.refreshed, "{stats:?}");
+    assert!(h.missing().is_empty());
 }

@@ -1,5 +1,6 @@
 //! `ferry jushuitan sign`: the canonical string (secret masked) and the
-//! sign, for users debugging code 10.
+//! sign, for users debugging code 10; `ferry jushuitan token ...`: the
+//! pipeline's access token as Ferry keeps it.
 
 use super::Exit;
 use crate::source::jushuitan::sign;
@@ -18,10 +19,16 @@ pub enum JushuitanCommand {
         #[arg(required = true)]
         fields: Vec<String>,
     },
+    /// The pipeline's access token as Ferry keeps it: status, refresh, set.
+    #[command(subcommand)]
+    Token(super::token::TokenCommand),
 }
 
 pub fn run(cmd: JushuitanCommand) -> anyhow::Result<Exit> {
-    let JushuitanCommand::Sign { secret_env, fields } = cmd;
+    let (secret_env, fields) = match cmd {
+        JushuitanCommand::Sign { secret_env, fields } => (secret_env, fields),
+        JushuitanCommand::Token(t) => return super::token::run(t),
+    };
     let secret = std::env::var(&secret_env).with_context(|| format!("--secret-env: environment variable `{secret_env}` is not set"))?;
     let mut map = BTreeMap::new();
     for f in fields {

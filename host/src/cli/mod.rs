@@ -10,6 +10,7 @@ mod jushuitan;
 mod plugin;
 mod run;
 mod serve;
+mod token;
 
 use clap::{Subcommand, ValueEnum};
 use std::process::ExitCode;

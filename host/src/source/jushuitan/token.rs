@@ -110,7 +110,7 @@ impl TokenKeeper {
         sealer: Sealer,
         http: reqwest::Client,
     ) -> Result<TokenKeeper, SourceError> {
-        let key = format!("{}/{}", config.app_key, settings.merchant);
+        let key = token_key(config, &settings);
         let configured = Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() };
         let keeper = |held| TokenKeeper {
             key: key.clone(),
@@ -184,6 +184,12 @@ impl TokenKeeper {
         }
         let h = self.held.lock().expect("token lock");
         Ok((Secret::new(h.pair.access.clone()), h.generation))
+    }
+
+    /// Refreshes now, whatever the expiry (`ferry jushuitan token
+    /// refresh`), unless another process just did.
+    pub async fn refresh_now(&self) -> Result<(), SourceError> {
+        self.refresh(None).await
     }
 
     /// After the gateway refused the token of `generation` (code 100):
@@ -378,4 +384,43 @@ fn reauthorize(key: &str, answer: Option<&str>) -> SourceError {
               `ferry jushuitan token set PIPELINE` (or, for a self-built app, set `init_token = true` under [source])"
             .into(),
     }
+}
+
+/// The key of a pipeline's token: `app_key/merchant`.
+pub fn token_key(config: &super::ClientConfig, settings: &TokenSettings) -> String {
+    format!("{}/{}", config.app_key, settings.merchant)
+}
+
+/// Stores a pair the merchant's re-authorization gave (`ferry jushuitan
+/// token set`): it replaces whatever is stored, whatever its state, by
+/// compare-and-set; returns the new generation.
+pub fn set_pair(
+    config: &super::ClientConfig,
+    settings: &TokenSettings,
+    vault: &dyn TokenVault,
+    sealer: &Sealer,
+    pair: &Pair,
+    expires_at: Option<Timestamp>,
+) -> Result<u64, SourceError> {
+    let key = token_key(config, settings);
+    let seed = Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() }.fingerprint();
+    for _ in 0..5 {
+        let expected = vault.token(&key).map_err(|e| token_error(&key, e))?.map_or(0, |r| r.generation);
+        let record = TokenRecord {
+            key: key.clone(),
+            generation: expected + 1,
+            sealed: sealer.seal(&key, pair),
+            expires_at: expires_at.map(sortable),
+            obtained_at: sortable(Timestamp::now()),
+            obtained: Obtained::Set,
+            seed: seed.clone(),
+            state: TokenState::Ok,
+            attempted_at: None,
+            answer: None,
+        };
+        if vault.put_token_if(&record, expected).map_err(|e| token_error(&key, e))? {
+            return Ok(expected + 1);
+        }
+    }
+    Err(token_error(&key, "the stored token kept changing while it was set".into()))
 }
