@@ -116,6 +116,18 @@ pub trait TokenVault: Send + Sync {
     fn put_token_if(&self, record: &TokenRecord, expected: u64) -> Result<bool, String>;
 }
 
+impl TokenRecord {
+    /// Seconds until the access token expires (negative once expired), if
+    /// the expiry is known; also kept in the gauge
+    /// `ferry_token_expires_in_seconds{token}`.
+    pub fn seconds_left(&self) -> Option<i64> {
+        let expires = self.expires_at.as_deref()?.parse::<jiff::Timestamp>().ok()?;
+        let left = expires.duration_since(jiff::Timestamp::now()).as_secs();
+        metrics::gauge!("ferry_token_expires_in_seconds", "token" => self.key.clone()).set(left as f64);
+        Some(left)
+    }
+}
+
 /// A pair in the clear (only in memory; `Debug` shows no token).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pair {

@@ -240,3 +240,60 @@ async fn two_processes_share_one_token_and_refresh_it_once() {
     assert!(stats.code100 <= 2 * stats.tokens.refreshed, "{stats:?}");
     assert!(h.missing().is_empty());
 }
+
+/// `ferry serve` with a service-provider app whose token runs out beside a
+/// plain app: the first is shown as needing re-authorization (pipeline
+/// view, metric) and its schedule pauses; the other keeps syncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_pauses_an_app_that_needs_reauthorization_and_serves_the_others() {
+    let lifetime = Duration::from_secs(3);
+    let provider = harness(tokened(308, "app-serve-provider", 60, lifetime, true), TargetSimConfig::default()).await;
+    let plain = harness(source_config(309, "app-serve-plain", 60), TargetSimConfig::default()).await;
+    let lines = vec!["refresh_token = \"ferry-demo-refresh\"".to_string(), expires_in(lifetime), "token_refresh_margin = \"2s\"".into()];
+    let text = std::fs::read_to_string(write(&provider, &lines)).unwrap().replacen("name = \"it-orders\"", "name = \"provider\"", 1);
+    std::fs::write(provider.dir.path().join("provider.toml"), text).unwrap();
+    let text = plain.spec(ferry_fixtures::JUSHUITAN_ORDERS).toml().replacen("name = \"it-orders\"", "name = \"plain\"", 1);
+    std::fs::write(provider.dir.path().join("plain.toml"), text).unwrap();
+    let serve_file = provider.dir.path().join("serve.toml");
+    let serve = "[[pipelines]]\nfile = \"provider.toml\"\nevery = \"1s\"\n[[pipelines]]\nfile = \"plain.toml\"\nevery = \"1s\"\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n";
+    std::fs::write(&serve_file, serve).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("FERRY_TOKEN_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let view = |name: &'static str| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.get(format!("{url}/pipelines/{name}")).bearer_auth("t-0123456789").send().await.ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        }
+    };
+    // Wait (at most 40 s) for the provider app's token to need the merchant.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(v) = view("provider").await
+            && v["token"]["state"] == "needs_reauthorization"
+        {
+            seen = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seen = seen.expect("the provider app's token was never shown as needing re-authorization");
+    assert_eq!(seen["token"]["key"], "app-serve-provider/default", "{seen}");
+    let refusals = provider.source.state.stats().tokens.code150;
+    let plain_runs = plain.source.state.stats().requests;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(provider.source.state.stats().tokens.code150, refusals, "the paused schedule asks no more");
+    assert!(plain.source.state.stats().requests > plain_runs, "the other app keeps syncing");
+    let metrics = http.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ferry_token_expires_in_seconds{token=\"app-serve-provider/default\"}"), "{metrics}");
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child, Duration::from_secs(30)).await.is_some());
+}

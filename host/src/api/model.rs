@@ -92,6 +92,26 @@ pub struct PipelineView {
     pub last_runs: Vec<serde_json::Value>,
     /// Progress of the running sync.
     pub live: Option<LiveView>,
+    /// The app's access token, when the pipeline keeps it (never the token).
+    pub token: Option<TokenView>,
+}
+
+/// Where a pipeline's access token stands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// `app_key/merchant`.
+    pub key: String,
+    /// `ok`, `refreshing` or `needs_reauthorization`.
+    pub state: String,
+    /// RFC 3339 with offset, when known.
+    pub expires_at: Option<String>,
+    /// Seconds until it expires (negative once expired).
+    pub seconds_left: Option<i64>,
+    /// How the pair was obtained: `configured`, `refreshed`, `initialized` or `set`.
+    pub obtained: String,
+    /// The last refresh's answer.
+    pub last_answer: Option<String>,
 }
 
 /// Progress of a running sync.

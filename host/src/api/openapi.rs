@@ -24,7 +24,7 @@ impl Modify for Bearer {
         super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz, super::cluster::view
     ),
     components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, crate::state::TaskCount, model::TaskView, model::TasksView,
-        model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::ErrorBody,
+        model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::TokenView, model::ErrorBody,
         model::SyncPage, model::PluginPage, crate::commands::status::SyncStatus, crate::commands::status::PluginStatus, model::RecordsView, model::LiveView, model::DeadLetterView, model::DeadLetterPage, model::SwapPage, model::ReplayView, crate::state::SwapRecord,
         super::cluster::ClusterView, crate::cluster::WorkerView, crate::cluster::LeaseView)),
     modifiers(&Bearer)

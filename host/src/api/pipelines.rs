@@ -3,7 +3,7 @@
 
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapPage};
+use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapPage, TokenView};
 use super::{AppState, PipelineHandle};
 use crate::state::Page;
 use axum::Json;
@@ -45,6 +45,20 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         live,
         queued,
         last_runs: h.state.runs(name, 5).unwrap_or_default().into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect(),
+        token: state.engine.token_of(h).map(token_view),
+    }
+}
+
+fn token_view(t: crate::credentials::TokenRecord) -> TokenView {
+    let expires = t.expires_at.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok());
+    let seconds_left = t.seconds_left();
+    TokenView {
+        key: t.key,
+        state: t.state.as_str().into(),
+        expires_at: expires.map(crate::time::rfc3339),
+        seconds_left,
+        obtained: t.obtained.as_str().into(),
+        last_answer: t.answer,
     }
 }
 

@@ -259,6 +259,20 @@ impl Engine {
         }
     }
 
+    /// The pipeline's stored token, when it keeps one (`source.refresh_token`).
+    pub fn token_of(&self, h: &PipelineHandle) -> Option<crate::credentials::TokenRecord> {
+        let client = &h.pipeline.source.client;
+        let settings = client.tokens.as_ref()?;
+        let key = crate::source::jushuitan::token::token_key(client, settings);
+        match h.state.token(&key) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(pipeline = %h.pipeline.name, "cannot read the stored token: {e}");
+                None
+            }
+        }
+    }
+
     /// The cluster this engine is a worker of, if any.
     pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
         self.cluster.as_ref()

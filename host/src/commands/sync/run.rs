@@ -144,6 +144,7 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
     let mut stop = state.stop.clone();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -154,6 +155,20 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
             Some(_) => (super::shared::busy(&handle), super::shared::schedule_id(&handle.pipeline.name, every)),
             None => (handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty(), Uuid::new_v4()),
         };
+        // A token that needs the merchant pauses the schedule (the run would fail at once).
+        let token = state.token_of(&handle);
+        let paused = token.is_some_and(|t| {
+            t.seconds_left(); // keeps the expiry gauge current between runs
+            t.state == crate::credentials::TokenState::NeedsReauthorization
+        });
+        if paused {
+            if !warned {
+                tracing::warn!(pipeline = %handle.pipeline.name, "schedule paused: the app's token needs re-authorization (`ferry jushuitan token set`)");
+                warned = true;
+            }
+            continue;
+        }
+        warned = false;
         if busy {
             continue;
         }

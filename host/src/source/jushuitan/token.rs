@@ -318,6 +318,7 @@ impl TokenKeeper {
                 }
             }
         };
+        record.seconds_left(); // the expiry gauge
         if !self.vault.put_token_if(&record, claimed).map_err(|e| token_error(&self.key, e))? {
             tracing::error!(token = %self.key, "another process took over this token's refresh claim; its record wins");
         } else if record.state == TokenState::Ok {
