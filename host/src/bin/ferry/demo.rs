@@ -47,6 +47,8 @@ struct DemoReport {
     pub doubled: Vec<String>,
     /// Orders the simulator changed or created during the first run.
     pub changed_during_sync: u64,
+    /// Access tokens renewed, when the demo kept its token (a key was set).
+    pub token_refreshes: Option<u64>,
 }
 
 impl DemoReport {
@@ -58,8 +60,20 @@ impl DemoReport {
 
 /// The demo's pipeline file: the seed's Jushuitan -> Command-target
 /// pipeline against the two simulators, with the default rate limits.
-fn pipeline_file(source: &str, target: &str, plugin: &Path, start: &str) -> PipelineFile {
+fn pipeline_file(source: &str, target: &str, plugin: &Path, start: &str, tokens: bool) -> PipelineFile {
+    // With a sealing key, Ferry keeps the short-lived token and renews it.
+    let source_extra = if tokens {
+        let expires = jiff::Timestamp::now() + jiff::SignedDuration::try_from(TOKEN_LIFETIME).expect("a short lifetime");
+        vec![
+            "refresh_token = \"ferry-demo-refresh\"".into(),
+            format!("token_expires_at = \"{}\"", ferry::time::rfc3339(expires)),
+            format!("token_refresh_window = \"{}s\"", TOKEN_LIFETIME.as_secs() / 2),
+        ]
+    } else {
+        Vec::new()
+    };
     PipelineFile {
+        source_extra,
         name: "demo-orders".into(),
         comment: Some(
             "Written by `ferry demo`: the seed's Jushuitan -> Command-target pipeline.\n\
@@ -78,18 +92,27 @@ fn pipeline_file(source: &str, target: &str, plugin: &Path, start: &str) -> Pipe
     }
 }
 
+/// The simulated access token's lifetime: shorter than the demo, so that
+/// Ferry renews it during the first sync.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(16);
+
 /// Runs the demo.
 async fn demo(opts: DemoOptions, engine: Arc<PluginEngine>, mut on_summary: impl FnMut(&str, &Summary)) -> anyhow::Result<DemoReport> {
     let mut sim_config = JushuitanSimConfig::new(opts.seed);
     sim_config.orders = opts.orders;
     sim_config.mutation = Mutation { changes_per_request: 0.5, new_per_request: 0.3 };
+    let tokens = std::env::var_os(ferry::credentials::KEY_ENV).is_some();
+    if tokens {
+        sim_config.tokens =
+            Some(jushuitan::TokenPolicy { lifetime: TOKEN_LIFETIME, refresh_window: TOKEN_LIFETIME / 2, provider: false, answer_delay: Duration::ZERO });
+    }
     let start = ferry::time::format(sim_config.from - jiff::SignedDuration::from_mins(1));
     let source = jushuitan::start(sim_config, 0).await?;
     let target = target::start(TargetSimConfig::default(), 0).await?;
     std::fs::create_dir_all(&opts.dir)?;
     let file = opts.dir.join("demo-orders.toml");
     let plugin = std::path::absolute(&opts.plugin)?;
-    std::fs::write(&file, pipeline_file(&source.url, &target.url, &plugin, &start).toml())?;
+    std::fs::write(&file, pipeline_file(&source.url, &target.url, &plugin, &start, tokens).toml())?;
     let pipeline = Pipeline::load(&file)?;
     let lag = pipeline.source.lag;
 
@@ -111,7 +134,9 @@ async fn demo(opts: DemoOptions, engine: Arc<PluginEngine>, mut on_summary: impl
         .filter(|o| landed.records.get(&o.o_id.to_string()).and_then(|r| r.get("modified")).and_then(Value::as_str) != Some(o.modified.as_str()))
         .map(|o| o.o_id)
         .collect();
-    let report = DemoReport { pipeline_file: file, first, second, expected: expected.len(), missing, doubled: landed.doubled(), changed_during_sync };
+    let token_refreshes = tokens.then_some(truth.stats.tokens.refreshed);
+    let report =
+        DemoReport { pipeline_file: file, first, second, expected: expected.len(), missing, doubled: landed.doubled(), changed_during_sync, token_refreshes };
     source.stop().await;
     target.stop().await;
     Ok(report)
@@ -165,6 +190,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<Exit> {
         .context("demo failed")?;
     println!("pipeline file: {}", report.pipeline_file.display());
     println!("orders changed or created at the source during the first sync: {}", report.changed_during_sync);
+    match report.token_refreshes {
+        Some(n) => println!("access token: lived {}s, renewed {n} times ahead of its expiry, stored encrypted", TOKEN_LIFETIME.as_secs()),
+        None => println!("access token: fixed (set {} to see Ferry keep and renew a short-lived one)", ferry::credentials::KEY_ENV),
+    }
     println!("ground truth: {} confirmed orders at the source; missing {}, doubled {}", report.expected, report.missing.len(), report.doubled.len());
     if report.ok() {
         println!("OK: every order delivered in its latest version, none twice");
