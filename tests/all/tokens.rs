@@ -297,3 +297,24 @@ async fn serve_pauses_an_app_that_needs_reauthorization_and_serves_the_others() 
     assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(wait_exit(child, Duration::from_secs(30)).await.is_some());
 }
+
+/// Two served pipelines of one app and merchant with their tokens in two
+/// state stores are refused at load, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_file_refuses_one_token_in_two_stores() {
+    let h = harness(tokened(310, "app-two-stores", 10, Duration::from_secs(60), false), TargetSimConfig::default()).await;
+    let base = std::fs::read_to_string(write(&h, &["refresh_token = \"ferry-demo-refresh\"".into()])).unwrap();
+    for (name, db) in [("one", "one.db"), ("two", "two.db")] {
+        let text = base.replacen("name = \"it-orders\"", &format!("name = \"{name}\""), 1);
+        let text = format!("{}[state]\npath = \"{db}\"\n", &text[..text.find("[state]").unwrap()]);
+        std::fs::write(h.dir.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    let serve = h.dir.path().join("serve.toml");
+    std::fs::write(
+        &serve,
+        "[[pipelines]]\nfile = \"one.toml\"\n[[pipelines]]\nfile = \"two.toml\"\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n",
+    )
+    .unwrap();
+    let err = ferry::api::ServeConfig::load(&serve).unwrap_err();
+    assert!(err.contains("`two` and `one` keep the token of app-two-stores/default in different state stores"), "{err}");
+}

@@ -129,6 +129,23 @@ impl ServeConfig {
             if e.every.is_some_and(|d| d < Duration::from_secs(1)) {
                 return Err(format!("{file}: pipelines[{i}].every: expected at least 1s"));
             }
+            // One app and merchant keep one token: in one state store, or
+            // each store's refresh would use up the other's refresh token.
+            if let Some(settings) = &pipeline.source.client.tokens {
+                let key = crate::source::jushuitan::token::token_key(&pipeline.source.client, settings);
+                let apart = pipelines.iter().find(|p: &&Served| {
+                    p.pipeline.source.client.tokens.as_ref().is_some_and(|t| crate::source::jushuitan::token::token_key(&p.pipeline.source.client, t) == key)
+                        && p.pipeline.state != pipeline.state
+                });
+                if let Some(other) = apart {
+                    return Err(format!(
+                        "{file}: pipelines[{i}]: `{}` and `{}` keep the token of {key} in different state stores ({} and {}); \
+                         pipelines of one app and merchant must share one store (one SQLite file or one PostgreSQL database), \
+                         or their refreshes use up each other's refresh token",
+                        pipeline.name, other.pipeline.name, pipeline.state, other.pipeline.state
+                    ));
+                }
+            }
             pipelines.push(Served { pipeline, every: e.every });
         }
         let mut tokens = Vec::new();
