@@ -255,16 +255,9 @@ async fn serve_pauses_an_app_that_needs_reauthorization_and_serves_the_others() 
     let text = plain.spec(ferry_fixtures::JUSHUITAN_ORDERS).toml().replacen("name = \"it-orders\"", "name = \"plain\"", 1);
     std::fs::write(provider.dir.path().join("plain.toml"), text).unwrap();
     let serve_file = provider.dir.path().join("serve.toml");
-    let serve = "[[pipelines]]\nfile = \"provider.toml\"\nevery = \"1s\"\n[[pipelines]]\nfile = \"plain.toml\"\nevery = \"1s\"\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n";
-    std::fs::write(&serve_file, serve).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("FERRY_TOKEN_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let text = "[[pipelines]]\nfile = \"provider.toml\"\nevery = \"1s\"\n[[pipelines]]\nfile = \"plain.toml\"\nevery = \"1s\"\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n";
+    std::fs::write(&serve_file, text).unwrap();
+    let (child, url) = serve(&serve_file);
     let http = reqwest::Client::new();
     let view = |name: &'static str| {
         let (http, url) = (http.clone(), url.clone());
@@ -317,4 +310,60 @@ async fn a_serve_file_refuses_one_token_in_two_stores() {
     .unwrap();
     let err = ferry::api::ServeConfig::load(&serve).unwrap_err();
     assert!(err.contains("`two` and `one` keep the token of app-two-stores/default in different state stores"), "{err}");
+}
+
+/// The real `ferry serve` of `serve_file` with the sealing key, on a free port.
+fn serve(serve_file: &std::path::Path) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = ferry_command(&["serve", serve_file.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("FERRY_TOKEN_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// A pipeline that syncs only on demand keeps its token: `ferry serve`
+/// renews it ahead of expiry between runs, and a sync much later needs no
+/// second chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_a_token_fresh_between_runs() {
+    let lifetime = Duration::from_secs(4);
+    let h = harness(tokened(311, "app-idle", 40, lifetime, false), TargetSimConfig::default()).await;
+    let lines = vec!["refresh_token = \"ferry-demo-refresh\"".to_string(), expires_in(lifetime), "token_refresh_margin = \"1500ms\"".into()];
+    write(&h, &lines);
+    let serve_file = h.dir.path().join("serve.toml");
+    std::fs::write(&serve_file, "[[pipelines]]\nfile = \"p.toml\"\n[[tokens]]\ntoken = \"t-0123456789\"\ntenant = \"default\"\n").unwrap();
+    let (child, url) = serve(&serve_file);
+    // Three lifetimes with no run at all.
+    tokio::time::sleep(lifetime * 3).await;
+    let stats = h.source.state.stats();
+    assert_eq!(stats.requests, 0, "no business call was made");
+    assert!(stats.tokens.refreshed >= 2 && stats.tokens.expired_refresh == 0, "renewed ahead of expiry while idle: {stats:?}");
+    let http = reqwest::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{url}/sync-commands"))
+        .bearer_auth("t-0123456789")
+        .json(&serde_json::json!({"pipeline": "it-orders"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let v: serde_json::Value = http.get(format!("{url}/sync-commands/{id}")).bearer_auth("t-0123456789").send().await.unwrap().json().await.unwrap();
+        if v["completedAt"].is_string() || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(h.source.state.stats().code100, 0, "the run found a fresh token");
+    assert!(h.missing().is_empty());
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child, Duration::from_secs(30)).await.is_some());
 }

@@ -20,6 +20,7 @@ pub mod model;
 mod plugin;
 pub mod status;
 mod sync;
+mod tokens;
 
 pub use error::CommandError;
 pub use follow::live_version;
@@ -218,6 +219,9 @@ impl Engine {
         for handle in self.pipelines.values() {
             if let Some(every) = handle.every {
                 workers.spawn(sync::schedule(self.clone(), handle.clone(), every));
+            }
+            if handle.pipeline.source.client.tokens.is_some() {
+                workers.spawn(tokens::keep_fresh(self.clone(), handle.clone()));
             }
         }
         let (engine, mut stop) = (self.clone(), self.stop.clone());

@@ -186,6 +186,14 @@ impl TokenKeeper {
         Ok((Secret::new(h.pair.access.clone()), h.generation))
     }
 
+    /// How long until the token is due for a refresh ahead of its expiry
+    /// (zero when it is; `None` when its expiry is unknown).
+    pub fn until_due(&self) -> Option<Duration> {
+        let h = self.held.lock().expect("token lock");
+        let due = h.expires_at? - self.margin(&h);
+        Some(due.duration_since(Timestamp::now()).try_into().unwrap_or(Duration::ZERO))
+    }
+
     /// Refreshes now, whatever the expiry (`ferry jushuitan token
     /// refresh`), unless another process just did.
     pub async fn refresh_now(&self) -> Result<(), SourceError> {
