@@ -222,3 +222,35 @@ async fn a_second_writer_of_a_pipeline_is_refused() {
     let after = ferry_async(args(&["run", &f])).await;
     assert_eq!(after.status.code(), Some(0), "free once the server stopped");
 }
+
+/// The CLI as people who live in `cargo` expect it: a closed pipe ends it
+/// quietly, a failed run says why on stderr, log lines carry no colour
+/// codes off a terminal, `--version` names the commit and the plugin
+/// contract, and shells get completions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_pipes_stderr_colour_version_and_completions() {
+    use std::process::Stdio;
+    // A reader that closes at once: no panic, exit 0.
+    for shell in ["bash", "zsh", "fish"] {
+        let mut child = crate::helpers::ferry_command(&["completions", shell]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !err.contains("panicked"), "{shell}: {:?} {err}", out.status);
+        let out = ferry(&["completions", shell]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ferry"), "{shell}");
+    }
+    let out = ferry(&["--version"]);
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.contains("commit ") && v.contains("WIT contract ferry:mapping@0.1.0"), "{v}");
+
+    // A run refused for a wrong secret: the error on stderr, no colour codes in a file.
+    let h = harness(source_config(62, "app-cli-stderr", 20), TargetSimConfig::default()).await;
+    let text = h.spec(ferry_fixtures::JUSHUITAN_ORDERS).toml().replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"wrong\"");
+    std::fs::write(&h.file, text).unwrap();
+    let out = ferry_async(args(&["run", h.file.to_str().unwrap()])).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error: the run failed") && err.contains("code 10"), "{err}");
+    assert!(!err.contains('\x1b'), "no ANSI codes when stderr is not a terminal: {err:?}");
+}

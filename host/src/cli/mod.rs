@@ -109,11 +109,37 @@ pub fn exit_code(result: anyhow::Result<Exit>) -> ExitCode {
 /// Log lines to stderr, filtered by `FERRY_LOG`.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info,ferry::plugin=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal, and never with NO_COLOR (https://no-color.org).
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Runs `f`, turning a write to a closed stdout (`ferry state P | head -1`)
+/// into a quiet exit 0, as `cargo` and `git` do, instead of a panic.
+pub fn quiet_on_broken_pipe(f: impl FnOnce() -> ExitCode) -> ExitCode {
+    // `println!`'s panic, or a library's `unwrap` of the same write error.
+    fn broken(msg: &str) -> bool {
+        msg.contains("Broken pipe") || msg.contains("BrokenPipe")
+    }
+    fn text(p: &(dyn std::any::Any + Send)) -> &str {
+        p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("")
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !broken(text(info.payload())) {
+            default(info);
+        }
+    }));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(p) if broken(text(p.as_ref())) => ExitCode::SUCCESS,
+        Err(p) => std::panic::resume_unwind(p),
+    }
 }
 
 /// A multi-threaded tokio runtime for a command.

@@ -86,6 +86,10 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     // A plugin call still running is bounded by its own deadline; do not wait for it here.
     rt.shutdown_timeout(Duration::from_secs(1));
     print_summary(&summary, format, args.dry_run);
+    // A run that failed says why on stderr too (the summary on stdout may be piped away).
+    if summary.status == crate::pipeline::RunStatus::Failed {
+        eprintln!("error: the run failed: {}", summary.error.as_deref().unwrap_or("see the summary"));
+    }
     Ok(Exit::Code(summary.exit_code()))
 }
 

@@ -4,7 +4,7 @@
 
 mod demo;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ferry::cli::{Command, LogFormat};
 use std::process::ExitCode;
 
@@ -28,10 +28,27 @@ enum Top {
     /// Serve a simulator on loopback.
     #[command(subcommand)]
     Sim(ferry_sim::cli::SimCommand),
+    /// Print a shell completion script (e.g. `ferry completions bash > /etc/bash_completion.d/ferry`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `ferry --version`: the version, the commit it was built from and the
+/// plugin contract it loads.
+fn version() -> &'static str {
+    let text = format!("{} (commit {}, WIT contract ferry:mapping@{})", env!("CARGO_PKG_VERSION"), env!("FERRY_COMMIT"), ferry::plugin::CONTRACT_VERSION);
+    Box::leak(text.into_boxed_str())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().version(version()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    ferry::cli::quiet_on_broken_pipe(move || dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Top::Ferry(command) => ferry::cli::run(command, cli.log_format),
         Top::Demo(args) => {
@@ -41,6 +58,10 @@ fn main() -> ExitCode {
         Top::Sim(cmd) => {
             ferry::cli::init_logging(cli.log_format);
             ferry::cli::exit_code(ferry_sim::cli::run(cmd).map(|()| ferry::cli::Exit::Ok))
+        }
+        Top::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
     }
 }
