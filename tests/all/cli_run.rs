@@ -254,3 +254,32 @@ async fn closed_pipes_stderr_colour_version_and_completions() {
     assert!(err.contains("error: the run failed") && err.contains("code 10"), "{err}");
     assert!(!err.contains('\x1b'), "no ANSI codes when stderr is not a terminal: {err:?}");
 }
+
+/// Commands that only read a pipeline's state need none of its secrets,
+/// say no source warnings, and speak JSON when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_need_no_source_secrets() {
+    let h = harness(source_config(63, "app-cli-readonly", 30), TargetSimConfig::default()).await;
+    let good = h.write(&h.spec(ferry_fixtures::JUSHUITAN_ORDERS));
+    assert_eq!(ferry_async(args(&["run", &good])).await.status.code(), Some(0));
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("app_secret = \"ferry-demo-secret\"", "app_secret = \"${FERRY_TEST_UNSET_SECRET}\"")
+        .replace("access_token = \"ferry-demo-token\"", "access_token = \"${FERRY_TEST_UNSET_TOKEN}\"");
+    std::fs::write(&h.file, text).unwrap();
+    let f = h.file.to_str().unwrap().to_string();
+    let out = ferry_async(args(&["state", &f, "--json"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((state["pipeline"].as_str(), state["outboxPending"].as_u64()), (Some("it-orders"), Some(0)), "{state}");
+    assert!(state["checkpoint"].as_str().is_some_and(|c| c.ends_with("+08:00")), "{state}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pageSize"), "no source warnings for a state read");
+    assert_eq!(ferry_async(args(&["dlq", "list", &f, "--json"])).await.status.code(), Some(0));
+    let out = ferry_async(args(&["plugin", "history", &f, "--json"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let first: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["accepted"], serde_json::json!(true), "{first}");
+    let out = ferry_async(args(&["run", &f])).await;
+    assert_eq!(out.status.code(), Some(2), "a run still needs them");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_TEST_UNSET_SECRET"));
+}

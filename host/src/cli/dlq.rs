@@ -33,7 +33,7 @@ pub enum DlqCommand {
 pub fn run(cmd: DlqCommand) -> anyhow::Result<Exit> {
     match cmd {
         DlqCommand::List { pipeline, json } => {
-            let p = Pipeline::load(&pipeline)?;
+            let p = Pipeline::load_state_only(&pipeline)?;
             let store = p.state.open()?;
             let dead = store.dead_letters(&p.name)?;
             for d in &dead {

@@ -32,7 +32,7 @@ pub enum Command {
     /// Check a pipeline file, its plugin and options, without touching the network.
     Validate(run::ValidateArgs),
     /// Show a pipeline's checkpoint, pending outbox, idCheck size and last runs.
-    State(run::ValidateArgs),
+    State(run::StateArgs),
     /// Serve the Command-pattern control API, schedules and metrics.
     Serve(serve::ServeArgs),
     /// Check or try a mapping plugin.

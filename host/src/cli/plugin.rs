@@ -34,6 +34,9 @@ pub enum PluginCommand {
     History {
         /// The pipeline file.
         pipeline: PathBuf,
+        /// One JSON object per swap (JSON Lines) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Put back the version that was live before the current one: it passes
     /// the same checks, then replaces the pipeline's plugin file (a running
@@ -76,7 +79,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     match cmd {
         PluginCommand::Check { file, common } => check(&file, &common),
         PluginCommand::Test { file, input, batch_size, common } => test(&file, &input, batch_size.max(1), &common),
-        PluginCommand::History { pipeline } => history(&pipeline),
+        PluginCommand::History { pipeline, json } => history(&pipeline, json),
         PluginCommand::Rollback { pipeline } => rollback(&pipeline),
     }
 }
@@ -138,12 +141,16 @@ fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow
     Ok(Exit::Ok)
 }
 
-fn history(path: &Path) -> anyhow::Result<Exit> {
-    let p = crate::pipeline::Pipeline::load(path)?;
+fn history(path: &Path, json: bool) -> anyhow::Result<Exit> {
+    let p = crate::pipeline::Pipeline::load_state_only(path)?;
     let store = p.state.open()?;
     let swaps = store.swaps(&p.name)?;
     let mut out = std::io::stdout().lock();
     for s in &swaps {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(s)?)?;
+            continue;
+        }
         let short = |d: &str| d.chars().take(12).collect::<String>();
         let state = if s.accepted { "live    " } else { "REJECTED" };
         let previous = s.previous.as_deref().map(short).unwrap_or_else(|| "-".into());

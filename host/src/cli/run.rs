@@ -152,10 +152,34 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn state(args: ValidateArgs) -> anyhow::Result<Exit> {
-    let p = load(&args.pipeline)?;
+/// `ferry state`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// One JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `ferry state`: reads the state only, so the source's secrets need not be set.
+pub fn state(args: StateArgs) -> anyhow::Result<Exit> {
+    let p = Pipeline::load_state_only(&args.pipeline)?;
     let store = p.state.open().with_context(|| "opening the state store")?;
     let checkpoint = store.checkpoint(&p.name)?;
+    if args.json {
+        let v = serde_json::json!({
+            "pipeline": p.name,
+            "state": p.state.to_string(),
+            "checkpoint": checkpoint.map(crate::time::rfc3339),
+            "outboxPending": store.pending(&p.name)?.len(),
+            "idCheck": store.handled_count(&p.name)?,
+            "deadLetters": store.dead_letter_count(&p.name)?,
+            "runs": store.runs(&p.name, 5)?,
+        });
+        println!("{v}");
+        return Ok(Exit::Ok);
+    }
     println!("pipeline:    {}", p.name);
     println!("state:       {}", p.state);
     println!("checkpoint:  {}", checkpoint.map_or("none (the next run starts at source.start)".into(), crate::time::format));

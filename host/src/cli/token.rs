@@ -46,8 +46,8 @@ pub enum TokenCommand {
     },
 }
 
-fn kept(path: &std::path::Path) -> anyhow::Result<(Pipeline, TokenSettings)> {
-    let p = Pipeline::load(path)?;
+fn kept(path: &std::path::Path, read_only: bool) -> anyhow::Result<(Pipeline, TokenSettings)> {
+    let p = if read_only { Pipeline::load_state_only(path)? } else { Pipeline::load(path)? };
     let Some(settings) = p.source.client.tokens.clone() else {
         bail!("{}: the pipeline does not keep its token (set source.refresh_token, and FERRY_TOKEN_KEY, so Ferry stores and renews it)", path.display())
     };
@@ -58,7 +58,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<Exit> {
     match cmd {
         TokenCommand::Status { pipeline, json } => status(&pipeline, json),
         TokenCommand::Refresh { pipeline } => {
-            let (p, _) = kept(&pipeline)?;
+            let (p, _) = kept(&pipeline, false)?;
             let store = p.state.open().context("opening the state store")?;
             let vault: Arc<dyn TokenVault> = store.clone();
             let client = JushuitanClient::new(p.source.client.clone(), None)?.with_tokens(vault)?;
@@ -67,7 +67,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<Exit> {
             status(&pipeline, false)
         }
         TokenCommand::Set { pipeline, access_env, refresh_env, expires_in } => {
-            let (p, settings) = kept(&pipeline)?;
+            let (p, settings) = kept(&pipeline, false)?;
             let pair = match (access_env, refresh_env) {
                 (Some(a), Some(r)) => {
                     let get = |n: &str| std::env::var(n).with_context(|| format!("environment variable `{n}` is not set"));
@@ -94,7 +94,7 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<Exit> {
 }
 
 fn status(path: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
-    let (p, settings) = kept(path)?;
+    let (p, settings) = kept(path, true)?;
     let key = token_key(&p.source.client, &settings);
     let store = p.state.open().context("opening the state store")?;
     let Some(r) = store.token(&key).map_err(anyhow::Error::msg)? else {

@@ -3,6 +3,7 @@
 //! the rest of Ferry sees. Every error names the file, the key and what was
 //! expected. Secrets come from `${ENV}` references and stay [`Secret`]s.
 
+use super::secrets::{Secrets, expand, secret, url};
 use crate::plugin::Limits;
 use crate::source::jushuitan::metadata::{Metadata, Request};
 use crate::source::jushuitan::{ClientConfig, PagingMode, Secret, TokenSettings};
@@ -85,7 +86,7 @@ struct RawSource {
 }
 
 /// The token settings, checked: none without a refresh token.
-fn token_settings(t: &RawSource, warnings: &mut Vec<String>) -> Result<Option<TokenSettings>, String> {
+fn token_settings(t: &RawSource, secrets: Secrets, warnings: &mut Vec<String>) -> Result<Option<TokenSettings>, String> {
     let Some(refresh) = t.refresh_token.as_deref() else {
         let stray = [
             ("merchant", t.merchant.is_some()),
@@ -107,7 +108,7 @@ fn token_settings(t: &RawSource, warnings: &mut Vec<String>) -> Result<Option<To
     }
     Ok(Some(TokenSettings {
         merchant: t.merchant.clone().unwrap_or_else(|| "default".into()),
-        refresh_token: secret(refresh, "source.refresh_token")?,
+        refresh_token: secret(refresh, "source.refresh_token", secrets)?,
         expires_at,
         margin: t.token_refresh_margin,
         refresh_window: t.token_refresh_window.unwrap_or(Duration::from_secs(12 * 3600)),
@@ -342,41 +343,21 @@ pub struct Pipeline {
     pub warnings: Vec<String>,
 }
 
-/// Replaces every `${VAR}` with the variable's value.
-fn expand(text: &str, key: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        out.push_str(&rest[..i]);
-        let end = rest[i..].find('}').ok_or_else(|| format!("{key}: `${{` without a closing `}}`"))? + i;
-        let var = &rest[i + 2..end];
-        let value = std::env::var(var).map_err(|_| format!("{key}: environment variable `{var}` is not set"))?;
-        out.push_str(&value);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn url(text: &str, key: &str) -> Result<String, String> {
-    let v = expand(text, key)?;
-    if !(v.starts_with("http://") || v.starts_with("https://")) {
-        return Err(format!("{key}: expected an http:// or https:// URL, got `{v}`"));
-    }
-    Ok(v)
-}
-
-fn secret(text: &str, key: &str) -> Result<Secret, String> {
-    let v = expand(text, key)?;
-    if v.is_empty() {
-        return Err(format!("{key}: is empty"));
-    }
-    Ok(Secret::new(v))
-}
-
 impl Pipeline {
     /// Reads and validates a pipeline file.
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
+        Self::load_with(path, Secrets::Required)
+    }
+
+    /// Reads and validates a pipeline file for a command that only reads
+    /// the pipeline's state (`ferry state`, `dlq list`, `plugin history`,
+    /// `jushuitan token status`): the source's and the target's secrets
+    /// need not be set (unset ones stay empty and are never used).
+    pub fn load_state_only(path: &Path) -> Result<Pipeline, ConfigError> {
+        Self::load_with(path, Secrets::Deferred)
+    }
+
+    fn load_with(path: &Path, secrets: Secrets) -> Result<Pipeline, ConfigError> {
         let file = path.display().to_string();
         let fail = |message: String| ConfigError { file: file.clone(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
@@ -386,10 +367,10 @@ impl Pipeline {
             toml::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {}", e.to_string().trim())))?
         };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::resolve(raw, &dir, path).map_err(fail)
+        Self::resolve(raw, &dir, path, secrets).map_err(fail)
     }
 
-    fn resolve(raw: RawPipeline, dir: &Path, file: &Path) -> Result<Pipeline, String> {
+    fn resolve(raw: RawPipeline, dir: &Path, file: &Path, secrets: Secrets) -> Result<Pipeline, String> {
         let ok_name = !raw.name.is_empty() && raw.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok_name {
             return Err(format!("name: expected letters, digits, `-`, `_` or `.`, got `{}`", raw.name));
@@ -399,7 +380,7 @@ impl Pipeline {
             return Err(format!("source.kind: expected `jushuitan`, got `{}`", s.kind));
         }
         let mut token_warnings = Vec::new();
-        let tokens = token_settings(&s, &mut token_warnings)?;
+        let tokens = token_settings(&s, secrets, &mut token_warnings)?;
         let metadata = match s.metadata {
             RawMetadata::Table(m) => *m,
             RawMetadata::Json(text) => serde_json::from_str(&text).map_err(|e| format!("source.metadata: not a valid metadata block: {e}"))?,
@@ -419,8 +400,8 @@ impl Pipeline {
         let client = ClientConfig {
             base_url: url(&s.base_url, "source.base_url")?,
             app_key: expand(&s.app_key, "source.app_key")?,
-            app_secret: secret(&s.app_secret, "source.app_secret")?,
-            access_token: secret(&s.access_token, "source.access_token")?,
+            app_secret: secret(&s.app_secret, "source.app_secret", secrets)?,
+            access_token: secret(&s.access_token, "source.access_token", secrets)?,
             timeout: s.timeout,
             per_second: s.rate_limit.per_second,
             per_minute: s.rate_limit.per_minute,
@@ -480,7 +461,7 @@ impl Pipeline {
         if !(1..=10_000).contains(&t.batch_size) {
             return Err(format!("target.batch_size: expected 1 to 10000, got {}", t.batch_size));
         }
-        let token = t.token.as_deref().map(|v| secret(v, "target.token")).transpose()?;
+        let token = t.token.as_deref().map(|v| secret(v, "target.token", secrets)).transpose()?;
         let target = TargetSettings {
             kind,
             token,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod history;
 pub mod replay;
 pub mod run;
+mod secrets;
 pub mod summary;
 
 pub use config::{ConfigError, Pipeline};
