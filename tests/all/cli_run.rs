@@ -43,6 +43,14 @@ async fn run_validate_state_and_dry_run() {
     let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     assert_eq!(summary["delivered"], serde_json::json!(0), "the second run has nothing new: {summary}");
 
+    // A dry run over the synced range shows nothing (idCheck), unless asked for what was synced too.
+    let out = ferry_async(args(&["run", &f, "--dry-run", "--since", &h.start])).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')).count(), 0);
+    let out = ferry_async(args(&["run", &f, "--dry-run", "--include-synced", "--since", &h.start])).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')).count(), confirmed, "every record mapped again");
+    assert_eq!(h.target.state.truth().deliveries.values().sum::<u64>() as usize, confirmed, "and nothing written");
+
     let out = ferry_async(args(&["state", &f])).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("outbox:      0 pending") && text.contains(&format!("idCheck:     {confirmed} record versions")), "{text}");

@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Map and print the records (JSONL on stdout); write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// With --dry-run: map the records idCheck would skip as already synced
+    /// too, to preview a changed mapping on real data.
+    #[arg(long, requires = "dry_run")]
+    include_synced: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,10 +55,14 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     // One writer per pipeline, held until this run ends (a dry run writes nothing).
     let _writer = if args.dry_run { None } else { Some(super::sole_writer(&pipeline, "ferry run")?) };
     let rt = super::runtime()?;
-    let runner = Arc::new(Runner::new(pipeline, super::engine()?, args.dry_run)?.showing(Arc::new(|item| match item {
+    let mut runner = Runner::new(pipeline, super::engine()?, args.dry_run)?.showing(Arc::new(|item| match item {
         DryRunItem::Mapped(r) => println!("{r}"),
         DryRunItem::Dead(d) => eprintln!("dead letter {}@{}: {}", d.key.id, d.key.version, d.reason),
-    })));
+    }));
+    if args.include_synced {
+        runner = runner.including_synced();
+    }
+    let runner = Arc::new(runner);
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

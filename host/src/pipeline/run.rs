@@ -79,6 +79,8 @@ pub struct Runner {
     plugin_used: Mutex<Option<PluginUsed>>,
     /// Where a dry run shows what it would write (none: nowhere).
     pub(crate) shown: Option<Shown>,
+    /// A dry run maps the records idCheck would skip too.
+    pub(crate) include_synced: bool,
 }
 
 enum Flow {
@@ -146,7 +148,15 @@ impl Runner {
             current_window: Arc::new(Mutex::new(String::new())),
             plugin_used: Mutex::new(None),
             shown: None,
+            include_synced: false,
         })
+    }
+
+    /// A dry run maps every record, also those idCheck would skip as
+    /// already synced (to preview a changed mapping on real data).
+    pub fn including_synced(mut self) -> Self {
+        self.include_synced = true;
+        self
     }
 
     /// Shows a dry run's records and dead letters through `shown`.

@@ -138,7 +138,7 @@ impl Runner {
                 (!taken).then_some((key, r.raw))
             })
             .collect();
-        if self.pipeline.source.request.id_check {
+        if self.pipeline.source.request.id_check && !(dry_run && self.include_synced) {
             let keys: Vec<RecordKey> = keyed.iter().map(|k| k.0.clone()).collect();
             let mut handled = self.state.handled(name, &keys)?.into_iter();
             keyed.retain(|_| !handled.next().unwrap_or(false));
