@@ -99,6 +99,10 @@ fn bad_pipeline_files() {
         (good.replace("per_second = 5", "per_second = 0"), "source.rate_limit: per_second and per_minute must be at least 1"),
         (good.replace("options = {}", "options = 5"), "mapping.options: expected a table"),
         (good.replace("[state]", "[stat]"), "unknown field `stat`"),
+        (
+            good.replace(ferry_fixtures::JUSHUITAN_ORDERS, "/nonexistent/orders.wasm"),
+            "pipeline `it-orders`'s plugin: cannot read plugin /nonexistent/orders.wasm: No such file or directory (os error 2) (check mapping.plugin)",
+        ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         assert_ne!(text, &good, "case {i} changed nothing");
@@ -108,6 +112,7 @@ fn bad_pipeline_files() {
         assert_eq!(out.status.code(), Some(2), "case {i}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "case {i}: expected `{expected}` in {stderr}");
+        assert_eq!(stderr.matches(expected).count(), 1, "case {i}: said once: {stderr}");
         assert!(stderr.contains(file.to_str().unwrap()), "case {i}: the message names the file");
     }
     let missing_plugin = good.replace(ferry_fixtures::JUSHUITAN_ORDERS, "/nonexistent/plugin.wasm");

@@ -28,34 +28,47 @@ mod window;
 pub use confirm::{confirm, deliver};
 pub use options::{DryRunItem, RunOptions, Shown};
 
+macro_rules! run_error_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for RunError {
+            fn from(e: $ty) -> Self {
+                RunError::$variant(e)
+            }
+        }
+    )*};
+}
+
+run_error_from!(Source(SourceError), Sink(SinkError), State(StateError), Plugin(PluginError));
+
 /// Windows read at once: the next one's pages arrive while the last
 /// batches of the one before are mapped and sent.
 const WINDOWS_AT_ONCE: usize = 2;
 
-/// Why a run stopped early.
+/// Why a run stopped early. Each message says its cause itself (no error
+/// source chain), so `{e:#}` does not print the cause twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
     /// The source failed.
     #[error("source: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     /// Reading a window failed; the checkpoint stays before it.
-    #[error("source, window {window}: {source}; the checkpoint stays before this window")]
+    #[error("source, window {window}: {cause}; the checkpoint stays before this window")]
     Window {
         /// The window.
         window: String,
         /// Why.
-        source: SourceError,
+        cause: SourceError,
     },
     /// The target failed; the batch stays in the outbox.
     #[error("target: {0}")]
-    Sink(#[from] SinkError),
+    Sink(SinkError),
     /// The state store failed.
     #[error("{0}")]
-    State(#[from] StateError),
+    State(StateError),
     /// The plugin could not be loaded.
     #[error("plugin: {0}")]
-    Plugin(#[from] PluginError),
+    Plugin(PluginError),
     /// An internal task failed.
     #[error("internal: {0}")]
     Task(String),

@@ -97,8 +97,9 @@ pub enum PluginError {
         /// Why.
         reason: String,
     },
-    /// A new version failed its checks and did not go live.
-    #[error("new version of pipeline `{pipeline}`'s plugin rejected, {live} stays live: {reason}")]
+    /// A new version failed its checks and did not go live (or, when
+    /// nothing was live yet, the pipeline's plugin could not be loaded).
+    #[error("{}", rejected(pipeline, live, reason))]
     Rejected {
         /// The pipeline.
         pipeline: String,
@@ -122,6 +123,14 @@ fn stderr_tail(stderr: &str) -> String {
     }
     let tail: String = s.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
     format!(" (guest stderr: {tail})")
+}
+
+fn rejected(pipeline: &str, live: &str, reason: &PluginError) -> String {
+    match (live, reason) {
+        ("nothing", PluginError::Io { .. }) => format!("pipeline `{pipeline}`'s plugin: {reason} (check mapping.plugin)"),
+        ("nothing", _) => format!("pipeline `{pipeline}`'s plugin could not be loaded: {reason}"),
+        _ => format!("new version of pipeline `{pipeline}`'s plugin rejected, {live} stays live: {reason}"),
+    }
 }
 
 impl PluginError {

@@ -161,7 +161,11 @@ impl Registry {
 
     fn reject(&self, pipeline: &str, slot: &Slot, digest: String, origin: &str, reason: PluginError) -> PluginError {
         let live = slot.live.load().as_ref().map_or_else(|| "nothing".to_string(), |p| p.label());
-        tracing::warn!(pipeline, origin, %live, "plugin version rejected: {reason}");
+        if slot.live.load().is_some() {
+            tracing::warn!(pipeline, origin, %live, "plugin version rejected: {reason}");
+        } else {
+            tracing::debug!(pipeline, origin, "plugin cannot be loaded: {reason}"); // the caller reports it
+        }
         let event = SwapEvent {
             at: jiff::Timestamp::now().to_string(),
             digest,

@@ -103,7 +103,7 @@ impl Runner {
         if failure.is_none() && !interrupted {
             match fetch.await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => failure = Some(RunError::Window { window: w.to_string(), source: e }),
+                Ok(Err(e)) => failure = Some(RunError::Window { window: w.to_string(), cause: e }),
                 Err(e) => failure = Some(RunError::Task(e.to_string())),
             }
         } else {
