@@ -27,6 +27,7 @@
 //! - [`credentials`]: access tokens as state, sealed with a key from the
 //!   environment; the vault trait the source draws on and the stores
 //!   implement.
+//! - [`plain`]: parser messages in the user's terms (no Rust type names).
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line's production commands; the binary
 //!   (`src/bin/ferry`) adds `ferry demo` and `ferry sim`, which run the
@@ -40,6 +41,7 @@ pub mod commands;
 pub mod credentials;
 pub mod fields;
 pub mod pipeline;
+pub mod plain;
 pub mod plugin;
 pub mod sink;
 pub mod source;

@@ -16,7 +16,8 @@ async fn run_validate_state_and_dry_run() {
     let out = ferry_async(args(&["validate", &f])).await;
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("pipeline it-orders is valid") && text.contains("page size 50"));
+    assert!(text.contains("pipeline it-orders is valid") && text.contains("page size 50, paging ts"), "{text}");
+    assert!(text.contains("target:   command (PUT http://127.0.0.1:") && !text.contains("Command {"), "no Rust names: {text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("pageSize = 100"), "the clamp warning is shown");
     assert_eq!(h.source.state.stats().requests, 0, "validate touches no network");
 
@@ -92,6 +93,7 @@ fn bad_pipeline_files() {
         (good.replace("kind = \"command\"", "kind = \"kafka\""), "target.kind: expected `command`, `http` or `jsonl`"),
         (good.replace("resource = \"order-commands\"\n", ""), "target.resource: required for kind `command`"),
         (good.replace("batch_size = 10", "batch_size = 0"), "target.batch_size: expected 1 to 10000"),
+        (good.replace("batch_size = 10", "batch_size = \"many\""), "invalid type: string \"many\", expected a whole number"),
         (good.replace("concurrency = 2", "concurrency = 1000"), "target.concurrency: expected 1 to 256"),
         (good.replace("base_url = \"http://127.0.0.1:9\"\napp_key", "base_url = \"ftp://x\"\napp_key"), "source.base_url: expected an http:// or https:// URL"),
         (good.replace("{PAGINATION_PAGE_SIZE}", "{PAGE_SIZE}"), "unknown template `PAGE_SIZE`"),

@@ -118,7 +118,7 @@ impl ServeConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let file = path.display();
         let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
-        let raw: RawServe = toml::from_str(&text).map_err(|e| format!("{file}: invalid serve file: {}", e.to_string().trim()))?;
+        let raw: RawServe = toml::from_str(&text).map_err(|e| format!("{file}: invalid serve file: {}", crate::plain::words(e.to_string().trim())))?;
         let dir = path.parent().unwrap_or(Path::new(""));
         let mut pipelines = Vec::new();
         for (i, e) in raw.pipelines.iter().enumerate() {

@@ -58,5 +58,5 @@ pub fn parse_id(id: &str) -> Result<uuid::Uuid, ApiError> {
 
 /// Parses a JSON body with a clear message.
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("invalid body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("invalid body: {}", crate::plain::words(&e.to_string()))))
 }

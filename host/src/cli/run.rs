@@ -150,9 +150,9 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
     registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
     let plugin = registry.install_file(&p.name, &p.mapping.plugin).map_err(|e| anyhow::anyhow!("{}: {e}", args.pipeline.display()))?;
     println!("pipeline {} is valid", p.name);
-    println!("  source:   jushuitan {} (page size {}, paging {:?})", p.source.request.api, p.source.request.page_size, p.source.paging);
+    println!("  source:   jushuitan {} (page size {}, paging {})", p.source.request.api, p.source.request.page_size, p.source.paging);
     println!("  plugin:   {} (options ok, {} examples mapped)", plugin.label(), p.mapping.examples.len());
-    println!("  target:   {:?}", p.target.kind);
+    println!("  target:   {}", p.target.kind);
     println!("  state:    {}", p.state);
     for w in &p.warnings {
         println!("  warning:  {w}");

@@ -295,6 +295,17 @@ pub enum TargetKind {
     },
 }
 
+/// How a target is shown to people: `command PUT http://host/resource/{uuid}`.
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetKind::Command { base_url, resource } => write!(f, "command (PUT {}/{resource}/{{uuid}})", base_url.trim_end_matches('/')),
+            TargetKind::Http { url } => write!(f, "http (POST {url})"),
+            TargetKind::Jsonl { path } => write!(f, "jsonl ({})", path.display()),
+        }
+    }
+}
+
 impl TargetKind {
     /// Whether the target confirms each record by its `id` (so a mapped
     /// record without one could never be confirmed).
@@ -362,9 +373,9 @@ impl Pipeline {
         let fail = |message: String| ConfigError { file: file.clone(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         let raw: RawPipeline = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {e}")))?
+            serde_json::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {}", crate::plain::words(&e.to_string()))))?
         } else {
-            toml::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {}", e.to_string().trim())))?
+            toml::from_str(&text).map_err(|e| fail(format!("invalid pipeline: {}", crate::plain::words(e.to_string().trim()))))?
         };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::resolve(raw, &dir, path, secrets).map_err(fail)

@@ -42,6 +42,15 @@ pub enum PagingMode {
     Page,
 }
 
+impl std::fmt::Display for PagingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PagingMode::Ts => "ts",
+            PagingMode::Page => "page",
+        })
+    }
+}
+
 /// Reads of a window before it is split.
 const MAX_REREADS: u32 = 3;
 /// Pages in one pass before the answer is called absurd.
