@@ -64,3 +64,45 @@ fn test_prints_one_outcome_per_line() {
     assert_eq!(lines[1]["error"]["field"], serde_json::json!("items[0].qty"));
     assert!(lines[2]["error"]["message"].as_str().unwrap().contains("not valid JSON"));
 }
+
+/// Options as JSON or TOML, from a file or from a pipeline (whose
+/// `mapping.options` may itself name a file), give the same mapping.
+#[test]
+fn options_as_json_toml_or_a_pipelines_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let json = d.join("o.json");
+    std::fs::write(&json, r#"{"fields": [{"to": "订单编号", "from": "o_id", "format": "string", "required": true}, {"to": "来源", "value": "聚水潭"}]}"#)
+        .unwrap();
+    let toml = d.join("o.toml");
+    std::fs::write(
+        &toml,
+        "fields = [\n  { to = \"订单编号\", from = \"o_id\", format = \"string\", required = true },\n  { to = \"来源\", value = \"聚水潭\" },\n]\n",
+    )
+    .unwrap();
+    let input = d.join("in.jsonl");
+    std::fs::write(&input, "{\"o_id\": 7}\n{\"o_id\": 8}\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["plugin", "test", ferry_fixtures::DECLARATIVE];
+        a.extend_from_slice(extra);
+        let out = ferry(&a);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let from_json = run(&["--options", json.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert!(from_json.contains("\"订单编号\":\"7\"") && from_json.contains("聚水潭"), "{from_json}");
+    assert_eq!(run(&["--options", toml.to_str().unwrap(), "--input", input.to_str().unwrap()]), from_json);
+    // A pipeline whose options are a TOML file beside it, with the same records as examples.
+    let state = d.join("s.db");
+    let mut spec = crate::helpers::PipelineSpec::offline(&state);
+    spec.plugin = ferry_fixtures::DECLARATIVE;
+    spec.mapping_options = "\"o.toml\"";
+    let pipeline = d.join("p.toml");
+    std::fs::write(&pipeline, spec.toml().replace("[target]", "examples = \"in.jsonl\"\n\n[target]")).unwrap();
+    assert_eq!(run(&["--pipeline", pipeline.to_str().unwrap()]), from_json, "the pipeline's options and examples");
+    let out = ferry(&["validate", pipeline.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(&pipeline, spec.toml().replace("options = \"o.toml\"", "options = \"missing.toml\"")).unwrap();
+    let out = ferry(&["validate", pipeline.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mapping.options: cannot read options file"), "a missing options file is named");
+}

@@ -21,9 +21,10 @@ pub enum PluginCommand {
     Test {
         /// The component (`.wasm`).
         file: PathBuf,
-        /// Input records, one JSON object per line.
+        /// Input records, one JSON object per line (default with --pipeline:
+        /// its `mapping.examples`).
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// Records per batch.
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
@@ -49,9 +50,14 @@ pub enum PluginCommand {
 
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Options for the plugin: a JSON file (the pipeline's `[mapping.options]`).
-    #[arg(long)]
+    /// Options for the plugin: a JSON or TOML file (what a pipeline's
+    /// `[mapping.options]` holds).
+    #[arg(long, conflicts_with = "pipeline")]
     options: Option<PathBuf>,
+    /// Use this pipeline's options (and, for `test` without --input, its
+    /// `mapping.examples`).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
     /// Do not use the on-disk compile cache.
     #[arg(long)]
     no_cache: bool,
@@ -64,21 +70,23 @@ impl Common {
     }
 
     fn options(&self) -> anyhow::Result<String> {
-        let Some(path) = &self.options else { return Ok("{}".into()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read options file {}", path.display()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("options file {} is not valid JSON (expected a JSON object)", path.display()))?;
-        if !value.is_object() {
-            bail!("options file {}: expected a JSON object, got {}", path.display(), value);
+        if let Some(p) = self.pipeline()? {
+            return Ok(p.mapping.options);
         }
-        Ok(value.to_string())
+        let Some(path) = &self.options else { return Ok("{}".into()) };
+        Ok(crate::pipeline::options::read_options(path).map_err(anyhow::Error::msg)?.to_string())
+    }
+
+    /// The pipeline named by `--pipeline` (its secrets need not be set).
+    fn pipeline(&self) -> anyhow::Result<Option<crate::pipeline::Pipeline>> {
+        Ok(self.pipeline.as_deref().map(crate::pipeline::Pipeline::load_state_only).transpose()?)
     }
 }
 
 pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     match cmd {
         PluginCommand::Check { file, common } => check(&file, &common),
-        PluginCommand::Test { file, input, batch_size, common } => test(&file, &input, batch_size.max(1), &common),
+        PluginCommand::Test { file, input, batch_size, common } => test(&file, input.as_deref(), batch_size.max(1), &common),
         PluginCommand::History { pipeline, json } => history(&pipeline, json),
         PluginCommand::Rollback { pipeline } => rollback(&pipeline),
     }
@@ -109,19 +117,28 @@ fn check(file: &Path, common: &Common) -> anyhow::Result<Exit> {
     }
 }
 
-fn test(file: &Path, input: &Path, batch_size: usize, common: &Common) -> anyhow::Result<Exit> {
+fn test(file: &Path, input: Option<&Path>, batch_size: usize, common: &Common) -> anyhow::Result<Exit> {
     let engine = common.engine()?;
     let options = common.options()?;
     let plugin = engine.load_file(file)?;
-    let limits = Limits::default();
+    let limits = common.pipeline()?.map(|p| p.mapping.limits).unwrap_or_default();
     plugin.check_options(&limits, &options)?;
-    let reader = std::io::BufReader::new(std::fs::File::open(input).with_context(|| format!("cannot open input {}", input.display()))?);
     let mut records = Vec::new();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{}: line {}", input.display(), n + 1))?;
-        if !line.trim().is_empty() {
-            records.push(line);
+    match input {
+        Some(input) => {
+            let reader = std::io::BufReader::new(std::fs::File::open(input).with_context(|| format!("cannot open input {}", input.display()))?);
+            for (n, line) in reader.lines().enumerate() {
+                let line = line.with_context(|| format!("{}: line {}", input.display(), n + 1))?;
+                if !line.trim().is_empty() {
+                    records.push(line);
+                }
+            }
         }
+        None => match common.pipeline()? {
+            Some(p) if !p.mapping.examples.is_empty() => records = p.mapping.examples,
+            Some(p) => bail!("--input: required ({} has no mapping.examples to map)", p.file.display()),
+            None => bail!("--input: required (a JSONL file of records), or --pipeline with mapping.examples"),
+        },
     }
     let mut out = std::io::stdout().lock();
     let mut errors = 0usize;

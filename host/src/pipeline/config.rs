@@ -142,7 +142,8 @@ enum RawMetadata {
 struct RawMapping {
     /// The plugin component, relative to the pipeline file.
     plugin: PathBuf,
-    /// `[mapping.options]`, passed to the plugin as JSON.
+    /// `[mapping.options]`, passed to the plugin as JSON: a table, or the
+    /// path of a JSON or TOML file.
     #[serde(default)]
     options: Option<Value>,
     /// Example input records (JSONL) the plugin must map before going live.
@@ -427,7 +428,9 @@ impl Pipeline {
         let options = match m.options {
             None => "{}".to_string(),
             Some(v @ Value::Object(_)) => v.to_string(),
-            Some(other) => return Err(format!("mapping.options: expected a table, got {other}")),
+            // A file beside the pipeline's, JSON or TOML.
+            Some(Value::String(path)) => super::options::read_options(&dir.join(&path)).map_err(|e| format!("mapping.options: {e}"))?.to_string(),
+            Some(other) => return Err(format!("mapping.options: expected a table, or the path of a JSON or TOML file, got {other}")),
         };
         let examples = match &m.examples {
             None => Vec::new(),

@@ -4,6 +4,7 @@
 mod batch;
 pub mod config;
 pub mod history;
+pub mod options;
 pub mod replay;
 pub mod run;
 mod secrets;
