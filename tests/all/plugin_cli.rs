@@ -21,6 +21,12 @@ fn check_fails_on_bad_options() {
     let out = ferry(&["plugin", "check", ferry_fixtures::DECLARATIVE, "--options", options.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("result:      FAIL"));
+    // A date pattern with a directive strftime does not know is refused, naming it.
+    std::fs::write(&options, r#"{"fields": [{"to": "d", "from": "io_date", "format": "date", "pattern": "%Y%Q"}]}"#).unwrap();
+    let out = ferry(&["plugin", "check", ferry_fixtures::DECLARATIVE, "--options", options.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pattern `%Y%Q`") && text.contains("result:      FAIL"), "{text}");
 }
 
 #[test]

@@ -49,6 +49,9 @@ impl Format {
         if pattern.is_some() && !matches!(format, Format::Date(_) | Format::DateTime(_)) {
             return Err(format!("`pattern` only goes with date or dateTime, not `{name}`"));
         }
+        if let Format::Date(p) | Format::DateTime(p) = &format {
+            time::check_pattern(p)?;
+        }
         Ok(format)
     }
 
