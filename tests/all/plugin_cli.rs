@@ -11,6 +11,9 @@ fn check_prints_what_the_plugin_is() {
     for want in ["plugin:      jushuitan-orders 0.1.0", "contract:    0.1.0", "digest:      sha256:", "size:", "compile:", "result:      PASS"] {
         assert!(text.contains(want), "missing `{want}`");
     }
+    let out = ferry(&["plugin", "check", ferry_fixtures::JUSHUITAN_ORDERS, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["name"].as_str(), v["contract"].as_str(), v["pass"].as_bool()), (Some("jushuitan-orders"), Some("0.1.0"), Some(true)), "{v}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `ferry plugin check` and `ferry plugin test`.
 
 use super::Exit;
-use crate::plugin::{Limits, Outcome, PluginEngine};
+use crate::plugin::{Outcome, PluginEngine};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::io::{BufRead, Write};
@@ -13,6 +13,9 @@ pub enum PluginCommand {
     Check {
         /// The component (`.wasm`).
         file: PathBuf,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -85,25 +88,37 @@ impl Common {
 
 pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     match cmd {
-        PluginCommand::Check { file, common } => check(&file, &common),
+        PluginCommand::Check { file, json, common } => check(&file, json, &common),
         PluginCommand::Test { file, input, batch_size, common } => test(&file, input.as_deref(), batch_size.max(1), &common),
         PluginCommand::History { pipeline, json } => history(&pipeline, json),
         PluginCommand::Rollback { pipeline } => rollback(&pipeline),
     }
 }
 
-fn check(file: &Path, common: &Common) -> anyhow::Result<Exit> {
+fn check(file: &Path, json: bool, common: &Common) -> anyhow::Result<Exit> {
     let engine = common.engine()?;
     let options = common.options()?;
     let plugin = engine.load_file(file)?;
+    let limits = common.pipeline()?.map(|p| p.mapping.limits).unwrap_or_default();
+    let checked = plugin.check_options(&limits, &options);
     let mut out = std::io::stdout().lock();
+    if json {
+        let v = serde_json::json!({
+            "name": plugin.info.name, "version": plugin.info.version, "description": plugin.info.description,
+            "contract": plugin.info.contract, "hostContract": crate::plugin::CONTRACT_VERSION, "digest": plugin.digest,
+            "size": plugin.size, "compileMs": plugin.compile_time.as_secs_f64() * 1e3, "fromCache": plugin.from_cache,
+            "options": checked.as_ref().err().map(|e| e.to_string()), "pass": checked.is_ok(),
+        });
+        writeln!(out, "{v}")?;
+        return Ok(if checked.is_ok() { Exit::Ok } else { Exit::Partial });
+    }
     writeln!(out, "plugin:      {} {}", plugin.info.name, plugin.info.version)?;
     writeln!(out, "description: {}", plugin.info.description)?;
     writeln!(out, "contract:    {} (host speaks {})", plugin.info.contract, crate::plugin::CONTRACT_VERSION)?;
     writeln!(out, "digest:      sha256:{}", plugin.digest)?;
     writeln!(out, "size:        {} bytes", plugin.size)?;
     writeln!(out, "compile:     {:.1} ms{}", plugin.compile_time.as_secs_f64() * 1e3, if plugin.from_cache { " (from disk cache)" } else { "" })?;
-    match plugin.check_options(&Limits::default(), &options) {
+    match checked {
         Ok(()) => {
             writeln!(out, "options:     ok")?;
             writeln!(out, "result:      PASS")?;
