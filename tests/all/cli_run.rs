@@ -18,7 +18,8 @@ async fn run_validate_state_and_dry_run() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pipeline it-orders is valid") && text.contains("page size 50, paging ts"), "{text}");
     assert!(text.contains("target:   command (PUT http://127.0.0.1:") && !text.contains("Command {"), "no Rust names: {text}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pageSize = 100"), "the clamp warning is shown");
+    assert!(text.contains("warning:  metadata.pagination.pageSize = 100"), "the clamp warning is shown");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pageSize = 100"), "and said once");
     assert_eq!(h.source.state.stats().requests, 0, "validate touches no network");
 
     let out = ferry_async(args(&["run", &f, "--dry-run"])).await;

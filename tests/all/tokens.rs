@@ -128,7 +128,7 @@ async fn without_a_key_tokens_are_not_stored() {
     assert!(err.contains("FERRY_TOKEN_KEY is not set") && err.contains("openssl rand -base64 32") && err.contains("app-nokey/default"), "{err}");
     assert_eq!(h.source.state.stats().requests, 0, "nothing was called");
     let out = ferry_async(args(&["validate", &f])).await;
-    assert!(String::from_utf8_lossy(&out.stderr).contains("token_expires_at is not set"), "the unknown expiry is warned about");
+    assert!(said(&out).contains("token_expires_at is not set"), "the unknown expiry is warned about");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

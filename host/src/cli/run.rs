@@ -38,9 +38,7 @@ pub struct ValidateArgs {
 
 fn load(path: &std::path::Path) -> anyhow::Result<Pipeline> {
     let p = Pipeline::load(path)?;
-    for w in &p.warnings {
-        tracing::warn!(pipeline = %p.name, "{w}");
-    }
+    p.say_warnings();
     Ok(p)
 }
 
@@ -145,7 +143,8 @@ async fn progress(runner: Arc<Runner>, format: LogFormat) {
 }
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<Exit> {
-    let p = load(&args.pipeline)?;
+    // Its report lists the warnings; they are not logged too.
+    let p = Pipeline::load(&args.pipeline)?;
     let registry = Registry::new(super::engine()?);
     registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
     let plugin = registry.install_file(&p.name, &p.mapping.plugin).map_err(|e| anyhow::anyhow!("{}: {e}", args.pipeline.display()))?;

@@ -154,6 +154,7 @@ impl Engine {
         let mut pipelines = HashMap::new();
         for s in served {
             let p = &s.pipeline;
+            p.say_warnings();
             let writer = p.state.lock_writer(&p.name, "ferry serve")?;
             let state = p.state.open()?;
             let registry = Arc::new(Registry::new(plugins.clone()));

@@ -296,17 +296,6 @@ pub enum TargetKind {
     },
 }
 
-/// How a target is shown to people: `command PUT http://host/resource/{uuid}`.
-impl std::fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TargetKind::Command { base_url, resource } => write!(f, "command (PUT {}/{resource}/{{uuid}})", base_url.trim_end_matches('/')),
-            TargetKind::Http { url } => write!(f, "http (POST {url})"),
-            TargetKind::Jsonl { path } => write!(f, "jsonl ({})", path.display()),
-        }
-    }
-}
-
 impl TargetKind {
     /// Whether the target confirms each record by its `id` (so a mapped
     /// record without one could never be confirmed).

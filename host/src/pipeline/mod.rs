@@ -8,6 +8,7 @@ pub mod options;
 pub mod replay;
 pub mod run;
 mod secrets;
+mod show;
 pub mod summary;
 
 pub use config::{ConfigError, Pipeline};

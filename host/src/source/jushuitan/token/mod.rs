@@ -19,12 +19,16 @@
 //! re-authorization` and every run fails at once with the fix (`ferry
 //! jushuitan token set`). Service-provider apps (code 150) end there too.
 
+mod call;
+mod set;
+
+pub use set::{set_pair, token_key};
+
 use super::client::Secret;
-use super::retry::{Answer, SourceError, Verdict, classify_body, classify_status, classify_transport};
+use super::retry::SourceError;
 use crate::credentials::{Obtained, Pair, Sealer, TokenRecord, TokenState, TokenVault};
+use call::Issued;
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,18 +54,6 @@ pub struct TokenSettings {
     pub refresh_window: Duration,
     /// A self-built app may get a new pair from `getInitToken`.
     pub init_token: bool,
-}
-
-/// What the token calls answer in `data`.
-#[derive(Deserialize)]
-struct Issued {
-    access_token: String,
-    refresh_token: String,
-    expires_in: i64,
-}
-
-impl Answer for Issued {
-    const SHAPE: &'static str = "{access_token, expires_in, refresh_token}";
 }
 
 /// The pair in use and its record's generation.
@@ -342,43 +334,6 @@ impl TokenKeeper {
             Held { pair, generation: r.generation, expires_at: r.expires_at.as_deref().and_then(parse), obtained_at, retry_after: None };
         Ok(())
     }
-
-    /// A signed token call (no `biz`, no `access_token`).
-    async fn call(&self, path: &str, extra: &[(&str, &str)]) -> Result<Issued, SourceError> {
-        let mut fields = BTreeMap::new();
-        fields.insert("app_key".to_string(), self.app_key.clone());
-        fields.insert("timestamp".to_string(), Timestamp::now().as_second().to_string());
-        fields.insert("charset".to_string(), "utf-8".to_string());
-        for (k, v) in extra {
-            fields.insert(k.to_string(), v.to_string());
-        }
-        let sign = super::sign::sign(self.app_secret.expose(), &fields);
-        fields.insert("sign".to_string(), sign);
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
-        let sent = self
-            .http
-            .post(format!("{}{path}", self.base_url))
-            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded;charset=UTF-8")
-            .body(body)
-            .send()
-            .await;
-        let verdict = match sent {
-            Err(e) => classify_transport(&e),
-            Ok(r) => {
-                let status = r.status().as_u16();
-                match r.bytes().await {
-                    Err(e) => classify_transport(&e),
-                    Ok(b) if status == 200 => classify_body::<Issued>(&b),
-                    Ok(b) => classify_status(status, &b),
-                }
-            }
-        };
-        match verdict {
-            Verdict::Ok(i) => Ok(i),
-            Verdict::Fail(e) => Err(e),
-            Verdict::Retry(cause, last) => Err(SourceError::Exhausted { attempts: 1, cause, last }),
-        }
-    }
 }
 
 fn token_error(key: &str, what: String) -> SourceError {
@@ -393,43 +348,4 @@ fn reauthorize(key: &str, answer: Option<&str>) -> SourceError {
               `ferry jushuitan token set PIPELINE` (or, for a self-built app, set `init_token = true` under [source])"
             .into(),
     }
-}
-
-/// The key of a pipeline's token: `app_key/merchant`.
-pub fn token_key(config: &super::ClientConfig, settings: &TokenSettings) -> String {
-    format!("{}/{}", config.app_key, settings.merchant)
-}
-
-/// Stores a pair the merchant's re-authorization gave (`ferry jushuitan
-/// token set`): it replaces whatever is stored, whatever its state, by
-/// compare-and-set; returns the new generation.
-pub fn set_pair(
-    config: &super::ClientConfig,
-    settings: &TokenSettings,
-    vault: &dyn TokenVault,
-    sealer: &Sealer,
-    pair: &Pair,
-    expires_at: Option<Timestamp>,
-) -> Result<u64, SourceError> {
-    let key = token_key(config, settings);
-    let seed = Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() }.fingerprint();
-    for _ in 0..5 {
-        let expected = vault.token(&key).map_err(|e| token_error(&key, e))?.map_or(0, |r| r.generation);
-        let record = TokenRecord {
-            key: key.clone(),
-            generation: expected + 1,
-            sealed: sealer.seal(&key, pair),
-            expires_at: expires_at.map(sortable),
-            obtained_at: sortable(Timestamp::now()),
-            obtained: Obtained::Set,
-            seed: seed.clone(),
-            state: TokenState::Ok,
-            attempted_at: None,
-            answer: None,
-        };
-        if vault.put_token_if(&record, expected).map_err(|e| token_error(&key, e))? {
-            return Ok(expected + 1);
-        }
-    }
-    Err(token_error(&key, "the stored token kept changing while it was set".into()))
 }

@@ -1,0 +1,31 @@
+//! How a pipeline is shown to people: its target in words, its warnings
+//! said once per process.
+
+use super::Pipeline;
+use super::config::TargetKind;
+
+/// How a target is shown to people: `command PUT http://host/resource/{uuid}`.
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetKind::Command { base_url, resource } => write!(f, "command (PUT {}/{resource}/{{uuid}})", base_url.trim_end_matches('/')),
+            TargetKind::Http { url } => write!(f, "http (POST {url})"),
+            TargetKind::Jsonl { path } => write!(f, "jsonl ({})", path.display()),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Logs the pipeline's warnings, each once per process (a serve that
+    /// builds many runs, or a command that loads the file twice, says a
+    /// warning once).
+    pub fn say_warnings(&self) {
+        static SAID: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<(String, String)>>> = std::sync::OnceLock::new();
+        let mut said = SAID.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        for w in &self.warnings {
+            if said.insert((self.name.clone(), w.clone())) {
+                tracing::warn!(pipeline = %self.name, "{w}");
+            }
+        }
+    }
+}
