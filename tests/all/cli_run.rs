@@ -299,3 +299,44 @@ async fn read_only_commands_need_no_source_secrets() {
     assert_eq!(out.status.code(), Some(2), "a run still needs them");
     assert!(String::from_utf8_lossy(&out.stderr).contains("FERRY_TEST_UNSET_SECRET"));
 }
+
+/// The release archive: built from the binary and plugins of this build,
+/// unpacked into an empty directory, and the demo runs from there with no
+/// flag (it finds the plugin beside the binary); its examples validate.
+#[test]
+fn the_release_archive_runs_the_demo_from_an_empty_directory() {
+    let out = tempfile::tempdir().unwrap();
+    let plugins = std::path::Path::new(ferry_fixtures::JUSHUITAN_ORDERS).parent().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/release.sh");
+    let built = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["--bin", env!("CARGO_BIN_EXE_ferry"), "--plugins", plugins.to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let archive = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let empty = tempfile::tempdir().unwrap();
+    assert!(std::process::Command::new("tar").args(["-xzf", &archive, "-C", empty.path().to_str().unwrap()]).status().unwrap().success());
+    let root = std::fs::read_dir(empty.path()).unwrap().next().unwrap().unwrap().path();
+    for want in ["bin/ferry", "plugins/jushuitan_orders.wasm", "plugins/declarative.wasm", "examples/jushuitan-to-command.toml", "docs/tokens.md", "README.md"]
+    {
+        assert!(root.join(want).is_file(), "the archive lacks {want}");
+    }
+    let demo_dir = root.join("demo-files");
+    let out = std::process::Command::new(root.join("bin/ferry"))
+        .args(["demo", "--orders", "120", "--dir", demo_dir.to_str().unwrap()])
+        .current_dir(&root)
+        .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("missing 0, doubled 0"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(root.join("bin/ferry"))
+        .args(["validate", "examples/jushuitan-to-jsonl-chinese.toml"])
+        .current_dir(&root)
+        .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+        .envs([("JST_APP_KEY", "k"), ("JST_APP_SECRET", "s"), ("JST_ACCESS_TOKEN", "t")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the examples point at the plugins beside them: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -142,7 +142,8 @@ async fn demo(opts: DemoOptions, engine: Arc<PluginEngine>, mut on_summary: impl
     Ok(report)
 }
 
-/// Where the jushuitan-orders plugin usually is after `./dev demo`.
+/// Where the jushuitan-orders plugin usually is: after `./dev demo`, or
+/// beside the binary in a release archive (`bin/ferry`, `plugins/`).
 fn find_plugin() -> Option<PathBuf> {
     let rel = Path::new("wasm32-wasip2").join("release").join("jushuitan_orders.wasm");
     let mut candidates = vec![PathBuf::from("target").join(&rel)];
@@ -150,6 +151,7 @@ fn find_plugin() -> Option<PathBuf> {
         && let Some(dir) = exe.parent().and_then(Path::parent)
     {
         candidates.push(dir.join(&rel));
+        candidates.push(dir.join("plugins").join("jushuitan_orders.wasm"));
     }
     candidates.into_iter().find(|p| p.is_file())
 }
