@@ -10,6 +10,7 @@ mod plugin_compile;
 mod plugin_hostile;
 mod plugin_languages;
 mod plugin_mapping;
+mod plugin_new;
 mod plugin_sandbox;
 mod plugin_swap;
 

@@ -27,7 +27,7 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 pub mod bindings {
     wit_bindgen::generate!({
         world: "mapper",
-        path: "../../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "export_mapper",
         default_bindings_module: "ferry_sdk::bindings",

@@ -9,6 +9,7 @@ mod dlq;
 mod jushuitan;
 mod plugin;
 mod run;
+mod scaffold;
 mod serve;
 mod token;
 

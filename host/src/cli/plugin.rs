@@ -9,6 +9,18 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Create a working plugin skeleton: the mapping, a sample input and a
+    /// README with the commands to build, check and test it.
+    New {
+        /// The plugin's name (lower-case letters, digits, `-`).
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: super::scaffold::Lang,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Load a plugin, check its contract and options, print what it is.
     Check {
         /// The component (`.wasm`).
@@ -88,6 +100,7 @@ impl Common {
 
 pub fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     match cmd {
+        PluginCommand::New { name, lang, dir } => super::scaffold::new_plugin(&name, lang, dir),
         PluginCommand::Check { file, json, common } => check(&file, json, &common),
         PluginCommand::Test { file, input, batch_size, common } => test(&file, input.as_deref(), batch_size.max(1), &common),
         PluginCommand::History { pipeline, json } => history(&pipeline, json),
