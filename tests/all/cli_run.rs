@@ -340,3 +340,36 @@ fn the_release_archive_runs_the_demo_from_an_empty_directory() {
         .unwrap();
     assert!(out.status.success(), "the examples point at the plugins beside them: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// On a terminal, log lines are coloured, unless `NO_COLOR` is set
+/// (https://no-color.org). A pseudo-terminal from `script(1)`.
+#[test]
+fn no_color_turns_colour_off_on_a_terminal() {
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no `script` to give ferry a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.db");
+    let file = dir.path().join("p.toml");
+    // A warning to log (the metadata's page size is clamped); the run then fails offline.
+    std::fs::write(&file, PipelineSpec::offline(&state).toml()).unwrap();
+    let on_terminal = |no_color: bool| {
+        // No window to read (it ends where it starts): the run ends at once.
+        let line = format!("{} run {} --until '2024-01-01 00:00:00'", env!("CARGO_BIN_EXE_ferry"), file.display());
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).env("FERRY_CACHE_DIR", crate::helpers::cache_dir());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).to_string()
+    };
+    // Colour is an SGR code (`ESC [ ... m`); a progress bar's cursor moves are not colour.
+    let sgr = |text: &str| ["\x1b[33m", "\x1b[2m", "\x1b[3m", "\x1b[0m"].iter().any(|c| text.contains(c));
+    let coloured = on_terminal(false);
+    assert!(coloured.contains("WARN") && sgr(&coloured), "colour on a terminal: {coloured:?}");
+    let plain = on_terminal(true);
+    assert!(plain.contains("WARN") && !sgr(&plain), "no colour with NO_COLOR: {plain:?}");
+}
