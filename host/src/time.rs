@@ -42,6 +42,23 @@ pub fn parse(text: &str) -> Result<Timestamp, String> {
     civil.to_zoned(shanghai().clone()).map(|z| z.timestamp()).map_err(|e| format!("`{text}`: {e}"))
 }
 
+/// A time, or a duration before now (`7d`, `12h`: seven days, twelve
+/// hours before this moment), as `source.start` accepts it.
+pub fn parse_or_ago(text: &str) -> Result<Timestamp, String> {
+    parse(text).or_else(|e| match humantime::parse_duration(text.trim()) {
+        Ok(d) => jiff::SignedDuration::try_from(d).ok().and_then(|d| Timestamp::now().checked_sub(d).ok()).ok_or_else(|| format!("`{text}` is too long ago")),
+        Err(_) => Err(format!("{e}, or a duration before now like `7d`")),
+    })
+}
+
+/// Refuses a reversed or empty range, naming both ends (with their offset).
+pub fn check_range(since: Option<Timestamp>, until: Option<Timestamp>) -> Result<(), String> {
+    match (since, until) {
+        (Some(s), Some(u)) if s >= u => Err(format!("the range is reversed or empty: since {} is not before until {}", rfc3339(s), rfc3339(u))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -51,5 +68,17 @@ mod tests {
         assert_eq!(super::format(ts), "2024-03-01 12:30:00");
         assert_eq!(super::parse("2024-03-01 12:30:00.807").unwrap().as_second(), ts.as_second());
         assert!(super::parse("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn ago_and_ranges() {
+        let week = super::parse_or_ago("7d").unwrap();
+        assert!((jiff::Timestamp::now() - week).get_seconds().abs_diff(7 * 86_400) < 5);
+        assert!(super::parse_or_ago("soon").unwrap_err().contains("or a duration before now like `7d`"));
+        let (a, b) = (super::parse("2024-03-01 00:00:00").unwrap(), super::parse("2024-03-02 00:00:00").unwrap());
+        assert!(super::check_range(Some(a), Some(b)).is_ok());
+        let err = super::check_range(Some(b), Some(a)).unwrap_err();
+        assert!(err.contains("since 2024-03-02T00:00:00+08:00 is not before until 2024-03-01T00:00:00+08:00"), "{err}");
+        assert!(super::check_range(Some(a), Some(a)).is_err(), "empty");
     }
 }

@@ -373,3 +373,36 @@ fn no_color_turns_colour_off_on_a_terminal() {
     let plain = on_terminal(true);
     assert!(plain.contains("WARN") && !sgr(&plain), "no colour with NO_COLOR: {plain:?}");
 }
+
+/// A reversed range is refused naming both ends; `start` may be relative
+/// (`4d`: four days before the first run); each run ends with one outcome
+/// log line (JSON with --log-format json) with its counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_relative_starts_and_one_outcome_line() {
+    let h = harness(source_config(64, "app-cli-outcome", 40), TargetSimConfig::default()).await;
+    let text = h.spec(ferry_fixtures::JUSHUITAN_ORDERS).toml().replacen(&format!("start = \"{}\"", h.start), "start = \"4d\"", 1);
+    assert!(text.contains("start = \"4d\""));
+    std::fs::write(&h.file, text).unwrap();
+    let f = h.file.to_str().unwrap().to_string();
+    let out = ferry_async(args(&["run", &f, "--since", "2024-03-02 00:00:00", "--until", "2024-03-01 00:00:00"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--since/--until: the range is reversed or empty: since 2024-03-02T00:00:00+08:00 is not before until 2024-03-01T00:00:00+08:00"),
+        "{err}"
+    );
+    assert_eq!(h.source.state.stats().requests, 0);
+    let out = ferry_async(args(&["run", &f, "--log-format", "json"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let confirmed = h.source.state.truth().orders.iter().filter(|o| o.status == "Confirmed").count() as u64;
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let outcome: Vec<&serde_json::Value> = lines.iter().filter(|l| l["fields"]["message"] == "run finished").collect();
+    assert_eq!(outcome.len(), 1, "one outcome line: {lines:?}");
+    let f = &outcome[0]["fields"];
+    assert_eq!(
+        (f["pipeline"].as_str(), f["status"].as_str(), f["delivered"].as_u64(), f["dead_letters"].as_u64()),
+        (Some("it-orders"), Some("ok"), Some(confirmed), Some(0)),
+        "{f}"
+    );
+    assert!(h.missing().is_empty(), "the relative start covered every order");
+}

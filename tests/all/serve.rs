@@ -91,6 +91,11 @@ async fn sync_commands_are_idempotent() {
     let id = uuid::Uuid::new_v4().to_string();
     let path = format!("/sync-commands/{id}");
     let body = json!({"pipeline": "it-orders"});
+    // A reversed range is refused, naming both ends.
+    let reversed = json!({"pipeline": "it-orders", "since": "2024-03-02 00:00:00", "until": "2024-03-01 00:00:00"});
+    let (code, err) = s.call(Method::PUT, &format!("/sync-commands/{}", uuid::Uuid::new_v4()), Some(TOKEN_A), Some(reversed)).await;
+    assert_eq!(code, 400, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("since 2024-03-02T00:00:00+08:00 is not before until 2024-03-01T00:00:00+08:00"), "{err}");
     // A concurrent double PUT of the same id starts one run.
     let (a, b) = tokio::join!(s.call(Method::PUT, &path, Some(TOKEN_A), Some(body.clone())), s.call(Method::PUT, &path, Some(TOKEN_A), Some(body.clone())));
     let mut codes = [a.0, b.0];

@@ -50,6 +50,7 @@ pub fn run(args: RunArgs, format: LogFormat) -> anyhow::Result<Exit> {
     let pipeline = load(&args.pipeline)?;
     let since = time("--since", args.since)?;
     let until = time("--until", args.until)?;
+    crate::time::check_range(since, until).map_err(|e| anyhow::anyhow!("--since/--until: {e}"))?;
     // One writer per pipeline, held until this run ends (a dry run writes nothing).
     let _writer = if args.dry_run { None } else { Some(super::sole_writer(&pipeline, "ferry run")?) };
     let rt = super::runtime()?;

@@ -397,7 +397,7 @@ impl Pipeline {
         if s.max_attempts == 0 {
             return Err("source.max_attempts: expected at least 1".into());
         }
-        let start = crate::time::parse(&s.start).map_err(|e| format!("source.start: {e}"))?;
+        let start = crate::time::parse_or_ago(&s.start).map_err(|e| format!("source.start: {e}"))?;
         let client = ClientConfig {
             base_url: url(&s.base_url, "source.base_url")?,
             app_key: expand(&s.app_key, "source.app_key")?,

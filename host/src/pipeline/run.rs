@@ -200,6 +200,7 @@ impl Runner {
         {
             tracing::warn!("cannot record the run: {e}");
         }
+        summary.log_outcome(self.pipeline.tenant.as_deref());
         summary
     }
 
@@ -222,6 +223,7 @@ impl Runner {
         }
         let s = &self.pipeline.source;
         let checkpoint = self.state.checkpoint(name)?;
+        self.pipeline.say_if_start_moved(checkpoint, opts.since.is_some());
         let lag = jiff::SignedDuration::try_from(s.lag).unwrap_or_default();
         let windows = match (opts.since, opts.until) {
             (Some(since), until) => planner::split(since, until.unwrap_or_else(|| Timestamp::now() - lag), s.window),

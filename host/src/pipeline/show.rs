@@ -28,4 +28,19 @@ impl Pipeline {
             }
         }
     }
+
+    /// Says, once, which wins when `source.start` was moved after the
+    /// checkpoint (a backfill's `--since` sets its own range).
+    pub fn say_if_start_moved(&self, checkpoint: Option<jiff::Timestamp>, backfill: bool) {
+        let start = self.source.start;
+        if let Some(c) = checkpoint.filter(|c| !backfill && start > *c) {
+            let w = format!(
+                "source.start ({}) is after the checkpoint ({}): the checkpoint wins and the run goes on from it; to skip ahead, run a backfill with --since",
+                crate::time::rfc3339(start),
+                crate::time::rfc3339(c)
+            );
+            let once = Pipeline { warnings: vec![w], ..self.clone() };
+            once.say_warnings();
+        }
+    }
 }

@@ -196,3 +196,30 @@ impl Summary {
         s
     }
 }
+
+impl Summary {
+    /// One log line for the run's outcome (`ferry run`, and each run of
+    /// `ferry serve`, where the command is in the span): what it fetched,
+    /// delivered, dead-lettered and skipped, how long it took and where the
+    /// checkpoint is. A failure is an error; dead letters or an
+    /// interruption a warning.
+    pub fn log_outcome(&self, tenant: Option<&str>) {
+        let tenant = tenant.unwrap_or("default");
+        let skipped = self.skipped_id_check + self.skipped_plugin;
+        let checkpoint = self.checkpoint.as_deref().unwrap_or("-");
+        macro_rules! outcome {
+            ($level:ident, $($what:tt)+) => {
+                tracing::$level!(
+                    pipeline = %self.pipeline, tenant, status = self.status.as_str(), fetched = self.fetched, delivered = self.delivered,
+                    dead_letters = self.dead_lettered, skipped, duration_ms = self.duration_ms, checkpoint, $($what)+
+                )
+            };
+        }
+        match self.status {
+            RunStatus::Failed => outcome!(error, "run failed: {}", self.error.as_deref().unwrap_or("")),
+            RunStatus::Interrupted => outcome!(warn, "run interrupted"),
+            _ if self.dead_lettered > 0 => outcome!(warn, "run finished with {} dead letters", self.dead_lettered),
+            _ => outcome!(info, "run finished"),
+        }
+    }
+}

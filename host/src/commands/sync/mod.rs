@@ -148,12 +148,10 @@ impl SyncCommand {
 }
 
 fn validate(input: &SyncInput) -> Result<(), CommandError> {
-    for (name, v) in [("since", &input.since), ("until", &input.until)] {
-        if let Some(t) = v {
-            crate::time::parse(t).map_err(|e| CommandError::Invalid(format!("{name}: {e}")))?;
-        }
-    }
-    Ok(())
+    let time =
+        |name: &str, v: &Option<String>| v.as_deref().map(|t| crate::time::parse(t).map_err(|e| CommandError::Invalid(format!("{name}: {e}")))).transpose();
+    let (since, until) = (time("since", &input.since)?, time("until", &input.until)?);
+    crate::time::check_range(since, until).map_err(|e| CommandError::Invalid(format!("since/until: {e}")))
 }
 
 /// A command accepted by a create: new, or the replay of the same one.

@@ -95,7 +95,8 @@ pub(crate) async fn execute(
         dry_run: false,
         stop: Some(stop),
     };
-    let summary = runner.run(opts).await;
+    // The run's log lines, its outcome line included, name the command.
+    let summary = tracing::Instrument::instrument(runner.run(opts), tracing::info_span!("sync", command = %id)).await;
     drop(done);
     if let Some(p) = progress {
         let _ = p.await;
