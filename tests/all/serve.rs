@@ -261,6 +261,20 @@ async fn metrics_health_and_openapi() {
     ] {
         assert!(text.contains(name), "metrics lack {name}");
     }
+    // Labelled by pipeline and tenant, and real histograms (buckets), not summaries.
+    for want in [
+        "ferry_run_records_total{pipeline=\"it-orders\",tenant=\"a\",outcome=\"delivered\"}",
+        "ferry_runs_total{pipeline=\"it-orders\",tenant=\"a\",status=\"ok\"} 1",
+        "ferry_run_duration_seconds_bucket{pipeline=\"it-orders\",tenant=\"a\",le=\"",
+        "ferry_records_total{outcome=\"delivered\",pipeline=\"it-orders\"}",
+        "ferry_source_request_seconds_bucket{app_key=\"app-serve-ops\",le=\"",
+        "ferry_checkpoint_lag_seconds{pipeline=\"it-orders\",tenant=\"a\"}",
+        "ferry_queue_length{pipeline=\"it-orders\",tenant=\"a\"} 0",
+        "ferry_last_success_timestamp_seconds{pipeline=\"it-orders\",tenant=\"a\"}",
+    ] {
+        assert!(text.contains(want), "metrics lack {want}:\n{text}");
+    }
+    assert!(!text.contains("quantile="), "no summaries: quantiles are the reader's to compute");
     let (code, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(code, 200);
     for path in ["/sync-commands/{id}", "/sync-commands", "/sync-commands/{id}/tasks", "/plugin-commands/{id}", "/pipelines", "/pipelines/{name}"] {

@@ -53,11 +53,16 @@ impl AppState {
     }
 }
 
+/// Histogram buckets in seconds, for every measured duration (a request
+/// of milliseconds up to a run of an hour): real histograms, so quantiles
+/// are computed where the metrics are read, not lost as zeros.
+const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+
 /// The metrics recorder, installed once per process.
 fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = std::sync::OnceLock::new();
     HANDLE
-        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(BUCKETS).and_then(|b| b.install_recorder()) {
             Ok(h) => Some(h),
             Err(e) => {
                 tracing::warn!("metrics recorder not installed: {e}");

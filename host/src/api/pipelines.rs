@@ -83,6 +83,18 @@ pub async fn one(
 /// `GET /metrics`: Prometheus text.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    // What is read at the scrape, per pipeline and tenant: how far behind the
+    // checkpoint is, how many commands wait, when the token expires.
+    for h in state.engine.pipelines_of_all() {
+        let labels = [("pipeline", h.pipeline().name.clone()), ("tenant", h.tenant().to_string())];
+        if let Ok(Some(c)) = h.store().checkpoint(&h.pipeline().name) {
+            metrics::gauge!("ferry_checkpoint_lag_seconds", &labels).set(jiff::Timestamp::now().duration_since(c).as_secs_f64());
+        }
+        metrics::gauge!("ferry_queue_length", &labels).set(state.engine.queue_of(h).1 as f64);
+        if let Some(t) = state.engine.token_of(h) {
+            t.seconds_left();
+        }
+    }
     let text = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

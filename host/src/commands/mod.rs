@@ -251,6 +251,14 @@ impl Engine {
         out
     }
 
+    /// Every served pipeline, by name (for what only the operator sees:
+    /// metrics).
+    pub fn pipelines_of_all(&self) -> Vec<&Arc<PipelineHandle>> {
+        let mut out: Vec<&Arc<PipelineHandle>> = self.pipelines.values().collect();
+        out.sort_by(|a, b| a.pipeline.name.cmp(&b.pipeline.name));
+        out
+    }
+
     /// The pipeline's sync running anywhere (here, or on another worker of
     /// the cluster) and how many wait in its queue.
     pub fn queue_of(&self, h: &PipelineHandle) -> (Option<String>, u64) {

@@ -295,7 +295,7 @@ impl Runner {
         let tenant = self.pipeline.tenant.as_deref().unwrap_or("default");
         let (result, raws) =
             crate::plugin::PluginPool::global().run(tenant, move || (registry.map_isolating(&name, &raws), raws)).await.map_err(RunError::Task)?;
-        metrics::counter!("ferry_records_total", "outcome" => "fetched").increment(raws.len() as u64);
+        metrics::counter!("ferry_records_total", "outcome" => "fetched", "pipeline" => self.pipeline.name.clone()).increment(raws.len() as u64);
         let now = Timestamp::now().to_string();
         let c = &self.counters;
         let dead_letter = |key: &RecordKey, raw: &str, reason: String, plugin: &str| DeadLetter {
@@ -313,7 +313,7 @@ impl Runner {
                 let digest = self.registry.live(&self.pipeline.name).map(|p| p.digest.clone()).unwrap_or_default();
                 tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keys.len());
                 Counters::add(&c.failed_mapping, keys.len() as u64);
-                metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(keys.len() as u64);
+                metrics::counter!("ferry_records_total", "outcome" => "failed_mapping", "pipeline" => self.pipeline.name.clone()).increment(keys.len() as u64);
                 // Each record keeps a short reason; the whole error is in the log once.
                 let reason = batch_reason(keys.len(), &e);
                 let dead = keys.iter().zip(&raws).map(|(k, raw)| dead_letter(k, raw, reason.clone(), &digest)).collect();
@@ -325,7 +325,7 @@ impl Runner {
             Some(PluginUsed { name: plugin.info.name.clone(), version: plugin.info.version.clone(), digest: plugin.digest.clone() });
         Counters::add(&c.fuel, out.fuel_used);
         Counters::add(&c.plugin_us, out.elapsed.as_micros() as u64);
-        metrics::histogram!("ferry_plugin_batch_seconds").record(out.elapsed.as_secs_f64());
+        metrics::histogram!("ferry_plugin_batch_seconds", "pipeline" => self.pipeline.name.clone()).record(out.elapsed.as_secs_f64());
         metrics::counter!("ferry_plugin_fuel_total").increment(out.fuel_used);
         let records = keys.into_iter().zip(raws).map(|(key, raw)| SourceRecord { key, raw }).collect();
         let batch = super::batch::build(&self.pipeline, "batch", &plugin.digest, Some(w.end.to_string()), out.outcomes, records);
@@ -341,7 +341,7 @@ impl Runner {
                 }
                 Fate::Failed(source, reason) => {
                     Counters::add(&c.failed_mapping, 1);
-                    metrics::counter!("ferry_records_total", "outcome" => "failed_mapping").increment(1);
+                    metrics::counter!("ferry_records_total", "outcome" => "failed_mapping", "pipeline" => self.pipeline.name.clone()).increment(1);
                     dead.push(dead_letter(&source.key, &source.raw, reason, &plugin.digest));
                 }
             }

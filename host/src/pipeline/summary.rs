@@ -205,6 +205,7 @@ impl Summary {
     /// interruption a warning.
     pub fn log_outcome(&self, tenant: Option<&str>) {
         let tenant = tenant.unwrap_or("default");
+        self.record_metrics(tenant);
         let skipped = self.skipped_id_check + self.skipped_plugin;
         let checkpoint = self.checkpoint.as_deref().unwrap_or("-");
         macro_rules! outcome {
@@ -220,6 +221,34 @@ impl Summary {
             RunStatus::Interrupted => outcome!(warn, "run interrupted"),
             _ if self.dead_lettered > 0 => outcome!(warn, "run finished with {} dead letters", self.dead_lettered),
             _ => outcome!(info, "run finished"),
+        }
+    }
+
+    /// The run's metrics, labelled by pipeline and tenant: runs by status,
+    /// records by outcome, the run's duration (a histogram), the time of
+    /// the last run that finished (ok or partial) and the checkpoint's lag.
+    fn record_metrics(&self, tenant: &str) {
+        let labels = [("pipeline", self.pipeline.clone()), ("tenant", tenant.to_string())];
+        let with = |k: &'static str, v: &'static str| {
+            let mut l: Vec<(&'static str, String)> = labels.to_vec();
+            l.push((k, v.to_string()));
+            l
+        };
+        if self.status == RunStatus::DryRun {
+            return;
+        }
+        metrics::counter!("ferry_runs_total", &with("status", self.status.as_str())).increment(1);
+        for (outcome, n) in [
+            ("fetched", self.fetched),
+            ("delivered", self.delivered),
+            ("dead_lettered", self.dead_lettered),
+            ("skipped", self.skipped_id_check + self.skipped_plugin),
+        ] {
+            metrics::counter!("ferry_run_records_total", &with("outcome", outcome)).increment(n);
+        }
+        metrics::histogram!("ferry_run_duration_seconds", &labels).record(self.duration_ms as f64 / 1e3);
+        if matches!(self.status, RunStatus::Ok | RunStatus::Partial) {
+            metrics::gauge!("ferry_last_success_timestamp_seconds", &labels).set(jiff::Timestamp::now().as_second() as f64);
         }
     }
 }

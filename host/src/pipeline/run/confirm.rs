@@ -37,7 +37,7 @@ pub async fn deliver(sink: &Sink, state: &dyn StateStore, c: &Counters, pipeline
     while let Some(entry) = stack.pop() {
         let started = Instant::now();
         let sent = sink.send(&entry).await;
-        metrics::histogram!("ferry_batch_send_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("ferry_batch_send_seconds", "pipeline" => pipeline.to_string()).record(started.elapsed().as_secs_f64());
         match sent {
             Ok(delivery) => confirm(state, c, pipeline, &entry, &delivery)?,
             Err(SinkError::Rejected { status, body, .. }) if refused_for_content(status) => {
@@ -186,8 +186,8 @@ fn record(
     replayed: bool,
 ) -> Result<(), RunError> {
     state.confirm(pipeline, entry, count, &dead)?;
-    metrics::counter!("ferry_records_total", "outcome" => "delivered").increment(count.success);
-    metrics::counter!("ferry_records_total", "outcome" => "failed_target").increment(dead.len() as u64);
+    metrics::counter!("ferry_records_total", "outcome" => "delivered", "pipeline" => pipeline.to_string()).increment(count.success);
+    metrics::counter!("ferry_records_total", "outcome" => "failed_target", "pipeline" => pipeline.to_string()).increment(dead.len() as u64);
     metrics::counter!("ferry_target_commands_total", "replayed" => if replayed { "yes" } else { "no" }).increment(1);
     Counters::add(&c.commands, 1);
     Counters::add(&c.delivered, count.success);

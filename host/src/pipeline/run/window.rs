@@ -144,7 +144,7 @@ impl Runner {
             keyed.retain(|_| !handled.next().unwrap_or(false));
         }
         Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
-        metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check").increment((before - keyed.len()) as u64);
+        metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check", "pipeline" => name.clone()).increment((before - keyed.len()) as u64);
         if keyed.is_empty() {
             return Ok(None);
         }

@@ -191,7 +191,10 @@ impl JushuitanClient {
                 Some(k) => k.access().await?,
                 None => (self.config.access_token.clone(), 0),
             };
-            match self.attempt(path, biz, &token).await {
+            let sent_at = std::time::Instant::now();
+            let verdict = self.attempt(path, biz, &token).await;
+            metrics::histogram!("ferry_source_request_seconds", "app_key" => self.config.app_key.clone()).record(sent_at.elapsed().as_secs_f64());
+            match verdict {
                 Verdict::Fail(SourceError::Refused { code: 100, .. }) if !renewed && self.tokens.is_some() => {
                     renewed = true;
                     tracing::info!("the gateway refused the access token (code 100); renewing it and trying once more");
