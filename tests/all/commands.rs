@@ -103,6 +103,19 @@ async fn queued_commands_cancel_and_started_ones_refuse() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The running sync says where it is: windows done of planned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut live = Value::Null;
+    while std::time::Instant::now() < deadline {
+        let (_, p) = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_A), None).await;
+        if p["live"]["windowsPlanned"].as_u64().is_some_and(|n| n > 0) {
+            live = p["live"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let planned = live["windowsPlanned"].as_u64().expect("the running sync shows the windows it planned");
+    assert!(live["windowsDone"].as_u64().unwrap() <= planned, "{live}");
     let (_, queued) = s.call(Method::PUT, &format!("/sync-commands/{b}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
     assert_eq!((queued["status"].as_str(), queued["queuePosition"].as_u64()), (Some("queued"), Some(1)), "{queued}");
     let (code, cancelled) = s.call(Method::DELETE, &format!("/sync-commands/{b}"), Some(TOKEN_A), None).await;

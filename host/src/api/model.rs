@@ -123,6 +123,10 @@ pub struct LiveView {
     /// The window being read.
     pub window: String,
     pub windows_done: u64,
+    /// Windows the run planned.
+    pub windows_planned: u64,
+    /// Seconds until the run should end, at its pace so far.
+    pub eta_seconds: Option<u64>,
     pub pages: u64,
     pub requests: u64,
     pub fetched: u64,

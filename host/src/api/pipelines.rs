@@ -23,6 +23,8 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
                 command: id.to_string(),
                 window: runner.current_window.lock().map(|w| w.clone()).unwrap_or_default(),
                 windows_done: get(&c.windows_done),
+                windows_planned: c.progress().1,
+                eta_seconds: c.progress().2.map(|d| d.as_secs()),
                 pages: get(&s.pages),
                 requests: get(&s.requests),
                 fetched: get(&c.fetched),

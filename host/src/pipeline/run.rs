@@ -181,6 +181,7 @@ impl Runner {
     /// Runs once; never panics on bad input, always returns a summary.
     pub async fn run(&self, mut opts: RunOptions) -> Summary {
         let started = Instant::now();
+        *self.counters.started.lock().expect("counters lock") = Some(started);
         let name = self.pipeline.name.clone();
         let run_id = if opts.dry_run { None } else { self.state.start_run(&name, if opts.since.is_some() { "backfill" } else { "run" }).ok() };
         let mut windows = 0u64;
@@ -243,6 +244,7 @@ impl Runner {
         };
         let windows = planner::resume(windows, &saved, s.window);
         *windows_total = windows.len() as u64;
+        self.counters.windows_planned.store(windows.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let sem = Arc::new(Semaphore::new(self.pipeline.target.concurrency));
         let claimed = Mutex::new(HashSet::new());
         let mut planned = windows.into_iter();

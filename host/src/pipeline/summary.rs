@@ -10,6 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Counters {
     /// Windows fully confirmed.
     pub windows_done: AtomicU64,
+    /// Windows the run planned (known once it has planned them).
+    pub windows_planned: AtomicU64,
+    /// When the run started.
+    pub started: Mutex<Option<std::time::Instant>>,
     /// Records received from the source.
     pub fetched: AtomicU64,
     /// Dropped by idCheck (already handled).
@@ -44,6 +48,16 @@ impl Counters {
     /// Adds to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Where a run is: windows done, windows planned, and when it should
+    /// end at the pace so far (the rate budget sets that pace), once a
+    /// window is done.
+    pub fn progress(&self) -> (u64, u64, Option<std::time::Duration>) {
+        let (done, planned) = (self.windows_done.load(Ordering::Relaxed), self.windows_planned.load(Ordering::Relaxed));
+        let elapsed = self.started.lock().ok().and_then(|s| s.map(|s| s.elapsed()));
+        let eta = elapsed.filter(|_| done > 0 && planned >= done).map(|e| e.mul_f64((planned - done) as f64 / done as f64));
+        (done, planned, eta)
     }
 }
 
