@@ -79,7 +79,7 @@ pub struct PipelineView {
     pub tenant: String,
     /// Schedule in seconds, if any.
     pub every_seconds: Option<u64>,
-    /// Last sync time (Asia/Shanghai).
+    /// Last sync time: RFC 3339 with its offset (`2024-03-01T12:30:00+08:00`).
     pub checkpoint: Option<String>,
     pub plugin: Option<PluginView>,
     pub dead_letters: u64,

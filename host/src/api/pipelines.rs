@@ -40,7 +40,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         name: name.clone(),
         tenant: h.tenant.clone(),
         every_seconds: h.every.map(|d| d.as_secs()),
-        checkpoint: h.state.checkpoint(name).ok().flatten().map(crate::time::format),
+        checkpoint: h.state.checkpoint(name).ok().flatten().map(crate::time::rfc3339),
         plugin: h.registry.live(name).map(|p| PluginView { name: p.info.name.clone(), version: p.info.version.clone(), digest: p.digest.clone() }),
         dead_letters: h.state.dead_letter_count(name).unwrap_or(0),
         running,

@@ -191,7 +191,7 @@ pub fn state(args: StateArgs) -> anyhow::Result<Exit> {
     }
     println!("pipeline:    {}", p.name);
     println!("state:       {}", p.state);
-    println!("checkpoint:  {}", checkpoint.map_or("none (the next run starts at source.start)".into(), crate::time::format));
+    println!("checkpoint:  {}", checkpoint.map_or("none (the next run starts at source.start)".into(), crate::time::rfc3339));
     println!("outbox:      {} pending commands", store.pending(&p.name)?.len());
     println!("idCheck:     {} record versions handled", store.handled_count(&p.name)?);
     println!("dead letters: {}", store.dead_letter_count(&p.name)?);

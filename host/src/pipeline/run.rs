@@ -390,7 +390,7 @@ impl Runner {
             error,
             windows,
             windows_done: get(&c.windows_done),
-            checkpoint: self.state.checkpoint(&self.pipeline.name).ok().flatten().map(crate::time::format),
+            checkpoint: self.state.checkpoint(&self.pipeline.name).ok().flatten().map(crate::time::rfc3339),
             requests: get(&s.requests),
             pages: get(&s.pages),
             rate_limit_waits: get(&s.rate_waits),
