@@ -161,8 +161,8 @@ async fn a_stopped_worker_woken_after_a_takeover_writes_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     fleet.start("w2").await;
-    let w1 = fleet.workers[0].child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-STOP", &w1]).status().unwrap().success());
+    let w1 = fleet.workers[0].child.id();
+    crate::helpers::signal(w1, "-STOP");
     // w2 takes the run over once w1's lease has run out.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -173,7 +173,7 @@ async fn a_stopped_worker_woken_after_a_takeover_writes_nothing() {
         assert!(Instant::now() < deadline, "w2 never took it over: {c}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(std::process::Command::new("kill").args(["-CONT", &w1]).status().unwrap().success());
+    crate::helpers::signal(w1, "-CONT");
     // From now on every look shows w2 and the takeover note, until the end.
     let deadline = Instant::now() + Duration::from_secs(120);
     let done = loop {
@@ -224,7 +224,7 @@ async fn a_swap_through_one_worker_reaches_the_others() {
     }
     // Stop a, so that b runs the next sync.
     let a = fleet.workers.remove(0);
-    assert!(std::process::Command::new("kill").args(["-TERM", &a.child.id().to_string()]).status().unwrap().success());
+    crate::helpers::signal(a.child.id(), "-TERM");
     drop(a);
     let sync = uuid::Uuid::new_v4().to_string();
     let (code, _) = fleet.call(0, Method::PUT, &format!("/sync-commands/{sync}"), sync_body("p00")).await;

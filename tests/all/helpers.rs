@@ -213,3 +213,9 @@ pub async fn wait_exit(mut child: std::process::Child, within: std::time::Durati
     .await
     .unwrap()
 }
+
+/// Sends `signal` (`-TERM`, `-9`, `-STOP`, ...) to process `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill {signal} {pid}");
+}

@@ -22,6 +22,7 @@ mod answers;
 
 // Access tokens that expire and renew.
 mod tokens;
+mod tokens_serve;
 
 // Idempotent writes, crash and resume, dead letters.
 mod writes;
@@ -30,11 +31,13 @@ mod writes;
 mod restart;
 
 // The binary end to end: run, validate, state, demo, bad pipeline files.
+mod cli_habits;
 mod cli_run;
 mod examples;
 
 // ferry serve: the control API.
 mod serve;
+mod serve_ops;
 
 // Two tenants on one host, one of them hostile.
 mod tenants;

@@ -169,7 +169,7 @@ async fn a_flooding_tenant_cannot_starve_another() {
     assert!(peak < PEAK_RSS, "ferry serve peaked at {peak} bytes");
 
     // SIGTERM ends the host within its grace.
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    crate::helpers::signal(pid, "-TERM");
     let status = crate::helpers::wait_exit(child, Duration::from_secs(30)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "SIGTERM stops serve within its grace");
 }
