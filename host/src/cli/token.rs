@@ -56,15 +56,19 @@ fn kept(path: &std::path::Path, read_only: bool) -> anyhow::Result<(Pipeline, To
 
 pub fn run(cmd: TokenCommand) -> anyhow::Result<Exit> {
     match cmd {
-        TokenCommand::Status { pipeline, json } => status(&pipeline, json),
+        TokenCommand::Status { pipeline, json } => {
+            let (p, settings) = kept(&pipeline, true)?;
+            let store = p.state.open().context("opening the state store")?;
+            status(&p, &settings, store.as_ref(), json)
+        }
         TokenCommand::Refresh { pipeline } => {
-            let (p, _) = kept(&pipeline, false)?;
+            let (p, settings) = kept(&pipeline, false)?;
             let store = p.state.open().context("opening the state store")?;
             let vault: Arc<dyn TokenVault> = store.clone();
             let client = JushuitanClient::new(p.source.client.clone(), None)?.with_tokens(vault)?;
             let keeper = client.tokens().context("the token keeper")?.clone();
             super::runtime()?.block_on(keeper.refresh_now())?;
-            status(&pipeline, false)
+            status(&p, &settings, store.as_ref(), false)
         }
         TokenCommand::Set { pipeline, access_env, refresh_env, expires_in } => {
             let (p, settings) = kept(&pipeline, false)?;
@@ -88,26 +92,24 @@ pub fn run(cmd: TokenCommand) -> anyhow::Result<Exit> {
             let expires_at = expires_in.map(|s| jiff::Timestamp::now() + jiff::SignedDuration::from_secs(s as i64));
             let generation = set_pair(&p.source.client, &settings, store.as_ref(), &sealer, &pair, expires_at)?;
             println!("stored the new pair of {} (generation {generation})", token_key(&p.source.client, &settings));
-            status(&pipeline, false)
+            status(&p, &settings, store.as_ref(), false)
         }
     }
 }
 
-fn status(path: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
-    let (p, settings) = kept(path, true)?;
-    let key = token_key(&p.source.client, &settings);
-    let store = p.state.open().context("opening the state store")?;
+fn status(p: &Pipeline, settings: &TokenSettings, store: &dyn TokenVault, json: bool) -> anyhow::Result<Exit> {
+    let key = token_key(&p.source.client, settings);
     let Some(r) = store.token(&key).map_err(anyhow::Error::msg)? else {
         println!("{key}: no token stored yet (the first run stores the configured pair)");
         return Ok(Exit::Ok);
     };
     let at = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok());
-    let expires = at(&r.expires_at);
-    let left = expires.map(|e| e.duration_since(jiff::Timestamp::now()).as_secs());
+    let (expires, obtained_at) = (at(&r.expires_at), r.obtained_at.parse::<jiff::Timestamp>().ok());
+    let left = r.seconds_left();
     if json {
         let v = serde_json::json!({
             "key": key, "state": r.state.as_str(), "generation": r.generation, "obtained": r.obtained.as_str(),
-            "obtainedAt": at(&Some(r.obtained_at.clone())).map(crate::time::rfc3339), "expiresAt": expires.map(crate::time::rfc3339),
+            "obtainedAt": obtained_at.map(crate::time::rfc3339), "expiresAt": expires.map(crate::time::rfc3339),
             "secondsLeft": left, "lastAttemptAt": at(&r.attempted_at).map(crate::time::rfc3339), "lastAnswer": r.answer,
         });
         println!("{v}");
@@ -115,7 +117,7 @@ fn status(path: &std::path::Path, json: bool) -> anyhow::Result<Exit> {
     }
     println!("token:        {key}");
     println!("state:        {}", r.state.as_str().replace('_', " "));
-    println!("obtained:     {} at {}", r.obtained.as_str(), at(&Some(r.obtained_at.clone())).map_or("?".into(), crate::time::rfc3339));
+    println!("obtained:     {} at {}", r.obtained.as_str(), obtained_at.map_or("?".into(), crate::time::rfc3339));
     match (expires, left) {
         (Some(e), Some(l)) if l > 0 => {
             println!("expires:      {} (in {})", crate::time::rfc3339(e), humantime::format_duration(std::time::Duration::from_secs(l as u64)))

@@ -20,12 +20,8 @@ impl Pipeline {
     /// builds many runs, or a command that loads the file twice, says a
     /// warning once).
     pub fn say_warnings(&self) {
-        static SAID: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<(String, String)>>> = std::sync::OnceLock::new();
-        let mut said = SAID.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         for w in &self.warnings {
-            if said.insert((self.name.clone(), w.clone())) {
-                tracing::warn!(pipeline = %self.name, "{w}");
-            }
+            say_once(&self.name, w);
         }
     }
 
@@ -39,8 +35,16 @@ impl Pipeline {
                 crate::time::rfc3339(start),
                 crate::time::rfc3339(c)
             );
-            let once = Pipeline { warnings: vec![w], ..self.clone() };
-            once.say_warnings();
+            say_once(&self.name, &w);
         }
+    }
+}
+
+/// Logs `warning` of `pipeline` unless this process already said it.
+fn say_once(pipeline: &str, warning: &str) {
+    static SAID: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<(String, String)>>> = std::sync::OnceLock::new();
+    let mut said = SAID.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if said.insert((pipeline.to_string(), warning.to_string())) {
+        tracing::warn!(pipeline, "{warning}");
     }
 }

@@ -103,7 +103,7 @@ impl TokenKeeper {
         http: reqwest::Client,
     ) -> Result<TokenKeeper, SourceError> {
         let key = token_key(config, &settings);
-        let configured = Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() };
+        let configured = configured(config, &settings);
         let keeper = |held| TokenKeeper {
             key: key.clone(),
             base_url: config.base_url.trim_end_matches('/').to_string(),
@@ -334,6 +334,12 @@ impl TokenKeeper {
             Held { pair, generation: r.generation, expires_at: r.expires_at.as_deref().and_then(parse), obtained_at, retry_after: None };
         Ok(())
     }
+}
+
+/// The pair the pipeline file's `${ENV}` values give (what a stored record
+/// remembers as its seed).
+fn configured(config: &super::ClientConfig, settings: &TokenSettings) -> Pair {
+    Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() }
 }
 
 fn token_error(key: &str, what: String) -> SourceError {

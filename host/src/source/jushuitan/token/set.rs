@@ -24,7 +24,7 @@ pub fn set_pair(
     expires_at: Option<Timestamp>,
 ) -> Result<u64, SourceError> {
     let key = token_key(config, settings);
-    let seed = Pair { access: config.access_token.expose().to_string(), refresh: settings.refresh_token.expose().to_string() }.fingerprint();
+    let seed = super::configured(config, settings).fingerprint();
     for _ in 0..5 {
         let expected = vault.token(&key).map_err(|e| token_error(&key, e))?.map_or(0, |r| r.generation);
         let record = TokenRecord {
