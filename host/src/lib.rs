@@ -33,6 +33,7 @@
 //!   (`src/bin/ferry`) adds `ferry demo` and `ferry sim`, which run the
 //!   simulators of the `ferry-sim` crate (not part of this library).
 
+pub mod alerts;
 pub mod api;
 pub mod budget;
 pub mod cli;

@@ -36,6 +36,7 @@ mod cli_run;
 mod examples;
 
 // ferry serve: the control API.
+mod alerts;
 mod serve;
 mod serve_ops;
 

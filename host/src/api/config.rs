@@ -28,6 +28,27 @@ struct RawServe {
     /// The listener's bounds.
     #[serde(default)]
     api: RawApi,
+    /// `[alerting]`: how alert rules are checked.
+    #[serde(default)]
+    alerting: RawAlerting,
+    /// Alert rules.
+    #[serde(default)]
+    alerts: Vec<crate::alerts::RawRule>,
+}
+
+/// `[alerting]`: how often timed alert conditions (lag, success rate,
+/// token) are checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerting {
+    #[serde(default = "thirty_seconds", with = "humantime_serde")]
+    every: Duration,
+}
+
+impl Default for RawAlerting {
+    fn default() -> Self {
+        RawAlerting { every: thirty_seconds() }
+    }
 }
 
 /// `[api]`: how long a client may take, and how many may be connected.
@@ -63,6 +84,10 @@ struct RawCluster {
     /// are taken over after this long.
     #[serde(default = "fifteen_seconds", with = "humantime_serde")]
     lease: Duration,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn fifteen_seconds() -> Duration {
@@ -111,6 +136,10 @@ pub struct ServeConfig {
     pub cluster: Option<ClusterConfig>,
     /// The listener's bounds (`[api]`).
     pub api: super::listen::ListenLimits,
+    /// `[[alerts]]`, checked.
+    pub alerts: Vec<crate::alerts::Rule>,
+    /// How often timed alert conditions are checked.
+    pub alert_check: Duration,
 }
 
 impl ServeConfig {
@@ -202,7 +231,12 @@ impl ServeConfig {
             body_timeout: a.body_timeout,
             shutdown_grace: a.shutdown_grace,
         };
-        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster, api })
+        if raw.alerting.every < Duration::from_secs(1) {
+            return Err(format!("{file}: alerting.every: expected at least 1s"));
+        }
+        let names: Vec<String> = pipelines.iter().map(|p| p.pipeline.name.clone()).collect();
+        let alerts = crate::alerts::resolve(raw.alerts, &names).map_err(|e| format!("{file}: {e}"))?;
+        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster, api, alerts, alert_check: raw.alerting.every })
     }
 }
 

@@ -89,6 +89,16 @@ impl Cluster {
         self.db.live_digests()
     }
 
+    /// Whether this worker speaks for the cluster in what every worker
+    /// would otherwise each say (alerts on a timer): the live worker with
+    /// the smallest id.
+    pub fn leads(&self) -> bool {
+        match self.view() {
+            Ok((workers, _)) => workers.iter().filter(|w| w.alive).map(|w| w.id.as_str()).min() == Some(self.worker.as_str()),
+            Err(_) => false,
+        }
+    }
+
     /// Every worker that ever joined, and the leases held now.
     pub fn view(&self) -> Result<(Vec<WorkerView>, Vec<LeaseView>), StateError> {
         self.db.cluster_view(secs(self.lease * 2))

@@ -13,6 +13,7 @@
 //! (`api/`) parses, authorizes and calls these methods; it keeps no
 //! command state of its own.
 
+mod alerting;
 mod error;
 mod follow;
 pub mod history;
@@ -132,6 +133,8 @@ pub struct Engine {
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Wakes the cluster dispatcher (a command was accepted here).
     pub(crate) dispatch: Notify,
+    /// The serve file's `[[alerts]]`, told of runs, swaps and lag.
+    pub(crate) alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl Engine {
@@ -145,6 +148,7 @@ impl Engine {
         cluster: Option<&ClusterConfig>,
         history: Duration,
         plugins: Arc<PluginEngine>,
+        alerts: Arc<crate::alerts::Alerts>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Arc<Engine>> {
         let cluster = match cluster {
@@ -158,7 +162,8 @@ impl Engine {
             let writer = p.state.lock_writer(&p.name, "ferry serve")?;
             let state = p.state.open()?;
             let registry = Arc::new(Registry::new(plugins.clone()));
-            registry.set_recorder(crate::pipeline::history::store_recorder(state.clone()));
+            let tenant = p.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.to_string());
+            registry.set_recorder(alerting::recorder(crate::pipeline::history::store_recorder(state.clone()), alerts.clone(), tenant.clone()));
             registry.register(&p.name, p.mapping.options.clone(), p.mapping.limits.clone(), p.mapping.examples.clone());
             match cluster.as_ref().and_then(|_| live_version(state.as_ref(), &p.name)) {
                 Some((digest, bytes)) => registry.install_bytes(&p.name, &bytes, &format!("cluster (live version sha256:{digest})"))?,
@@ -173,7 +178,7 @@ impl Engine {
             };
             let handle = PipelineHandle {
                 pipeline: p.clone(),
-                tenant: p.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.to_string()),
+                tenant,
                 every: s.every,
                 registry,
                 state,
@@ -194,6 +199,7 @@ impl Engine {
             history,
             cluster,
             dispatch: Notify::new(),
+            alerts,
         });
         history::prune(&engine);
         sync::restore(&engine);
@@ -224,6 +230,10 @@ impl Engine {
             if handle.pipeline.source.client.tokens.is_some() {
                 workers.spawn(tokens::keep_fresh(self.clone(), handle.clone()));
             }
+        }
+        if self.alerts.any() {
+            self.alerts.start(&mut workers, self.stop.clone());
+            workers.spawn(alerting::watch(self.clone()));
         }
         let (engine, mut stop) = (self.clone(), self.stop.clone());
         workers.spawn(async move {

@@ -7,7 +7,7 @@ pub mod history;
 pub mod options;
 pub mod replay;
 pub mod run;
-mod secrets;
+pub(crate) mod secrets;
 mod show;
 pub mod summary;
 

@@ -5,7 +5,7 @@
 use crate::source::jushuitan::Secret;
 
 /// Replaces every `${VAR}` with the variable's value.
-pub(super) fn expand(text: &str, key: &str) -> Result<String, String> {
+pub(crate) fn expand(text: &str, key: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("${") {
@@ -20,7 +20,7 @@ pub(super) fn expand(text: &str, key: &str) -> Result<String, String> {
     Ok(out)
 }
 
-pub(super) fn url(text: &str, key: &str) -> Result<String, String> {
+pub(crate) fn url(text: &str, key: &str) -> Result<String, String> {
     let v = expand(text, key)?;
     if !(v.starts_with("http://") || v.starts_with("https://")) {
         return Err(format!("{key}: expected an http:// or https:// URL, got `{v}`"));

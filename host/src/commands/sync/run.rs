@@ -77,7 +77,11 @@ pub(crate) async fn execute(
     let _slot = handle.slot.lock().await;
     let runner = match Runner::from_parts(handle.pipeline.clone(), handle.registry.clone(), handle.state.clone(), false) {
         Ok(r) => Arc::new(r),
-        Err(e) => return Outcome { status: SyncStatus::Failed, count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() },
+        Err(e) => {
+            let fact = crate::alerts::Fact::Run { status: RunStatus::Failed, dead_letters: 0, error: Some(e.to_string()) };
+            state.alerts.observe(name, &handle.tenant, &fact);
+            return Outcome { status: SyncStatus::Failed, count: TaskCountView::default(), error: Some(e.to_string()), failed: Vec::new() };
+        }
     };
     *handle.running.lock().expect("running lock") = Some((id, runner.clone()));
     // In a cluster, other workers read the command from the database: keep its taskCount moving there.
@@ -118,6 +122,8 @@ pub(crate) async fn execute(
         RunStatus::Failed => SyncStatus::Failed,
     };
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status.as_str()).increment(1);
+    let fact = crate::alerts::Fact::Run { status: summary.status, dead_letters: summary.dead_lettered, error: summary.error.clone() };
+    state.alerts.observe(name, &handle.tenant, &fact);
     *handle.running.lock().expect("running lock") = None;
     Outcome { status, count, error: summary.error.clone(), failed }
 }
