@@ -1,8 +1,10 @@
 //! A Command-pattern target (seed 001): `PUT /{resource}/{uuid}` with
 //! `{"records": [...]}`, replay-safe; `POST /{resource}` with an optional
 //! id; `GET` status and per-record tasks; optional async completion;
-//! faults (500, slow, reset before processing, apply-then-500); and a
-//! ground-truth view with per-record delivery counts.
+//! faults (500, slow, reset before processing, apply-then-500, records
+//! removed behind the writer's back); `GET /records/{resource}/{id}` for
+//! reconciliation's lookup; and a ground-truth view with per-record
+//! delivery counts.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -153,6 +155,8 @@ pub struct TargetTruth {
     pub conflicts: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// Records removed behind the writer's back ([`TargetState::remove_records`]).
+    pub removed: u64,
 }
 
 struct Inner {
@@ -192,6 +196,23 @@ impl TargetState {
     /// Everything the target holds.
     pub fn truth(&self) -> TargetTruth {
         self.inner.lock().expect("target lock").truth.clone()
+    }
+
+    /// A named fault: someone deletes records at the target behind the
+    /// writer's back (an ERP user cleaning up). They are gone from
+    /// `records`, and their applications are forgotten, so writing one
+    /// again counts as its first. Returns how many were held.
+    pub fn remove_records(&self, ids: &[String]) -> usize {
+        let mut inner = self.inner.lock().expect("target lock");
+        let t = &mut inner.truth;
+        let held = ids.iter().filter(|id| t.records.remove(*id).is_some()).count();
+        for id in ids {
+            t.deliveries.remove(id);
+            let prefix = format!("{id}@");
+            t.versions.retain(|k, _| !k.starts_with(&prefix));
+        }
+        t.removed += held as u64;
+        held
     }
 
     fn roll(&self) -> Option<Fault> {
@@ -375,6 +396,15 @@ async fn get_tasks(State(st): State<Arc<TargetState>>, Path((_resource, id)): Pa
     }
 }
 
+/// `GET /records/{resource}/{id}`: the record as the target holds it, or
+/// 404 (what `target.lookup` asks).
+async fn get_record(State(st): State<Arc<TargetState>>, Path((_resource, id)): Path<(String, String)>) -> Response {
+    match st.inner.lock().expect("target lock").truth.records.get(&id) {
+        Some(r) => axum::Json(r.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no record {id}")}))).into_response(),
+    }
+}
+
 async fn truth(State(st): State<Arc<TargetState>>) -> axum::Json<TargetTruth> {
     axum::Json(st.truth())
 }
@@ -386,6 +416,7 @@ pub fn router(state: Arc<TargetState>) -> Router {
         .route("/{resource}", axum::routing::post(post_command))
         .route("/{resource}/{id}", put(put_command).get(get_command))
         .route("/{resource}/{id}/tasks", get(get_tasks))
+        .route("/records/{resource}/{id}", get(get_record))
         .with_state(state)
 }
 

@@ -18,18 +18,18 @@ use std::time::{Duration, Instant};
 /// What the receiver got: (hook, query, body), and how many posts to the
 /// hanging hook are still waiting for an answer.
 #[derive(Default)]
-struct Received {
+pub struct Received {
     posts: Mutex<Vec<(String, String, Value)>>,
     flaky_calls: AtomicU64,
     hanging: AtomicU64,
 }
 
 impl Received {
-    fn states(&self, hook: &str) -> Vec<String> {
+    pub fn states(&self, hook: &str) -> Vec<String> {
         self.posts.lock().unwrap().iter().filter(|p| p.0 == hook).map(|p| p.2["state"].as_str().unwrap_or("robot").to_string()).collect()
     }
 
-    fn of(&self, hook: &str) -> Vec<(String, Value)> {
+    pub fn of(&self, hook: &str) -> Vec<(String, Value)> {
         self.posts.lock().unwrap().iter().filter(|p| p.0 == hook).map(|p| (p.1.clone(), p.2.clone())).collect()
     }
 }
@@ -49,7 +49,7 @@ async fn hook(State(r): State<Arc<Received>>, Path(name): Path<String>, RawQuery
     (StatusCode::OK, r#"{"errcode":0,"errmsg":"ok"}"#.into())
 }
 
-async fn receiver() -> (String, Arc<Received>) {
+pub async fn receiver() -> (String, Arc<Received>) {
     let received = Arc::new(Received::default());
     let app = axum::Router::new().route("/hook/{name}", axum::routing::post(hook)).with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -58,7 +58,7 @@ async fn receiver() -> (String, Arc<Received>) {
     (url, received)
 }
 
-async fn sync(s: &Server) -> Value {
+pub async fn sync(s: &Server) -> Value {
     let id = uuid::Uuid::new_v4().to_string();
     let (code, r) = s.call(Method::PUT, &format!("/sync-commands/{id}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
     assert_eq!(code, 201, "{r}");
@@ -66,7 +66,7 @@ async fn sync(s: &Server) -> Value {
 }
 
 /// Waits (bounded) until `what` holds.
-async fn until(what: &str, mut f: impl FnMut() -> bool) {
+pub async fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "waited 30 s for: {what}");

@@ -37,6 +37,7 @@ mod examples;
 
 // ferry serve: the control API.
 mod alerts;
+mod reconcile;
 mod serve;
 mod serve_ops;
 

@@ -26,13 +26,21 @@ impl Server {
 
     /// With `extra` appended to the serve file (e.g. an `[api]` table).
     pub async fn start_with(h: &Harness, plugin: &str, every: Option<&str>, extra: &str) -> Server {
+        let every = every.map(|e| format!("every = \"{e}\"\n")).unwrap_or_default();
+        Server::start_entry(h, plugin, &every, extra).await
+    }
+
+    /// With `entry` in the pipeline's `[[pipelines]]` table and `extra`
+    /// appended to the serve file.
+    pub async fn start_entry(h: &Harness, plugin: &str, entry: &str, extra: &str) -> Server {
         let mut spec = h.spec(plugin);
         (spec.batch_size, spec.concurrency) = (20, 2);
-        let pipeline = spec.toml().replace("name = \"it-orders\"", "name = \"it-orders\"\ntenant = \"a\"");
+        // The target's lookup is set (only reconciliation uses it).
+        let lookup = format!("[target]\nlookup = \"{}/records/order-commands/{{id}}\"\n", h.target.url);
+        let pipeline = spec.toml().replace("name = \"it-orders\"", "name = \"it-orders\"\ntenant = \"a\"").replace("[target]\n", &lookup);
         std::fs::write(&h.file, pipeline).unwrap();
-        let every = every.map(|e| format!("every = \"{e}\"\n")).unwrap_or_default();
         let serve = format!(
-            "listen = \"127.0.0.1:0\"\n[[pipelines]]\nfile = \"p.toml\"\n{every}\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"a\"\n[[tokens]]\ntoken = \"{TOKEN_B}\"\ntenant = \"b\"\n{extra}"
+            "listen = \"127.0.0.1:0\"\n[[pipelines]]\nfile = \"p.toml\"\n{entry}\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"a\"\n[[tokens]]\ntoken = \"{TOKEN_B}\"\ntenant = \"b\"\n{extra}"
         );
         let serve_file = h.dir.path().join("serve.toml");
         std::fs::write(&serve_file, serve).unwrap();

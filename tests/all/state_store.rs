@@ -38,6 +38,7 @@ macro_rules! conformance {
 conformance!(
     checkpoints_move_per_pipeline,
     outbox_stage_confirm_and_id_check,
+    id_check_counts_by_version_range_and_forgets,
     dead_letters_count_and_remove,
     runs_newest_first,
     commands_insert_once_and_move_by_compare_and_set,
@@ -107,6 +108,20 @@ fn outbox_stage_confirm_and_id_check(s: &dyn StateStore) {
     let to = ferry::time::sortable(jiff::Timestamp::now() + jiff::SignedDuration::from_mins(1));
     assert_eq!(s.confirmed_record_ids("p", &from, &to).unwrap(), vec!["1", "2"]);
     assert!(s.confirmed_record_ids("p", &to, &to).unwrap().is_empty());
+}
+
+/// Reconciliation's questions: distinct records with a version in a range
+/// (inclusive, row keys after the time included), and forgetting versions.
+fn id_check_counts_by_version_range_and_forgets(s: &dyn StateStore) {
+    let (a, b, c) = ("2026-01-01 10:00:00", "2026-01-01 10:00:00 io_id=7", "2026-01-02 00:00:00");
+    s.stage("p", None, &[], &[key("1", a), key("1", c), key("2", b), key("3", "2026-01-02 00:00:01"), key("4", "2026-01-01 09:59:59")]).unwrap();
+    s.stage("q", None, &[], &[key("9", a)]).unwrap();
+    assert_eq!(s.handled_between("p", "2026-01-01 10:00:00", "2026-01-02 00:00:00").unwrap(), 2, "records 1 (twice) and 2; not 3 or 4");
+    assert_eq!(s.handled_between("p", "2026-01-01 10:00:00", "2026-01-01 10:00:00").unwrap(), 2, "a row key is part of its second");
+    s.forget("p", &[key("2", b), key("1", a), key("5", a)]).unwrap();
+    assert_eq!(s.handled("p", &[key("1", a), key("1", c), key("2", b)]).unwrap(), vec![false, true, false]);
+    assert_eq!(s.handled_between("p", "2026-01-01 10:00:00", "2026-01-01 23:59:59").unwrap(), 0);
+    assert_eq!(s.handled("q", &[key("9", a)]).unwrap(), vec![true], "another pipeline's index is untouched");
 }
 
 fn dead_letters_count_and_remove(s: &dyn StateStore) {

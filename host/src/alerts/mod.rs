@@ -33,6 +33,8 @@ pub enum Fact {
     Run { status: RunStatus, dead_letters: u64, error: Option<String> },
     /// A plugin version was offered (by a command or the watched file).
     Plugin { accepted: bool, digest: String, reason: Option<String> },
+    /// A reconciliation ended; `missing` records are still missing.
+    Reconciled { missing: u64, range: String },
     /// Read on a timer: how far behind the checkpoint is, and the token.
     Watch { lag: Option<Duration>, token: Option<TokenFact> },
 }
@@ -180,6 +182,9 @@ impl Alerts {
                     None => (false, "the token's expiry is not known".into()),
                 }
             }),
+            (Condition::ReconcileMissing, Fact::Reconciled { missing, range }) => {
+                Some((*missing > 0, format!("reconciliation of [{range}]: {missing} records missing (`ferry reconcile --deliver`)")))
+            }
             (Condition::PluginRejected, Fact::Plugin { accepted, digest, reason }) => Some(match accepted {
                 _ if digest.is_empty() => (true, format!("a plugin could not be read: {}", reason.as_deref().unwrap_or("no reason given"))),
                 false => (true, format!("plugin sha256:{} was refused: {}", &digest[..digest.len().min(12)], reason.as_deref().unwrap_or("no reason given"))),

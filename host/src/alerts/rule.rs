@@ -14,7 +14,7 @@ pub struct RawRule {
     #[serde(default)]
     name: Option<String>,
     /// The condition: `run_failed`, `dead_letters`, `checkpoint_lag`,
-    /// `success_rate`, `token`, `plugin_rejected`.
+    /// `success_rate`, `token`, `plugin_rejected`, `reconcile_missing`.
     when: String,
     /// `dead_letters`: more than this many in one run.
     #[serde(default)]
@@ -84,6 +84,8 @@ pub enum Condition {
     Token { within: Duration },
     /// The last plugin version offered was refused.
     PluginRejected,
+    /// The last reconciliation left records missing.
+    ReconcileMissing,
 }
 
 impl Condition {
@@ -96,6 +98,7 @@ impl Condition {
             Condition::SuccessRate { .. } => "success_rate",
             Condition::Token { .. } => "token",
             Condition::PluginRejected => "plugin_rejected",
+            Condition::ReconcileMissing => "reconcile_missing",
         }
     }
 }
@@ -128,7 +131,7 @@ impl Rule {
     }
 }
 
-const CONDITIONS: &str = "run_failed, dead_letters, checkpoint_lag, success_rate, token, plugin_rejected";
+const CONDITIONS: &str = "run_failed, dead_letters, checkpoint_lag, success_rate, token, plugin_rejected, reconcile_missing";
 
 /// Checks the rules; `served` are the pipeline names a rule may name.
 pub fn resolve(raw: Vec<RawRule>, served: &[String]) -> Result<Vec<Rule>, String> {
@@ -155,6 +158,7 @@ pub fn resolve(raw: Vec<RawRule>, served: &[String]) -> Result<Vec<Rule>, String
             }
             "token" => Condition::Token { within: r.within.unwrap_or(Duration::from_secs(3 * 86_400)) },
             "plugin_rejected" => Condition::PluginRejected,
+            "reconcile_missing" => Condition::ReconcileMissing,
             other => return Err(format!("{}: unknown condition `{other}`; expected one of {CONDITIONS}", at("when"))),
         };
         refuse("above", r.above.is_some() && !matches!(condition, Condition::DeadLetters { .. }))?;

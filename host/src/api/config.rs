@@ -1,7 +1,7 @@
 //! The serve file: where to listen, which pipelines (with optional
 //! schedules), and which bearer tokens belong to which tenant.
 
-pub use crate::commands::{ClusterConfig, DEFAULT_TENANT, Served};
+pub use crate::commands::{ClusterConfig, DEFAULT_TENANT, ReconcileSchedule, Served};
 use crate::pipeline::Pipeline;
 use crate::state::StateLocation;
 use serde::Deserialize;
@@ -106,6 +106,24 @@ struct RawEntry {
     /// Run every this long (e.g. `"5m"`); never overlaps a running sync.
     #[serde(default, with = "humantime_serde")]
     every: Option<Duration>,
+    /// Reconcile on a schedule.
+    #[serde(default)]
+    reconcile: Option<RawReconcile>,
+}
+
+/// `reconcile = { every = "24h", range = "24h", deliver = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    /// How often.
+    #[serde(with = "humantime_serde")]
+    every: Duration,
+    /// How long a range up to the checkpoint (default: `every`).
+    #[serde(default, with = "humantime_serde")]
+    range: Option<Duration>,
+    /// Deliver what is missing (default true).
+    #[serde(default)]
+    deliver: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +193,16 @@ impl ServeConfig {
                     ));
                 }
             }
-            pipelines.push(Served { pipeline, every: e.every });
+            let reconcile = match &e.reconcile {
+                Some(r) if r.every < Duration::from_secs(1) => return Err(format!("{file}: pipelines[{i}].reconcile.every: expected at least 1s")),
+                Some(r) => Some(ReconcileSchedule {
+                    every: r.every,
+                    range: r.range.unwrap_or(r.every).max(Duration::from_secs(1)),
+                    deliver: r.deliver.unwrap_or(true),
+                }),
+                None => None,
+            };
+            pipelines.push(Served { pipeline, every: e.every, reconcile });
         }
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.iter().enumerate() {

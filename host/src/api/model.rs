@@ -94,6 +94,21 @@ pub struct PipelineView {
     pub live: Option<LiveView>,
     /// The app's access token, when the pipeline keeps it (never the token).
     pub token: Option<TokenView>,
+    /// The last reconciliation's report (since this server started).
+    pub last_reconcile: Option<crate::pipeline::reconcile::ReconcileReport>,
+}
+
+/// `POST /pipelines/{name}/reconcile`: the range (default: the day up to
+/// the checkpoint) and whether to deliver what is missing.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReconcileInput {
+    /// `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai), RFC 3339, or a duration before now (`2d`).
+    pub since: Option<String>,
+    /// The same forms; at most the checkpoint.
+    pub until: Option<String>,
+    #[serde(default)]
+    pub deliver: bool,
 }
 
 /// Where a pipeline's access token stands.

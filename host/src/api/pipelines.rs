@@ -3,7 +3,7 @@
 
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReplayView, SwapPage, TokenView};
+use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReconcileInput, ReplayView, SwapPage, TokenView};
 use super::{AppState, PipelineHandle};
 use crate::state::Page;
 use axum::Json;
@@ -49,6 +49,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         queued,
         last_runs: h.state.runs(name, 5).unwrap_or_default().into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect(),
         token: state.engine.token_of(h).map(token_view),
+        last_reconcile: h.reconciled(),
     }
 }
 
@@ -149,6 +150,26 @@ pub async fn replay(
 ) -> Result<Json<ReplayView>, ApiError> {
     let r = state.engine.replay(&tenant.0, &name).await?;
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
+}
+
+/// `POST /pipelines/{name}/reconcile`: checks a closed range against the
+/// source's count (id by id where they differ, or against the target's
+/// lookup) and with `deliver` delivers what is missing; 409 while a sync runs.
+#[utoipa::path(post, path = "/pipelines/{name}/reconcile", params(("name" = String, Path)), request_body = ReconcileInput,
+    responses((status = 200, body = crate::pipeline::reconcile::ReconcileReport), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+        (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reconcile(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<crate::pipeline::reconcile::ReconcileReport>, ApiError> {
+    let input: ReconcileInput = if body.is_empty() { ReconcileInput::default() } else { super::error::parse_body(&body)? };
+    let at = |key: &str, v: &Option<String>| v.as_deref().map(crate::time::parse_or_ago).transpose().map_err(|e| ApiError::bad(format!("{key}: {e}")));
+    let (since, until) = (at("since", &input.since)?, at("until", &input.until)?);
+    crate::time::check_range(since, until).map_err(ApiError::bad)?;
+    Ok(Json(state.engine.reconcile(&tenant.0, &name, since, until, input.deliver).await?))
 }
 
 /// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest

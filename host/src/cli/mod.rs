@@ -8,6 +8,7 @@
 mod dlq;
 mod jushuitan;
 mod plugin;
+mod reconcile;
 mod run;
 mod scaffold;
 mod serve;
@@ -34,6 +35,8 @@ pub enum Command {
     Validate(run::ValidateArgs),
     /// Show a pipeline's checkpoint, pending outbox, idCheck size and last runs.
     State(run::StateArgs),
+    /// Check a closed range against the source's own count, id by id where they differ; --deliver what is missing.
+    Reconcile(reconcile::ReconcileArgs),
     /// Serve the Command-pattern control API, schedules and metrics.
     Serve(serve::ServeArgs),
     /// Check or try a mapping plugin.
@@ -85,6 +88,7 @@ pub fn run(command: Command, log_format: LogFormat) -> ExitCode {
         Command::Run(a) => run::run(a, log_format),
         Command::Validate(a) => run::validate(a),
         Command::State(a) => run::state(a),
+        Command::Reconcile(a) => reconcile::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Jushuitan(cmd) => jushuitan::run(cmd),

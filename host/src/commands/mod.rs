@@ -19,6 +19,7 @@ mod follow;
 pub mod history;
 pub mod model;
 mod plugin;
+mod reconcile;
 pub mod status;
 mod sync;
 mod tokens;
@@ -26,6 +27,7 @@ mod tokens;
 pub use error::CommandError;
 pub use follow::live_version;
 pub use history::ListQuery;
+pub use reconcile::ReconcileSchedule;
 pub use sync::{Accepted, live_count};
 
 use crate::pipeline::{Pipeline, ReplayFilter, Runner};
@@ -49,6 +51,9 @@ pub struct PipelineHandle {
     /// Held by whatever writes the pipeline's data in this process (a sync
     /// or a dead-letter replay), so two never run side by side.
     pub(crate) slot: tokio::sync::Mutex<()>,
+    /// Its scheduled reconciliation, and the last report.
+    pub(crate) reconcile: Option<ReconcileSchedule>,
+    pub(crate) reconciled: Mutex<Option<crate::pipeline::reconcile::ReconcileReport>>,
     _watcher: Option<PluginWatcher>,
     /// This process's writer lock on the pipeline's SQLite state (a cluster
     /// guards its PostgreSQL state by lease).
@@ -81,6 +86,11 @@ impl PipelineHandle {
         &self.state
     }
 
+    /// The last reconciliation's report.
+    pub fn reconciled(&self) -> Option<crate::pipeline::reconcile::ReconcileReport> {
+        self.reconciled.lock().expect("reconciled lock").clone()
+    }
+
     /// The sync running here now, with its runner (for live progress).
     pub fn running(&self) -> Option<(uuid::Uuid, Arc<Runner>)> {
         self.running.lock().expect("running lock").clone()
@@ -103,6 +113,8 @@ pub struct Served {
     pub pipeline: Pipeline,
     /// Its schedule.
     pub every: Option<Duration>,
+    /// Its scheduled reconciliation.
+    pub reconcile: Option<ReconcileSchedule>,
 }
 
 /// Cluster settings, resolved.
@@ -186,6 +198,8 @@ impl Engine {
                 wake: Notify::new(),
                 running: Mutex::new(None),
                 slot: tokio::sync::Mutex::new(()),
+                reconcile: s.reconcile,
+                reconciled: Mutex::new(None),
                 _watcher: watcher,
                 _writer: writer,
             };
@@ -226,6 +240,9 @@ impl Engine {
         for handle in self.pipelines.values() {
             if let Some(every) = handle.every {
                 workers.spawn(sync::schedule(self.clone(), handle.clone(), every));
+            }
+            if let Some(plan) = handle.reconcile {
+                workers.spawn(reconcile::schedule(self.clone(), handle.clone(), plan));
             }
             if handle.pipeline.source.client.tokens.is_some() {
                 workers.spawn(tokens::keep_fresh(self.clone(), handle.clone()));
@@ -306,18 +323,29 @@ impl Engine {
     /// sync of it runs here or (in a cluster) while another holds its lease.
     pub async fn replay(&self, tenant: &str, name: &str) -> Result<crate::pipeline::replay::ReplayReport, CommandError> {
         let h = self.pipeline_for(name, tenant)?.clone();
-        let busy = || CommandError::Conflict(format!("a sync of `{name}` is running; replay when it is done"));
-        let _slot = h.slot.try_lock().map_err(|_| busy())?;
-        let _lease = match &self.cluster {
+        let _writer = self.sole_writer(&h)?;
+        let runner = Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
+            .map_err(|e| CommandError::Internal(format!("cannot build the run: {e}")))?;
+        runner.replay_dead_letters(&ReplayFilter::default()).await.map_err(|e| CommandError::Upstream(format!("replay stopped: {e}")))
+    }
+}
+
+impl Engine {
+    /// Makes this the pipeline's only writer for a moment (a replay, a
+    /// reconciliation): its slot here, and in a cluster its lease; refused
+    /// while a sync of it runs.
+    fn sole_writer<'a>(&self, h: &'a PipelineHandle) -> Result<(tokio::sync::MutexGuard<'a, ()>, Option<Released>), CommandError> {
+        let name = &h.pipeline.name;
+        let busy = || CommandError::Conflict(format!("a sync of `{name}` is running; try again when it is done"));
+        let slot = h.slot.try_lock().map_err(|_| busy())?;
+        let lease = match &self.cluster {
             Some(c) => match c.hold(name)? {
                 Ok(()) => Some(Released(c.clone(), name.to_string())),
                 Err(_) => return Err(busy()),
             },
             None => None,
         };
-        let runner = Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), false)
-            .map_err(|e| CommandError::Internal(format!("cannot build the run: {e}")))?;
-        runner.replay_dead_letters(&ReplayFilter::default()).await.map_err(|e| CommandError::Upstream(format!("replay stopped: {e}")))
+        Ok((slot, lease))
     }
 }
 

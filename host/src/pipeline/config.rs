@@ -190,6 +190,9 @@ struct RawTarget {
     /// How long to wait for `completedAt`.
     #[serde(default = "five_minutes", with = "humantime_serde")]
     completion_timeout: Duration,
+    /// A URL with `{id}`: 200 when the target holds the record, 404 when not.
+    #[serde(default)]
+    lookup: Option<String>,
 }
 
 /// `[state]`.
@@ -321,6 +324,8 @@ pub struct TargetSettings {
     pub max_attempts: u32,
     /// Wait for completion.
     pub completion_timeout: Duration,
+    /// Where reconciliation asks whether the target holds a record (`{id}`).
+    pub lookup: Option<String>,
 }
 
 /// A validated pipeline.
@@ -465,6 +470,10 @@ impl Pipeline {
             return Err(format!("target.batch_size: expected 1 to 10000, got {}", t.batch_size));
         }
         let token = t.token.as_deref().map(|v| secret(v, "target.token", secrets)).transpose()?;
+        let lookup = t.lookup.as_deref().map(|v| url(v, "target.lookup")).transpose()?;
+        if lookup.as_ref().is_some_and(|l| !l.contains("{id}")) {
+            return Err("target.lookup: expected `{id}` in the URL, where the record's id goes".into());
+        }
         let target = TargetSettings {
             kind,
             token,
@@ -473,6 +482,7 @@ impl Pipeline {
             timeout: t.timeout,
             max_attempts: t.max_attempts.max(1),
             completion_timeout: t.completion_timeout,
+            lookup,
         };
         let state = match (raw.state.path, raw.state.url) {
             (Some(_), Some(_)) => return Err("state: expected `path` (SQLite) or `url` (PostgreSQL), not both".into()),

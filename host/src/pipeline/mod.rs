@@ -5,6 +5,7 @@ mod batch;
 pub mod config;
 pub mod history;
 pub mod options;
+pub mod reconcile;
 pub mod replay;
 pub mod run;
 pub(crate) mod secrets;

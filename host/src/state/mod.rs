@@ -79,6 +79,14 @@ pub trait DataStore: Send + Sync {
     fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError>;
     /// Size of the idCheck index.
     fn handled_count(&self, pipeline: &str) -> Result<u64, StateError>;
+    /// Distinct records with a handled version from `from` to `to` (both
+    /// the API's `YYYY-MM-DD HH:MM:SS`, inclusive; a version is the
+    /// record's `modified`, maybe followed by its row key): what
+    /// reconciliation compares with the source's count of that window.
+    fn handled_between(&self, pipeline: &str, from: &str, to: &str) -> Result<u64, StateError>;
+    /// Drops versions from the idCheck index, so the next read of their
+    /// window delivers them again (reconciliation, for records the target lost).
+    fn forget(&self, pipeline: &str, keys: &[RecordKey]) -> Result<(), StateError>;
     /// Starts a run record; returns its id.
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError>;
     /// Marks `interrupted` every run left `running` by a process of this

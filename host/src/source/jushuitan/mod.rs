@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod client;
+mod count;
 pub mod metadata;
 pub mod paging;
 pub mod planner;

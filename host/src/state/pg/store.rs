@@ -228,6 +228,27 @@ impl DataStore for PgStore {
         self.call(move |c| Ok(c.query_one("SELECT COUNT(*) FROM id_check WHERE pipeline = $1", &[&p])?.get::<_, i64>(0) as u64))
     }
 
+    fn handled_between(&self, pipeline: &str, from: &str, to: &str) -> Result<u64, StateError> {
+        // Byte order (`COLLATE "C"`), as SQLite compares: `~` sorts after a row key's space and `=`.
+        let (p, from, to) = (pipeline.to_string(), from.to_string(), format!("{to}~"));
+        self.call(move |c| {
+            let row = c.query_one(
+                "SELECT COUNT(DISTINCT record_id) FROM id_check WHERE pipeline = $1 AND version COLLATE \"C\" >= $2 AND version COLLATE \"C\" <= $3",
+                &[&p, &from, &to],
+            )?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn forget(&self, pipeline: &str, keys: &[RecordKey]) -> Result<(), StateError> {
+        let p = pipeline.to_string();
+        let (ids, versions) = keys_columns(keys.iter());
+        self.call(move |c| {
+            c.execute("DELETE FROM id_check h USING unnest($2::text[], $3::text[]) AS k(id, version) WHERE h.pipeline = $1 AND h.record_id = k.id AND h.version = k.version", &[&p, &ids, &versions])?;
+            Ok(())
+        })
+    }
+
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError> {
         let (p, k) = (pipeline.to_string(), kind.to_string());
         let owner = super::super::owner::this_process();

@@ -229,6 +229,31 @@ impl DataStore for SqliteStore {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM id_check WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
     }
 
+    fn handled_between(&self, pipeline: &str, from: &str, to: &str) -> Result<u64, StateError> {
+        // `~` sorts after the space and `=` of a row key, so `to` and anything it begins include.
+        let to = format!("{to}~");
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(DISTINCT record_id) FROM id_check WHERE pipeline = ?1 AND version >= ?2 AND version <= ?3",
+                params![pipeline, from, to],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn forget(&self, pipeline: &str, keys: &[RecordKey]) -> Result<(), StateError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("DELETE FROM id_check WHERE pipeline = ?1 AND record_id = ?2 AND version = ?3")?;
+                for k in keys {
+                    stmt.execute(params![pipeline, k.id, k.version])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     fn start_run(&self, pipeline: &str, kind: &str) -> Result<i64, StateError> {
         self.with(|c| {
             c.execute(
