@@ -1,6 +1,7 @@
 # Sourced by fuzz-api.sh and browser-test.sh: starts both simulators and a
 # `ferry serve` on free loopback ports, stops them on exit.
 #   start_serve NAME PLUGIN_WASM ORDERS PER_SECOND OPTIONS_TOML [TARGET_FLAGS...]
+# Serves NAME and NAME-second (the same source, every 1h, its own state).
 # Sets: SIM_URL, TARGET_URL, FERRY_URL, TOKEN (tenant "t1"), OTHER_TOKEN (tenant "t2"), WORK.
 ferry=${FERRY_BIN:-target/debug/ferry}
 WORK=$(mktemp -d)
@@ -45,10 +46,16 @@ resource = "order-commands"
 [state]
 path = "state.db"
 TOML
+    # A second pipeline of the same tenant, on a schedule, with its own state:
+    # panels of one pipeline must never show the other's.
+    sed -e "s/^name = \"$name\"/name = \"$name-second\"/" -e 's/^path = "state.db"/path = "state-second.db"/' "$WORK/p.toml" >"$WORK/p2.toml"
     cat >"$WORK/serve.toml" <<TOML
 listen = "127.0.0.1:$api"
 [[pipelines]]
 file = "p.toml"
+[[pipelines]]
+file = "p2.toml"
+every = "1h"
 [[tokens]]
 token = "token-tenant-one-0123"
 tenant = "t1"

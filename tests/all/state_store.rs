@@ -127,6 +127,10 @@ fn id_check_counts_by_version_range_and_forgets(s: &dyn StateStore) {
 fn dead_letters_count_and_remove(s: &dyn StateStore) {
     s.stage("p", None, &[dead("1", "a"), dead("2", "b"), dead("3", "c")], &[]).unwrap();
     s.stage("q", None, &[dead("1", "other pipeline")], &[]).unwrap();
+    s.stage("r", None, &[dead("1", "x"), dead("2", "y"), dead("3", "y"), dead("4", "z"), dead("5", "y")], &[]).unwrap();
+    let reasons = |limit| s.dead_letter_reasons("r", limit).unwrap();
+    assert_eq!(reasons(2), vec![("y".to_string(), 3), ("x".to_string(), 1)], "most frequent first, then by reason, at most `limit`");
+    assert_eq!(reasons(10).len(), 3);
     let all = s.dead_letters("p").unwrap();
     assert_eq!(all.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(), vec!["a", "b", "c"]);
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids grow");

@@ -100,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pipelines/{name}", get(pipelines::one))
         .route("/pipelines/{name}/dead-letters", get(pipelines::dead_letters))
         .route("/pipelines/{name}/dead-letters/replay", axum::routing::post(pipelines::replay))
+        .route("/pipelines/{name}/dead-letters/reasons", get(pipelines::dead_letter_reasons))
         .route("/pipelines/{name}/reconcile", axum::routing::post(pipelines::reconcile))
         .route("/pipelines/{name}/plugin-history", get(pipelines::plugin_history))
         .route("/cluster", get(cluster::view))

@@ -43,6 +43,21 @@ pub struct DeadLetterPage {
     pub offset: u64,
 }
 
+/// A pipeline's dead letters grouped by reason, the most frequent first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadLetterReasons {
+    pub reasons: Vec<ReasonCount>,
+    /// Dead letters in all.
+    pub total: u64,
+}
+
+/// One reason and how many dead letters give it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: u64,
+}
+
 /// A page of a pipeline's plugin swaps, oldest first.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SwapPage {
@@ -94,6 +109,8 @@ pub struct PipelineView {
     pub live: Option<LiveView>,
     /// The app's access token, when the pipeline keeps it (never the token).
     pub token: Option<TokenView>,
+    /// When the schedule queues its next sync (RFC 3339 with offset).
+    pub next_run_at: Option<String>,
     /// The last reconciliation's report (since this server started).
     pub last_reconcile: Option<crate::pipeline::reconcile::ReconcileReport>,
 }

@@ -20,12 +20,12 @@ impl Modify for Bearer {
     paths(
         super::sync::put, super::sync::post, super::sync::get, super::sync::tasks, super::sync::cancel, super::sync::list, super::sync::records,
         super::plugins::put, super::plugins::get, super::plugins::undo, super::plugins::list,
-        super::pipelines::list, super::pipelines::one, super::pipelines::dead_letters, super::pipelines::replay, super::pipelines::reconcile, super::pipelines::plugin_history,
+        super::pipelines::list, super::pipelines::one, super::pipelines::dead_letters, super::pipelines::replay, super::pipelines::dead_letter_reasons, super::pipelines::reconcile, super::pipelines::plugin_history,
         super::pipelines::metrics, super::pipelines::healthz, super::pipelines::readyz, super::cluster::view
     ),
     components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, crate::state::TaskCount, model::TaskView, model::TasksView,
         model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::TokenView, model::ErrorBody,
-        model::SyncPage, model::PluginPage, crate::commands::status::SyncStatus, crate::commands::status::PluginStatus, model::RecordsView, model::LiveView, model::DeadLetterView, model::DeadLetterPage, model::SwapPage, model::ReplayView, model::ReconcileInput, crate::pipeline::reconcile::ReconcileReport, crate::pipeline::reconcile::WindowCheck, crate::pipeline::reconcile::Missing, crate::pipeline::reconcile::Why, crate::state::SwapRecord,
+        model::SyncPage, model::PluginPage, crate::commands::status::SyncStatus, crate::commands::status::PluginStatus, model::RecordsView, model::LiveView, model::DeadLetterView, model::DeadLetterPage, model::SwapPage, model::ReplayView, model::DeadLetterReasons, model::ReasonCount, model::ReconcileInput, crate::pipeline::reconcile::ReconcileReport, crate::pipeline::reconcile::WindowCheck, crate::pipeline::reconcile::Missing, crate::pipeline::reconcile::Why, crate::state::SwapRecord,
         super::cluster::ClusterView, crate::cluster::WorkerView, crate::cluster::LeaseView)),
     modifiers(&Bearer)
 )]

@@ -3,7 +3,9 @@
 
 use super::auth::Tenant;
 use super::error::ApiError;
-use super::model::{DeadLetterPage, DeadLetterView, LiveView, PipelineView, PluginView, ReconcileInput, ReplayView, SwapPage, TokenView};
+use super::model::{
+    DeadLetterPage, DeadLetterReasons, DeadLetterView, LiveView, PipelineView, PluginView, ReasonCount, ReconcileInput, ReplayView, SwapPage, TokenView,
+};
 use super::{AppState, PipelineHandle};
 use crate::state::Page;
 use axum::Json;
@@ -49,6 +51,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         queued,
         last_runs: h.state.runs(name, 5).unwrap_or_default().into_iter().filter_map(|r| serde_json::to_value(r).ok()).collect(),
         token: state.engine.token_of(h).map(token_view),
+        next_run_at: h.next_run().map(crate::time::rfc3339),
         last_reconcile: h.reconciled(),
     }
 }
@@ -150,6 +153,21 @@ pub async fn replay(
 ) -> Result<Json<ReplayView>, ApiError> {
     let r = state.engine.replay(&tenant.0, &name).await?;
     Ok(Json(ReplayView { total: r.total as u64, resolved: r.resolved as u64, still_failing: r.still_failing as u64, refused_again: r.refused_again }))
+}
+
+/// `GET /pipelines/{name}/dead-letters/reasons`: dead letters grouped by
+/// reason, the 50 most frequent.
+#[utoipa::path(get, path = "/pipelines/{name}/dead-letters/reasons", params(("name" = String, Path)),
+    responses((status = 200, body = DeadLetterReasons), (status = 401, body = super::model::ErrorBody), (status = 404, body = super::model::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn dead_letter_reasons(
+    State(state): State<Arc<AppState>>,
+    axum::Extension(tenant): axum::Extension<Tenant>,
+    Path(name): Path<String>,
+) -> Result<Json<DeadLetterReasons>, ApiError> {
+    let h = state.pipeline_for(&name, &tenant)?;
+    let reasons = h.state.dead_letter_reasons(&name, 50)?.into_iter().map(|(reason, count)| ReasonCount { reason, count }).collect();
+    Ok(Json(DeadLetterReasons { reasons, total: h.state.dead_letter_count(&name)? }))
 }
 
 /// `POST /pipelines/{name}/reconcile`: checks a closed range against the

@@ -54,6 +54,8 @@ pub struct PipelineHandle {
     /// Its scheduled reconciliation, and the last report.
     pub(crate) reconcile: Option<ReconcileSchedule>,
     pub(crate) reconciled: Mutex<Option<crate::pipeline::reconcile::ReconcileReport>>,
+    /// When the schedule next queues a sync.
+    pub(crate) next_run: Mutex<Option<jiff::Timestamp>>,
     _watcher: Option<PluginWatcher>,
     /// This process's writer lock on the pipeline's SQLite state (a cluster
     /// guards its PostgreSQL state by lease).
@@ -89,6 +91,11 @@ impl PipelineHandle {
     /// The last reconciliation's report.
     pub fn reconciled(&self) -> Option<crate::pipeline::reconcile::ReconcileReport> {
         self.reconciled.lock().expect("reconciled lock").clone()
+    }
+
+    /// When the schedule next queues a sync (none without a schedule).
+    pub fn next_run(&self) -> Option<jiff::Timestamp> {
+        *self.next_run.lock().expect("next run lock")
     }
 
     /// The sync running here now, with its runner (for live progress).
@@ -200,6 +207,7 @@ impl Engine {
                 slot: tokio::sync::Mutex::new(()),
                 reconcile: s.reconcile,
                 reconciled: Mutex::new(None),
+                next_run: Mutex::new(None),
                 _watcher: watcher,
                 _writer: writer,
             };

@@ -75,6 +75,8 @@ pub trait DataStore: Send + Sync {
     fn dead_letters_page(&self, pipeline: &str, page: Page) -> Result<Vec<DeadLetter>, StateError>;
     /// How many dead letters the pipeline has (without loading them).
     fn dead_letter_count(&self, pipeline: &str) -> Result<u64, StateError>;
+    /// Dead letters by reason, the most frequent first (at most `limit` reasons).
+    fn dead_letter_reasons(&self, pipeline: &str, limit: u64) -> Result<Vec<(String, u64)>, StateError>;
     /// Removes replayed dead letters.
     fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError>;
     /// Size of the idCheck index.

@@ -157,6 +157,8 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
+        // The tick just passed: the next one is a period from now.
+        *handle.next_run.lock().expect("next run lock") = jiff::SignedDuration::try_from(every).ok().and_then(|p| Timestamp::now().checked_add(p).ok());
         let (busy, id) = match &state.cluster {
             // Every worker schedules; the slot's id makes one command of them.
             Some(_) => (super::shared::busy(&handle), super::shared::schedule_id(&handle.pipeline.name, every)),

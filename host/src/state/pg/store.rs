@@ -218,6 +218,14 @@ impl DataStore for PgStore {
         self.call(move |c| Ok(c.query_one("SELECT COUNT(*) FROM dead_letters WHERE pipeline = $1", &[&p])?.get::<_, i64>(0) as u64))
     }
 
+    fn dead_letter_reasons(&self, pipeline: &str, limit: u64) -> Result<Vec<(String, u64)>, StateError> {
+        let (p, limit) = (pipeline.to_string(), limit as i64);
+        self.call(move |c| {
+            let sql = "SELECT reason, COUNT(*) FROM dead_letters WHERE pipeline = $1 GROUP BY reason ORDER BY COUNT(*) DESC, reason LIMIT $2";
+            Ok(c.query(sql, &[&p, &limit])?.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
+        })
+    }
+
     fn remove_dead_letters(&self, pipeline: &str, ids: &[i64]) -> Result<(), StateError> {
         let (p, ids) = (pipeline.to_string(), ids.to_vec());
         self.call(move |c| c.execute("DELETE FROM dead_letters WHERE pipeline = $1 AND id = ANY($2)", &[&p, &ids]).map(|_| ()))

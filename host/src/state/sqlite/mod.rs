@@ -225,6 +225,13 @@ impl DataStore for SqliteStore {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM dead_letters WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
     }
 
+    fn dead_letter_reasons(&self, pipeline: &str, limit: u64) -> Result<Vec<(String, u64)>, StateError> {
+        self.with(|c| {
+            let sql = "SELECT reason, COUNT(*) FROM dead_letters WHERE pipeline = ?1 GROUP BY reason ORDER BY COUNT(*) DESC, reason LIMIT ?2";
+            c.prepare(sql)?.query_map(params![pipeline, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
     fn handled_count(&self, pipeline: &str) -> Result<u64, StateError> {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM id_check WHERE pipeline = ?1", [pipeline], |r| r.get(0)))
     }
