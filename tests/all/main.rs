@@ -28,6 +28,7 @@ mod tokens_serve;
 mod writes;
 
 // What a killed process leaves behind, picked up by the next.
+mod pg_restart;
 mod restart;
 
 // The binary end to end: run, validate, state, demo, bad pipeline files.

@@ -34,6 +34,28 @@ struct RawServe {
     /// Alert rules.
     #[serde(default)]
     alerts: Vec<crate::alerts::RawRule>,
+    /// `[postgres]`: riding out a database restart.
+    #[serde(default)]
+    postgres: RawPostgres,
+}
+
+/// `[postgres]`: how long calls wait for a database that dropped its
+/// connections (a restart, a failover) before a run fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgres {
+    #[serde(default = "sixty_seconds", with = "humantime_serde")]
+    reconnect_grace: Duration,
+}
+
+impl Default for RawPostgres {
+    fn default() -> Self {
+        RawPostgres { reconnect_grace: sixty_seconds() }
+    }
+}
+
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// `[alerting]`: how often timed alert conditions (lag, success rate,
@@ -158,6 +180,8 @@ pub struct ServeConfig {
     pub alerts: Vec<crate::alerts::Rule>,
     /// How often timed alert conditions are checked.
     pub alert_check: Duration,
+    /// How long PostgreSQL calls wait for a restarting database.
+    pub reconnect_grace: Duration,
 }
 
 impl ServeConfig {
@@ -263,7 +287,17 @@ impl ServeConfig {
         }
         let names: Vec<String> = pipelines.iter().map(|p| p.pipeline.name.clone()).collect();
         let alerts = crate::alerts::resolve(raw.alerts, &names).map_err(|e| format!("{file}: {e}"))?;
-        Ok(ServeConfig { listen: raw.listen, pipelines, tokens, history: raw.history, cluster, api, alerts, alert_check: raw.alerting.every })
+        Ok(ServeConfig {
+            listen: raw.listen,
+            pipelines,
+            tokens,
+            history: raw.history,
+            cluster,
+            api,
+            alerts,
+            alert_check: raw.alerting.every,
+            reconnect_grace: raw.postgres.reconnect_grace,
+        })
     }
 }
 

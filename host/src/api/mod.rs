@@ -75,6 +75,7 @@ fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 /// Builds the shared state: the command engine over the serve file's
 /// pipelines (see [`Engine::open`]).
 pub fn state(config: &ServeConfig, plugins: Arc<PluginEngine>, stop: watch::Receiver<bool>) -> anyhow::Result<Arc<AppState>> {
+    crate::state::set_reconnect_grace(config.reconnect_grace);
     let alerts = Arc::new(crate::alerts::Alerts::new(config.alerts.clone(), config.alert_check));
     let engine = Engine::open(&config.pipelines, config.cluster.as_ref(), config.history, plugins, alerts, stop)?;
     Ok(Arc::new(AppState {

@@ -84,6 +84,13 @@ pub fn run(command: Command, log_format: LogFormat) -> ExitCode {
         return compile_plugin(a);
     }
     init_logging(log_format);
+    // `ferry run` and the other commands wait this long for a restarting PostgreSQL (serve: `[postgres]`).
+    if let Some(v) = std::env::var_os("FERRY_PG_RECONNECT_GRACE") {
+        match humantime::parse_duration(&v.to_string_lossy()) {
+            Ok(d) => crate::state::set_reconnect_grace(d),
+            Err(e) => return exit_code(Err(anyhow::anyhow!("FERRY_PG_RECONNECT_GRACE: expected a duration like `60s`: {e}"))),
+        }
+    }
     exit_code(match command {
         Command::Run(a) => run::run(a, log_format),
         Command::Validate(a) => run::validate(a),

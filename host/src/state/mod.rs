@@ -19,7 +19,7 @@ pub use location::StateLocation;
 
 /// The summary of a run whose process died before finishing it.
 pub(crate) const DEAD_RUN_NOTE: &str = r#"{"status":"interrupted","error":"the process running it ended without finishing (killed, or the machine stopped); the next run resumed from the outbox and the checkpoint"}"#;
-pub use pg::{LeaseView, PgStore, WorkerView, describe as describe_postgres_error};
+pub use pg::{LeaseView, PgStore, WorkerView, describe as describe_postgres_error, set_reconnect_grace};
 pub use sqlite::SqliteStore;
 pub use types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SourceRecord, SwapRecord, TaskCount, WindowProgress};
 pub use writer::WriterLock;

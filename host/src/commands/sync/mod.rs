@@ -18,6 +18,7 @@ use uuid::Uuid;
 mod dispatch;
 mod run;
 mod shared;
+mod warn;
 
 pub(crate) use dispatch::dispatch;
 pub(crate) use run::{restore, schedule, worker};

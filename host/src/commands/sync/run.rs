@@ -124,6 +124,9 @@ pub(crate) async fn execute(
     metrics::counter!("ferry_commands_total", "kind" => "sync", "status" => status.as_str()).increment(1);
     let fact = crate::alerts::Fact::Run { status: summary.status, dead_letters: summary.dead_lettered, error: summary.error.clone() };
     state.alerts.observe(name, &handle.tenant, &fact);
+    if matches!(summary.status, RunStatus::Ok | RunStatus::Partial) {
+        super::warn::dead_letter_spike(handle, summary.dead_lettered);
+    }
     *handle.running.lock().expect("running lock") = None;
     Outcome { status, count, error: summary.error.clone(), failed }
 }
@@ -151,7 +154,7 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
     let mut stop = state.stop.clone();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut warned = false;
+    let (mut warned, mut behind) = (false, false);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -164,6 +167,7 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
             Some(_) => (super::shared::busy(&handle), super::shared::schedule_id(&handle.pipeline.name, every)),
             None => (handle.running.lock().expect("running lock").is_some() || !handle.queue.lock().expect("queue lock").is_empty(), Uuid::new_v4()),
         };
+        behind = super::warn::behind(&handle, every, behind);
         // A token that needs the merchant pauses the schedule (the run would fail at once).
         let token = state.token_of(&handle);
         let paused = token.is_some_and(|t| {

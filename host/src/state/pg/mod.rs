@@ -13,7 +13,7 @@ mod tokens;
 
 pub use budget::PgBudget;
 pub use lease::{LeaseView, WorkerView};
-pub use pool::{describe, redact};
+pub use pool::{describe, redact, set_reconnect_grace};
 
 use super::StateError;
 use pool::Pool;
@@ -148,10 +148,7 @@ impl PgStore {
     }
 
     /// Runs `f` on one of the store's connections.
-    pub(crate) fn call<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
-    ) -> Result<T, StateError> {
+    pub(crate) fn call<T: Send + 'static>(&self, f: impl FnMut(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static) -> Result<T, StateError> {
         super::blocking(|| self.pool.call(f)).map_err(|m| self.err(m))
     }
 }

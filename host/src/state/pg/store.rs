@@ -54,7 +54,7 @@ impl PgStore {
     pub(super) fn in_fence<T: Send + 'static>(
         &self,
         pipeline: &str,
-        write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<T, postgres::Error> + Send + 'static,
+        mut write: impl FnMut(&mut postgres::Transaction<'_>, &str) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<Result<T, String>, StateError> {
         let (p, fence) = (pipeline.to_string(), self.fence_of(pipeline));
         self.call(move |c| {
@@ -73,7 +73,7 @@ impl PgStore {
     pub(super) fn fenced(
         &self,
         pipeline: &str,
-        write: impl FnOnce(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static,
+        write: impl FnMut(&mut postgres::Transaction<'_>, &str) -> Result<(), postgres::Error> + Send + 'static,
     ) -> Result<(), StateError> {
         self.in_fence(pipeline, write)?.map_err(|m| self.err(m))
     }
