@@ -1,5 +1,7 @@
-//! Times as the Jushuitan API writes them: `yyyy-MM-dd HH:mm:ss` in
-//! Asia/Shanghai (old responses may add `.807` milliseconds).
+//! Times as the Jushuitan API writes them: `yyyy-MM-dd HH:mm:ss` in the
+//! source's zone, Asia/Shanghai unless `source.time_zone` says otherwise
+//! (old responses may add `.807` milliseconds). What Ferry shows carries
+//! its offset.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -14,7 +16,26 @@ pub fn shanghai() -> &'static TimeZone {
 
 /// `2024-03-01 12:30:00` in Asia/Shanghai.
 pub fn format(ts: Timestamp) -> String {
-    ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    format_in(ts, shanghai())
+}
+
+/// `2024-03-01 12:30:00` in `zone` (the source's).
+pub fn format_in(ts: Timestamp, zone: &TimeZone) -> String {
+    ts.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The zone named `name` (IANA, e.g. `Asia/Shanghai`); Asia/Shanghai when none.
+pub fn zone(name: Option<&str>) -> Result<TimeZone, String> {
+    match name {
+        None => Ok(shanghai().clone()),
+        Some(n) => TimeZone::get(n).map_err(|_| format!("`{n}` is not a time zone of the IANA database (e.g. `Asia/Shanghai`, `UTC`)")),
+    }
+}
+
+/// `2024-03-01 12:30:00+08:00`: as the API writes it, with the offset (for
+/// people: windows in progress lines and errors).
+pub fn display(ts: Timestamp) -> String {
+    ts.to_zoned(shanghai().clone()).strftime("%Y-%m-%d %H:%M:%S%:z").to_string()
 }
 
 /// RFC 3339 in Asia/Shanghai, with its offset: `2024-03-01T12:30:00+08:00`.
@@ -30,6 +51,11 @@ pub fn sortable(ts: Timestamp) -> String {
 /// Parses `yyyy-MM-dd HH:mm:ss[.fff]` (Asia/Shanghai), `yyyy-MM-dd`, or an
 /// RFC 3339 timestamp.
 pub fn parse(text: &str) -> Result<Timestamp, String> {
+    parse_in(text, shanghai())
+}
+
+/// [`parse`], a time without an offset read in `zone`.
+pub fn parse_in(text: &str, zone: &TimeZone) -> Result<Timestamp, String> {
     let t = text.trim();
     if let Ok(ts) = t.parse::<Timestamp>() {
         return Ok(ts);
@@ -39,13 +65,18 @@ pub fn parse(text: &str) -> Result<Timestamp, String> {
         .find_map(|f| DateTime::strptime(f, t).ok())
         .or_else(|| jiff::civil::Date::strptime("%Y-%m-%d", t).ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
         .ok_or_else(|| format!("`{text}` is not a time (expected `yyyy-MM-dd HH:mm:ss` in Asia/Shanghai or RFC 3339)"))?;
-    civil.to_zoned(shanghai().clone()).map(|z| z.timestamp()).map_err(|e| format!("`{text}`: {e}"))
+    civil.to_zoned(zone.clone()).map(|z| z.timestamp()).map_err(|e| format!("`{text}`: {e}"))
 }
 
 /// A time, or a duration before now (`7d`, `12h`: seven days, twelve
 /// hours before this moment), as `source.start` accepts it.
 pub fn parse_or_ago(text: &str) -> Result<Timestamp, String> {
-    parse(text).or_else(|e| match humantime::parse_duration(text.trim()) {
+    parse_or_ago_in(text, shanghai())
+}
+
+/// [`parse_or_ago`], a time without an offset read in `zone`.
+pub fn parse_or_ago_in(text: &str, zone: &TimeZone) -> Result<Timestamp, String> {
+    parse_in(text, zone).or_else(|e| match humantime::parse_duration(text.trim()) {
         Ok(d) => jiff::SignedDuration::try_from(d).ok().and_then(|d| Timestamp::now().checked_sub(d).ok()).ok_or_else(|| format!("`{text}` is too long ago")),
         Err(_) => Err(format!("{e}, or a duration before now like `7d`")),
     })
@@ -68,6 +99,17 @@ mod tests {
         assert_eq!(super::format(ts), "2024-03-01 12:30:00");
         assert_eq!(super::parse("2024-03-01 12:30:00.807").unwrap().as_second(), ts.as_second());
         assert!(super::parse("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn the_source_zone_is_a_setting() {
+        let ts = super::parse("2024-03-01 12:30:00").unwrap();
+        let utc = super::zone(Some("UTC")).unwrap();
+        assert_eq!(super::format_in(ts, &utc), "2024-03-01 04:30:00");
+        assert_eq!(super::parse_in("2024-03-01 04:30:00", &utc).unwrap(), ts);
+        assert_eq!(super::format_in(ts, &super::zone(None).unwrap()), "2024-03-01 12:30:00", "Asia/Shanghai by default");
+        assert!(super::zone(Some("Mars/Olympus")).unwrap_err().contains("IANA"));
+        assert_eq!(super::display(ts), "2024-03-01 12:30:00+08:00");
     }
 
     #[test]

@@ -102,6 +102,8 @@ fn bad_pipeline_files() {
         (good.replace("per_second = 5", "per_second = 0"), "source.rate_limit: per_second and per_minute must be at least 1"),
         (good.replace("options = {}", "options = 5"), "mapping.options: expected a table"),
         (good.replace("[state]", "[stat]"), "unknown field `stat`"),
+        (good.replace("app_key", "time_zone = \"Mars/Olympus\"\napp_key"), "source.time_zone: `Mars/Olympus` is not a time zone of the IANA database"),
+        (good.replace("[target]", "[target]\nlookup = \"http://127.0.0.1:9/orders\""), "target.lookup: expected `{id}` in the URL"),
         (
             good.replace(ferry_fixtures::JUSHUITAN_ORDERS, "/nonexistent/orders.wasm"),
             "pipeline `it-orders`'s plugin: cannot read plugin /nonexistent/orders.wasm: No such file or directory (os error 2) (check mapping.plugin)",

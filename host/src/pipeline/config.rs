@@ -60,6 +60,9 @@ struct RawSource {
     init_token: bool,
     /// Where the first run starts (`yyyy-MM-dd HH:mm:ss` Asia/Shanghai or RFC 3339).
     start: String,
+    /// The zone of the API's times (IANA; default Asia/Shanghai).
+    #[serde(default)]
+    time_zone: Option<String>,
     /// Longest query window (≤ 7 days).
     #[serde(default = "one_day", with = "humantime_serde")]
     window: Duration,
@@ -391,7 +394,8 @@ impl Pipeline {
             RawMetadata::Table(m) => *m,
             RawMetadata::Json(text) => serde_json::from_str(&text).map_err(|e| format!("source.metadata: not a valid metadata block: {e}"))?,
         };
-        let (request, mut warnings) = metadata.compile().map_err(|e| format!("source.{e}"))?;
+        let (mut request, mut warnings) = metadata.compile().map_err(|e| format!("source.{e}"))?;
+        request.zone = crate::time::zone(s.time_zone.as_deref()).map_err(|e| format!("source.time_zone: {e}"))?;
         warnings.extend(token_warnings);
         if s.window > crate::source::jushuitan::planner::MAX_WINDOW || s.window < Duration::from_secs(1) {
             return Err(format!("source.window: expected 1s to 7 days (the API's limit), got {}", humantime::format_duration(s.window)));
@@ -402,7 +406,7 @@ impl Pipeline {
         if s.max_attempts == 0 {
             return Err("source.max_attempts: expected at least 1".into());
         }
-        let start = crate::time::parse_or_ago(&s.start).map_err(|e| format!("source.start: {e}"))?;
+        let start = crate::time::parse_or_ago_in(&s.start, &request.zone).map_err(|e| format!("source.start: {e}"))?;
         let client = ClientConfig {
             base_url: url(&s.base_url, "source.base_url")?,
             app_key: expand(&s.app_key, "source.app_key")?,

@@ -169,7 +169,8 @@ impl Runner {
         let mut missing_in: Vec<(Window, Vec<Missing>)> = Vec::new();
         for w in &windows {
             let source = self.client.count_window(&self.pipeline.source.request, w).await.map_err(|cause| ReconcileError::Source { window: *w, cause })?;
-            let ferry = self.state.handled_between(name, &crate::time::format(w.begin), &crate::time::format(w.end))?;
+            let zone = &self.pipeline.source.request.zone;
+            let ferry = self.state.handled_between(name, &crate::time::format_in(w.begin, zone), &crate::time::format_in(w.end, zone))?;
             let listed = source != ferry || lookup.is_some();
             report.windows.push(WindowCheck { begin: crate::time::rfc3339(w.begin), end: crate::time::rfc3339(w.end), source, ferry, listed });
             (report.source_count, report.ferry_count) = (report.source_count + source, report.ferry_count + ferry);

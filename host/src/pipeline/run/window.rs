@@ -126,7 +126,8 @@ impl Runner {
     /// prints instead).
     async fn prepare(&self, batch: Vec<Row>, w: Window, dry_run: bool, claimed: &Mutex<HashSet<RecordKey>>) -> Result<Option<OutboxEntry>, RunError> {
         let name = &self.pipeline.name;
-        let edges = [crate::time::format(w.begin), crate::time::format(w.end)];
+        let zone = &self.pipeline.source.request.zone;
+        let edges = [crate::time::format_in(w.begin, zone), crate::time::format_in(w.end, zone)];
         let before = batch.len();
         let mut keyed: Vec<(RecordKey, String)> = batch
             .into_iter()

@@ -12,7 +12,7 @@ use serde_json::Value;
 impl JushuitanClient {
     /// How many rows the API says `window` holds.
     pub async fn count_window(&self, req: &Request, window: &Window) -> Result<u64, SourceError> {
-        let (begin, end) = (crate::time::format(window.begin), crate::time::format(window.end));
+        let (begin, end) = (crate::time::format_in(window.begin, &req.zone), crate::time::format_in(window.end, &req.zone));
         let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
         if let Some(fields) = biz.as_object_mut() {
             fields.remove("start_ts");

@@ -125,6 +125,8 @@ pub struct Request {
     pub id_check: bool,
     /// Effective page size (≤ 50).
     pub page_size: u32,
+    /// The zone the API's times are written in (`source.time_zone`).
+    pub zone: jiff::tz::TimeZone,
     fields: Vec<Compiled>,
 }
 
@@ -188,7 +190,15 @@ impl Metadata {
                 self.id, self.api, self.id
             ));
         }
-        let request = Request { api: self.api.clone(), id_field: self.id.clone(), row_key, id_check: self.id_check, page_size, fields };
+        let request = Request {
+            api: self.api.clone(),
+            id_field: self.id.clone(),
+            row_key,
+            id_check: self.id_check,
+            page_size,
+            zone: crate::time::shanghai().clone(),
+            fields,
+        };
         Ok((request, warnings))
     }
 }

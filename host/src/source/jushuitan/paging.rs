@@ -98,7 +98,7 @@ impl Bounds {
     /// The bounds of `w`, read once per window: its times as the API
     /// writes them, and whether the query selects rows by `modified`.
     fn new(req: &Request, w: &Window) -> Bounds {
-        let (begin, end) = (crate::time::format(w.begin), crate::time::format(w.end));
+        let (begin, end) = (crate::time::format_in(w.begin, &req.zone), crate::time::format_in(w.end, &req.zone));
         let biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
         let by_modified = matches!(biz.get("date_type").cloned().map(crate::fields::text).as_deref(), None | Some("0") | Some("null"));
         Bounds { begin, end, by_modified, page_size: req.page_size as usize }

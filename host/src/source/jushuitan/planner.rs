@@ -19,7 +19,7 @@ pub struct Window {
 
 impl std::fmt::Display for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{} .. {}]", crate::time::format(self.begin), crate::time::format(self.end))
+        write!(f, "[{} .. {}]", crate::time::display(self.begin), crate::time::display(self.end))
     }
 }
 
