@@ -116,6 +116,11 @@ async fn queued_commands_cancel_and_started_ones_refuse() {
     }
     let planned = live["windowsPlanned"].as_u64().expect("the running sync shows the windows it planned");
     assert!(live["windowsDone"].as_u64().unwrap() <= planned, "{live}");
+    // So does the command resource, while it runs; and once done, it has no progress.
+    let (_, running) = s.call(Method::GET, &format!("/sync-commands/{a}"), Some(TOKEN_A), None).await;
+    if running["status"] == json!("running") {
+        assert_eq!(running["progress"]["windowsPlanned"].as_u64(), Some(planned), "{running}");
+    }
     let (_, queued) = s.call(Method::PUT, &format!("/sync-commands/{b}"), Some(TOKEN_A), Some(json!({"pipeline": "it-orders"}))).await;
     assert_eq!((queued["status"].as_str(), queued["queuePosition"].as_u64()), (Some("queued"), Some(1)), "{queued}");
     let (code, cancelled) = s.call(Method::DELETE, &format!("/sync-commands/{b}"), Some(TOKEN_A), None).await;
@@ -131,6 +136,8 @@ async fn queued_commands_cancel_and_started_ones_refuse() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, p) = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_A), None).await;
     assert_eq!(p["lastRuns"].as_array().unwrap().len(), 1, "the cancelled command never ran");
+    let (_, a_done) = s.call(Method::GET, &format!("/sync-commands/{a}"), Some(TOKEN_A), None).await;
+    assert!(a_done["progress"].is_null(), "{a_done}");
     let (_, b_now) = s.call(Method::GET, &format!("/sync-commands/{b}"), Some(TOKEN_A), None).await;
     assert_eq!(b_now["status"], json!("cancelled"));
     s.stop().await;

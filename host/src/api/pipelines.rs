@@ -20,14 +20,14 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         let slot = h.running();
         slot.as_ref().map(|(id, runner)| {
             let (c, s) = (&runner.counters, &runner.client.stats);
-            let (_, windows_planned, eta) = c.progress();
+            let progress = runner.progress();
             let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             LiveView {
                 command: id.to_string(),
                 window: runner.current_window.lock().map(|w| w.clone()).unwrap_or_default(),
-                windows_done: get(&c.windows_done),
-                windows_planned,
-                eta_seconds: eta.map(|d| d.as_secs()),
+                windows_done: progress.windows_done,
+                windows_planned: progress.windows_planned,
+                eta_seconds: progress.eta.map(|d| d.as_secs()),
                 pages: get(&s.pages),
                 requests: get(&s.requests),
                 fetched: get(&c.fetched),

@@ -125,8 +125,9 @@ async fn progress(runner: Arc<Runner>, format: LogFormat) {
         let s = &runner.client.stats;
         let fetched = c.fetched.load(Ordering::Relaxed);
         let rate = fetched as f64 / started.elapsed().as_secs_f64().max(0.001);
-        let (done, planned, eta) = c.progress();
-        let eta = eta.map_or_else(String::new, |e| format!(", ETA {}", humantime::format_duration(Duration::from_secs(e.as_secs()))));
+        let p = runner.progress();
+        let (done, planned) = (p.windows_done, p.windows_planned);
+        let eta = p.eta.map_or_else(String::new, |e| format!(", ETA {}", humantime::format_duration(Duration::from_secs(e.as_secs()))));
         let line = format!(
             "window {} ({done} of {planned} done{eta}) | pages {} | fetched {fetched} ({rate:.0}/s) | delivered {} | dead {} | limiter waits {} | retries {}",
             runner.current_window.lock().map(|w| w.clone()).unwrap_or_default(),

@@ -55,6 +55,19 @@ pub struct SyncResource {
     pub worker: Option<String>,
     /// In a cluster: takeovers and requeues, oldest first.
     pub notes: Vec<String>,
+    /// While it runs here: windows done of planned, records fetched, ETA.
+    pub progress: Option<ProgressView>,
+}
+
+/// Where a running sync is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressView {
+    pub windows_done: u64,
+    pub windows_planned: u64,
+    pub fetched: u64,
+    /// Seconds left: the later of the pace so far and the rate budget's estimate.
+    pub eta_seconds: Option<u64>,
 }
 
 /// One failed record of a sync.

@@ -21,8 +21,11 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub use progress::Progress;
+
 mod confirm;
 mod options;
+mod progress;
 mod window;
 
 pub use confirm::{confirm, deliver};

@@ -49,16 +49,6 @@ impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
-
-    /// Where a run is: windows done, windows planned, and when it should
-    /// end at the pace so far (the rate budget sets that pace), once a
-    /// window is done.
-    pub fn progress(&self) -> (u64, u64, Option<std::time::Duration>) {
-        let (done, planned) = (self.windows_done.load(Ordering::Relaxed), self.windows_planned.load(Ordering::Relaxed));
-        let elapsed = self.started.lock().ok().and_then(|s| s.map(|s| s.elapsed()));
-        let eta = elapsed.filter(|_| done > 0 && planned >= done).map(|e| e.mul_f64((planned - done) as f64 / done as f64));
-        (done, planned, eta)
-    }
 }
 
 /// The plugin that mapped a run.

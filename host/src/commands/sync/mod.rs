@@ -7,7 +7,7 @@
 //! (`shared`) and the dispatcher runs a command where its lease is
 //! (`dispatch`).
 
-use super::model::{SyncInput, SyncResource, TaskCountView, TaskView};
+use super::model::{ProgressView, SyncInput, SyncResource, TaskCountView, TaskView};
 use super::status::SyncStatus;
 use super::{CommandError, CommandKey, Engine, ListQuery, PipelineHandle, command_key};
 use crate::pipeline::summary::Counters;
@@ -115,12 +115,19 @@ impl SyncCommand {
     pub(crate) fn resource(&self, engine: &Engine) -> SyncResource {
         let handle = engine.pipelines.get(&self.input.pipeline);
         let mut count = self.count;
-        let mut position = None;
+        let (mut position, mut progress) = (None, None);
         if let Some(h) = handle {
             if let Some((id, runner)) = h.running.lock().expect("running lock").as_ref()
                 && *id == self.id
             {
                 count = live_count(&runner.counters);
+                let p = runner.progress();
+                progress = Some(ProgressView {
+                    windows_done: p.windows_done,
+                    windows_planned: p.windows_planned,
+                    fetched: p.fetched,
+                    eta_seconds: p.eta.map(|d| d.as_secs()),
+                });
             }
             if self.status == SyncStatus::Queued {
                 position = match &engine.cluster {
@@ -144,6 +151,7 @@ impl SyncCommand {
             error: self.error.clone(),
             worker: self.worker.clone(),
             notes: self.notes.clone(),
+            progress,
         }
     }
 }
