@@ -318,6 +318,7 @@ impl Runner {
                 let digest = self.registry.live(&self.pipeline.name).map(|p| p.digest.clone()).unwrap_or_default();
                 tracing::warn!(pipeline = %self.pipeline.name, "batch of {} records failed in the plugin: {e}", keys.len());
                 Counters::add(&c.failed_mapping, keys.len() as u64);
+                metrics::counter!("ferry_plugin_traps_total", "pipeline" => self.pipeline.name.clone(), "limit" => e.stopped_by()).increment(1);
                 metrics::counter!("ferry_records_total", "outcome" => "failed_mapping", "pipeline" => self.pipeline.name.clone()).increment(keys.len() as u64);
                 // Each record keeps a short reason; the whole error is in the log once.
                 let reason = batch_reason(keys.len(), &e);

@@ -116,6 +116,20 @@ pub enum PluginError {
     Engine(String),
 }
 
+impl PluginError {
+    /// What stopped a batch, for the `ferry_plugin_traps_total` label: the
+    /// limit's setting (`fuel`, `timeout`, `memory_bytes`, ...), `trap`,
+    /// `batch` (refused or broke the contract), or `error`.
+    pub fn stopped_by(&self) -> &'static str {
+        match self {
+            PluginError::Limit { limit, .. } => limit.key(),
+            PluginError::Trap { .. } => "trap",
+            PluginError::Batch { .. } => "batch",
+            _ => "error",
+        }
+    }
+}
+
 fn stderr_tail(stderr: &str) -> String {
     let s = stderr.trim();
     if s.is_empty() {

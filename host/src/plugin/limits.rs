@@ -55,6 +55,19 @@ pub enum LimitKind {
     OutputBytes,
 }
 
+impl LimitKind {
+    /// The setting's name (`fuel`, `timeout`, ...), as metrics label it.
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitKind::Fuel => "fuel",
+            LimitKind::Deadline => "timeout",
+            LimitKind::Memory => "memory_bytes",
+            LimitKind::InputBytes => "max_input_bytes",
+            LimitKind::OutputBytes => "max_output_bytes",
+        }
+    }
+}
+
 impl std::fmt::Display for LimitKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
