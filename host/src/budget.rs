@@ -13,11 +13,12 @@ pub trait SharedBudget: Send + Sync {
     fn reserve(&self, app_key: &str, interval: Duration) -> Result<Duration, String>;
 }
 
-/// Where a budget's next call slot is remembered across processes (a
-/// wall-clock time, as a restart loses the monotonic clock).
+/// Where a budget's calls of the last minute are remembered across
+/// processes (wall-clock times, as a restart loses the monotonic clock), so
+/// a new process counts them against the server's windows.
 pub trait BudgetMemory: Send + Sync {
-    /// No call of `app_key` may start before this, as the last process left it.
-    fn next_slot(&self, app_key: &str) -> Option<std::time::SystemTime>;
-    /// Records that the next call of `app_key` may start at `at`.
-    fn remember(&self, app_key: &str, at: std::time::SystemTime);
+    /// The calls of `app_key` the last process made in the last minute, oldest first.
+    fn recent_calls(&self, app_key: &str) -> Vec<std::time::SystemTime>;
+    /// Records the calls of `app_key` in the last minute.
+    fn remember_calls(&self, app_key: &str, calls: &[std::time::SystemTime]);
 }

@@ -55,7 +55,7 @@ async fn run(file: &str, key: Option<&str>) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_outlives_several_tokens() {
     let lifetime = Duration::from_secs(4);
-    let h = harness(tokened(301, "app-tokens", 700, lifetime, false), TargetSimConfig::default()).await;
+    let h = harness(tokened(301, "app-tokens", 1200, lifetime, false), TargetSimConfig::default()).await;
     let lines = vec!["refresh_token = \"ferry-demo-refresh\"".to_string(), expires_in(lifetime), "token_refresh_margin = \"1500ms\"".into()];
     let f = write(&h, &lines);
     let out = run(&f, Some(KEY)).await;
@@ -158,9 +158,10 @@ async fn an_expired_token_of_a_self_built_app_is_replaced_by_get_init_token() {
     let out = run(&f, Some(KEY)).await;
     assert_eq!(out.status.code(), Some(0));
     let stats = h.source.state.stats();
-    // Refused once, the refresh refused (expired), a new pair; a 2 s pair
-    // may expire again between two calls, and is replaced the same way.
-    assert_eq!(stats.code100, 1, "{stats:?}");
+    // Refused (once per call in flight: two windows are read at once), the
+    // refresh refused (expired), one new pair; a 2 s pair may expire again
+    // between two calls, and is replaced the same way.
+    assert!((1..=2).contains(&stats.code100), "{stats:?}");
     assert!(stats.tokens.initialized >= 1 && stats.tokens.expired_refresh == stats.tokens.initialized, "{stats:?}");
     assert!(h.missing().is_empty() && h.each_once());
 }

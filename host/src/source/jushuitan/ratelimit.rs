@@ -1,40 +1,41 @@
 //! One rate limiter per app_key, shared by every request of the process,
-//! holding both the per-second and the per-minute budget (GCRA, governor).
-//! The budgets are spaced evenly with a small safety margin, because the
-//! server counts over sliding windows: a burst followed by a steady rate
-//! would trip it.
+//! holding both the per-second and the per-minute budget, modelled as the
+//! server counts them: over sliding windows of the calls it accepted. A
+//! fresh budget can spend the opening burst the windows allow (up to
+//! `per_second` calls at once, `per_minute` in the first minute), and a
+//! long sync then runs at the pace its own calls leave the minute window:
+//! every budget used at every horizon. Each window is counted a little
+//! longer than the server's (`SECOND_MARGIN`, `MINUTE_MARGIN`), because
+//! the server counts arrivals, and network jitter can bring two calls
+//! closer on arrival than they were sent.
 //!
 //! A process that restarts would start its budget afresh, and its first
-//! call could come right after the last call of the process before it
-//! (killed, or stopped) and trip the server's windows. Where the state can
-//! remember it ([`BudgetMemory`]), each call records when the next may
-//! start, and a new process waits for that before its first call.
+//! calls could land in the same windows as the last calls of the process
+//! before it (killed, or stopped) and trip them. Where the state can
+//! remember it ([`BudgetMemory`]), the calls of the last minute are kept,
+//! and a new process counts them as its own before its first call.
 
-use governor::clock::MonotonicClock;
-use governor::middleware::NoOpMiddleware;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
-use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 
-/// Share of each budget used; the rest absorbs network jitter.
+/// How much longer than the server's each window is counted.
+const SECOND_MARGIN: Duration = Duration::from_millis(100);
+const MINUTE_MARGIN: Duration = Duration::from_millis(500);
+/// Share of each budget a shared budget (several processes) uses, its
+/// calls spaced evenly; the rest absorbs the jitter of many processes.
 const SECOND_SHARE: f64 = 0.95;
 const MINUTE_SHARE: f64 = 0.97;
 /// How much later than its slot a call of a shared budget may reach the
 /// server without tripping the per-second window.
 const SHARED_JITTER: Duration = Duration::from_millis(300);
 
-/// A GCRA limiter on std's monotonic clock. governor's default clock
-/// (quanta) calibrates the TSC on first use by spinning for up to 200 ms of
-/// wall time, which showed as 8% of all CPU samples of a short `ferry run`.
-type Limiter = RateLimiter<NotKeyed, InMemoryState, MonotonicClock, NoOpMiddleware<std::time::Instant>>;
-
-/// Both budgets of one app_key.
+/// Both budgets of one app_key: the calls of the last minute.
 pub struct AppLimiter {
-    second: Limiter,
-    minute: Limiter,
+    per_second: usize,
+    per_minute: usize,
+    calls: Mutex<VecDeque<Instant>>,
 }
 
 /// The spacing of `calls` per `per` at `share` of the budget.
@@ -42,23 +43,64 @@ fn period(per: Duration, calls: u32, share: f64) -> Duration {
     per.mul_f64(1.0 / (f64::from(calls.max(1)) * share))
 }
 
-fn evenly(per: Duration, calls: u32, share: f64) -> Limiter {
-    let quota = Quota::with_period(period(per, calls, share)).expect("non-zero period").allow_burst(NonZeroU32::MIN);
-    RateLimiter::direct_with_clock(quota, MonotonicClock)
-}
-
 impl AppLimiter {
     /// A limiter for `per_second` and `per_minute` calls.
     pub fn new(per_second: u32, per_minute: u32) -> Self {
-        AppLimiter { second: evenly(Duration::from_secs(1), per_second, SECOND_SHARE), minute: evenly(Duration::from_secs(60), per_minute, MINUTE_SHARE) }
+        AppLimiter { per_second: per_second.max(1) as usize, per_minute: per_minute.max(1) as usize, calls: Mutex::new(VecDeque::new()) }
     }
 
-    /// Waits for a slot in both budgets; returns how long it waited.
+    /// When a call may start, given the calls made (`None`: now).
+    fn free_at(&self, calls: &VecDeque<Instant>, now: Instant) -> Option<Instant> {
+        let (second, minute) = (Duration::from_secs(1) + SECOND_MARGIN, Duration::from_secs(60) + MINUTE_MARGIN);
+        let in_second = calls.iter().rev().take_while(|t| now.saturating_duration_since(**t) < second).count();
+        let by_second = (in_second >= self.per_second).then(|| calls[calls.len() - self.per_second] + second);
+        let by_minute = (calls.len() >= self.per_minute).then(|| calls[calls.len() - self.per_minute] + minute);
+        by_second.max(by_minute).filter(|at| *at > now)
+    }
+
+    /// Waits for a slot in both budgets and takes it; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
         let started = Instant::now();
-        self.minute.until_ready().await;
-        self.second.until_ready().await;
-        started.elapsed()
+        loop {
+            let wait = {
+                let mut calls = self.calls.lock().expect("limiter lock");
+                let now = Instant::now();
+                let minute = Duration::from_secs(60) + MINUTE_MARGIN;
+                while calls.front().is_some_and(|t| now.saturating_duration_since(*t) >= minute) {
+                    calls.pop_front();
+                }
+                match self.free_at(&calls, now) {
+                    None => {
+                        calls.push_back(now);
+                        return started.elapsed();
+                    }
+                    Some(at) => at - now,
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Counts calls another process made (from a [`BudgetMemory`]) as this
+    /// limiter's own, in order.
+    fn seed(&self, earlier: &[SystemTime]) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut calls = self.calls.lock().expect("limiter lock");
+        for t in earlier {
+            let ago = wall.duration_since(*t).unwrap_or_default();
+            if ago < Duration::from_secs(61)
+                && let Some(at) = now.checked_sub(ago)
+            {
+                calls.push_back(at);
+            }
+        }
+        calls.make_contiguous().sort();
+    }
+
+    /// The calls of the last minute, as wall-clock times (for the next process).
+    fn recent(&self) -> Vec<SystemTime> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        self.calls.lock().expect("limiter lock").iter().map(|t| wall - now.saturating_duration_since(*t)).collect()
     }
 }
 
@@ -81,12 +123,12 @@ pub struct Budget {
     shared: Option<Arc<dyn SharedBudget>>,
     interval: Duration,
     memory: Option<Arc<dyn BudgetMemory>>,
-    /// Whether the remembered slot of an earlier process was waited for.
-    floor_waited: tokio::sync::OnceCell<()>,
+    /// Whether the calls an earlier process left were counted.
+    seeded: tokio::sync::OnceCell<()>,
 }
 
 impl Budget {
-    /// `per_second` and `per_minute` calls for `app_key`, spaced evenly.
+    /// `per_second` and `per_minute` calls for `app_key` (a shared budget's spaced evenly).
     pub fn new(app_key: &str, per_second: u32, per_minute: u32, shared: Option<Arc<dyn SharedBudget>>) -> Self {
         let mut interval = period(Duration::from_secs(1), per_second, SECOND_SHARE).max(period(Duration::from_secs(60), per_minute, MINUTE_SHARE));
         if shared.is_some() {
@@ -101,12 +143,12 @@ impl Budget {
             shared,
             interval,
             memory: None,
-            floor_waited: tokio::sync::OnceCell::new(),
+            seeded: tokio::sync::OnceCell::new(),
         }
     }
 
-    /// Remembers the next call slot in `memory` (and waits for the one an
-    /// earlier process left before the first call).
+    /// Remembers the calls of the last minute in `memory` (and counts the
+    /// ones an earlier process left before the first call).
     pub fn with_memory(mut self, memory: Option<Arc<dyn BudgetMemory>>) -> Self {
         self.memory = memory;
         self
@@ -126,17 +168,15 @@ impl Budget {
             }
         }
         let Some(memory) = &self.memory else { return self.local.acquire().await };
-        self.floor_waited
+        self.seeded
             .get_or_init(|| async {
-                let wait = memory.next_slot(&self.app_key).and_then(|at| at.duration_since(std::time::SystemTime::now()).ok());
-                if let Some(wait) = wait.filter(|w| *w <= self.interval.max(Duration::from_secs(1)) * 2) {
-                    tracing::debug!(app_key = %self.app_key, ?wait, "waiting for the call slot an earlier process left");
-                    tokio::time::sleep(wait).await;
-                }
+                let earlier = memory.recent_calls(&self.app_key);
+                tracing::debug!(app_key = %self.app_key, calls = earlier.len(), "counting the calls an earlier process made in the last minute");
+                self.local.seed(&earlier);
             })
             .await;
         self.local.acquire().await;
-        memory.remember(&self.app_key, std::time::SystemTime::now() + self.interval);
+        memory.remember_calls(&self.app_key, &self.local.recent());
         started.elapsed()
     }
 }
@@ -157,33 +197,67 @@ mod tests {
 
     /// A memory in a map, as a state store keeps it.
     #[derive(Default)]
-    struct Remembered(Mutex<HashMap<String, std::time::SystemTime>>);
+    struct Remembered(Mutex<HashMap<String, Vec<SystemTime>>>);
 
     impl BudgetMemory for Remembered {
-        fn next_slot(&self, app_key: &str) -> Option<std::time::SystemTime> {
-            self.0.lock().unwrap().get(app_key).copied()
+        fn recent_calls(&self, app_key: &str) -> Vec<SystemTime> {
+            self.0.lock().unwrap().get(app_key).cloned().unwrap_or_default()
         }
-        fn remember(&self, app_key: &str, at: std::time::SystemTime) {
-            self.0.lock().unwrap().insert(app_key.to_string(), at);
+        fn remember_calls(&self, app_key: &str, calls: &[SystemTime]) {
+            self.0.lock().unwrap().insert(app_key.to_string(), calls.to_vec());
         }
     }
 
-    /// A budget made after another process's call waits for the slot that
-    /// call left, though its own limiter is fresh.
+    /// The server's count (as the simulator keeps it): calls in the last
+    /// 1 s and 60 s, refusing what breaks either.
+    fn refused(times: &[Instant], per_second: usize, per_minute: usize) -> usize {
+        let mut bad = 0;
+        for (i, t) in times.iter().enumerate() {
+            let before = &times[..i];
+            let second = before.iter().filter(|s| t.duration_since(**s) < Duration::from_secs(1)).count();
+            let minute = before.iter().filter(|s| t.duration_since(**s) < Duration::from_secs(60)).count();
+            bad += usize::from(second >= per_second || minute >= per_minute);
+        }
+        bad
+    }
+
+    /// 300 calls at 5/s and 100/min: the opening burst is used, nothing is
+    /// refused, and every horizon ends close to what the windows allow.
+    #[tokio::test(start_paused = true)]
+    async fn the_windows_are_used_at_every_horizon_and_never_broken() {
+        let limiter = AppLimiter::new(5, 100);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..300 {
+            limiter.acquire().await;
+            times.push(Instant::now());
+        }
+        assert_eq!(refused(&times, 5, 100), 0, "the server's windows are never broken");
+        assert_eq!(times[..5].iter().filter(|t| **t == start).count(), 5, "the first second's burst is taken at once");
+        let by = |secs: u64| times.iter().filter(|t| **t - start <= Duration::from_secs(secs)).count() as f64;
+        // What the windows allow from a fresh start: 100 in the first 20 s, then 100 a minute.
+        let allowed = |secs: f64| if secs < 60.0 { (secs * 5.0 + 1.0).min(100.0) } else { 100.0 + ((secs - 60.0) / 60.0 * 100.0).min(100.0) };
+        assert!(by(70) / allowed(70.0) >= 0.95, "70 s: {} of {}", by(70), allowed(70.0));
+        let last = times[299] - start;
+        // The optimum reaches call 300 at 120 s + 20 s (the third minute's burst).
+        assert!(last <= Duration::from_secs(145), "300 calls by {last:?}");
+    }
+
+    /// A budget made after another process's calls counts them: its first
+    /// call waits until the earlier calls leave the windows.
     #[tokio::test]
-    async fn a_restarted_process_waits_for_the_slot_the_last_one_left() {
+    async fn a_restarted_process_counts_the_calls_the_last_one_made() {
         let memory = Arc::new(Remembered::default());
         let first = Budget::new("app-remembered", 4, 1000, None).with_memory(Some(memory.clone()));
-        first.acquire().await;
-        let slot = memory.next_slot("app-remembered").expect("the next slot is remembered");
-        let left = slot.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        assert!(left > Duration::from_millis(150), "{left:?}");
-        // A fresh process: its own limiter has no history (another app_key
-        // here, so this process's limiter is fresh too).
-        memory.remember("app-fresh", slot);
+        for _ in 0..4 {
+            first.acquire().await;
+        }
+        assert_eq!(memory.recent_calls("app-remembered").len(), 4, "the calls of the last minute are remembered");
+        // A fresh process: its own limiter has no history (another app_key here).
+        memory.remember_calls("app-fresh", &memory.recent_calls("app-remembered"));
         let second = Budget::new("app-fresh", 4, 1000, None).with_memory(Some(memory.clone()));
         let waited = second.acquire().await;
-        assert!(waited >= left - Duration::from_millis(20), "waited {waited:?} for a slot {left:?} away");
+        assert!(waited >= Duration::from_millis(900), "the second's four calls leave the window first: waited {waited:?}");
         let third = Budget::new("app-unknown", 4, 1000, None).with_memory(Some(memory.clone()));
         assert!(third.acquire().await < Duration::from_millis(20), "nothing remembered: no wait");
     }

@@ -38,4 +38,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // Access tokens per app and merchant, the pair sealed (see `crate::credentials`).
     "CREATE TABLE tokens (key TEXT PRIMARY KEY, generation INTEGER NOT NULL, sealed BLOB NOT NULL, expires_at TEXT, obtained_at TEXT NOT NULL,
                           obtained TEXT NOT NULL, seed TEXT NOT NULL, state TEXT NOT NULL, attempted_at TEXT, answer TEXT);",
+    // The calls of the last minute per app_key (a JSON array of unix ms), for a restarted process.
+    "ALTER TABLE rate_slots ADD COLUMN calls TEXT;",
 ];

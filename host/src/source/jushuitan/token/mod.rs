@@ -170,9 +170,14 @@ impl TokenKeeper {
     /// The access token to sign with, refreshed first when its expiry is
     /// within the margin; and the generation it came from.
     pub async fn access(&self) -> Result<(Secret, u64), SourceError> {
-        let retry_ok = self.held.lock().expect("token lock").retry_after.is_none_or(|at| Timestamp::now() >= at);
+        let (retry_ok, seen) = {
+            let h = self.held.lock().expect("token lock");
+            (h.retry_after.is_none_or(|at| Timestamp::now() >= at), h.generation)
+        };
         if retry_ok && self.due() {
-            self.refresh(None).await?;
+            // Calls in flight together all find the token due; the first
+            // refreshes it, the others find a newer generation and use it.
+            self.refresh(Some(seen)).await?;
         }
         let h = self.held.lock().expect("token lock");
         Ok((Secret::new(h.pair.access.clone()), h.generation))
@@ -211,8 +216,9 @@ impl TokenKeeper {
         SignedDuration::try_from(margin).unwrap_or(SignedDuration::ZERO)
     }
 
-    /// Refreshes (see the module doc): `refused` is the generation the
-    /// gateway refused, `None` for a refresh ahead of expiry.
+    /// Refreshes (see the module doc): `refused` is the generation found
+    /// refused by the gateway or due (nothing to do once it is replaced),
+    /// `None` for a refresh whatever the expiry.
     async fn refresh(&self, refused: Option<u64>) -> Result<(), SourceError> {
         let _one = self.refreshing.lock().await;
         if refused.is_some_and(|g| g != self.held.lock().expect("token lock").generation) {
