@@ -26,44 +26,63 @@ fn optimum(n: u64, per_second: u64, per_minute: u64) -> Duration {
     Duration::from_secs(60 * (k / per_minute)) + Duration::from_secs_f64((k % per_minute) as f64 / per_second as f64)
 }
 
+/// Both simulators and a pipeline file against them, its plugin cache warm.
+struct Setup {
+    source: ferry_sim::Running<std::sync::Arc<ferry_sim::jushuitan::SimState>>,
+    target: ferry_sim::Running<std::sync::Arc<ferry_sim::target::TargetState>>,
+    _dir: tempfile::TempDir,
+    file: String,
+    cache: std::path::PathBuf,
+    per_second: u64,
+    per_minute: u64,
+}
+
+impl Setup {
+    fn new(rt: &tokio::runtime::Runtime, seed: u64, orders: usize, days: i64) -> Setup {
+        let mut cfg = JushuitanSimConfig::new(seed);
+        cfg.orders = orders;
+        cfg.from = cfg.until - jiff::SignedDuration::from_hours(24 * days);
+        let source = rt.block_on(ferry_sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
+        let target = rt.block_on(ferry_sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
+        let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));
+        let cache = warm_cache(dir.path(), &file);
+        let (per_second, per_minute) = (u64::from(cfg.per_second), u64::from(cfg.per_minute));
+        Setup { source, target, _dir: dir, file, cache, per_second, per_minute }
+    }
+
+    fn run(&self) -> Command {
+        let mut c = Command::new(FERRY);
+        c.args(["run", &self.file]).env("FERRY_CACHE_DIR", &self.cache).stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    }
+
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        rt.block_on(async {
+            self.source.stop().await;
+            self.target.stop().await;
+        });
+    }
+}
+
 /// A 10,000-order backfill to its end: time against the windows' optimum.
 fn backfill(rt: &tokio::runtime::Runtime) {
-    let mut cfg = JushuitanSimConfig::new(6);
-    cfg.orders = 10_000;
-    cfg.from = cfg.until - jiff::SignedDuration::from_hours(24 * 3);
-    let (ps, pm) = (u64::from(cfg.per_second), u64::from(cfg.per_minute));
-    let source = rt.block_on(ferry_sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
-    let target = rt.block_on(ferry_sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
-    let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));
-    let cache = warm_cache(dir.path(), &file);
-    let before = source.state.stats().accepted;
+    let setup = Setup::new(rt, 6, 10_000, 3);
+    let (ps, pm) = (setup.per_second, setup.per_minute);
+    let before = setup.source.state.stats().accepted;
     let started = Instant::now();
-    let status = Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let status = setup.run().status();
     let took = started.elapsed();
-    let s = source.state.stats();
+    let s = setup.source.state.stats();
     let calls = s.accepted - before;
     let best = optimum(calls, ps, pm);
-    println!(
-        "### A 10,000-order backfill to its end ({ps}/s, {pm}/min; exit {:?})
-",
-        status.ok().and_then(|s| s.code())
-    );
+    println!("### A 10,000-order backfill to its end ({ps}/s, {pm}/min; exit {:?})\n", status.ok().and_then(|s| s.code()));
     println!("| calls | time | the windows' optimum | budget use (optimum ÷ time) | 199/200 answers |");
     println!("|---:|---:|---:|---:|---:|");
-    println!(
-        "| {calls} | {:.1} s | {:.1} s | {:.3} | {}/{} |\n",
-        took.as_secs_f64(),
-        best.as_secs_f64(),
-        best.as_secs_f64() / took.as_secs_f64(),
-        s.code199,
-        s.code200
-    );
-    rt.block_on(async {
-        source.stop().await;
-        target.stop().await;
-    });
+    let use_ = best.as_secs_f64() / took.as_secs_f64();
+    println!("| {calls} | {:.1} s | {:.1} s | {use_:.3} | {}/{} |\n", took.as_secs_f64(), best.as_secs_f64(), s.code199, s.code200);
+    setup.stop(rt);
 }
 
 /// Prints the efficiency table.
@@ -74,41 +93,23 @@ pub fn rate_limit(scale: &Scale) {
     }
     let span = if scale.quick { Duration::from_secs(70) } else { Duration::from_secs(300) };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let mut cfg = JushuitanSimConfig::new(5);
-    cfg.orders = 60_000;
-    cfg.from = cfg.until - jiff::SignedDuration::from_hours(24 * 20);
-    let (ps, pm) = (u64::from(cfg.per_second), u64::from(cfg.per_minute));
-    let source = rt.block_on(ferry_sim::jushuitan::start(cfg.clone(), 0)).expect("source simulator");
-    let target = rt.block_on(ferry_sim::target::start(TargetSimConfig::default(), 0)).expect("target simulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let start = ferry::time::format(cfg.from - jiff::SignedDuration::from_hours(1));
-    let file = pipeline(dir.path(), &source.url, &target.url, &start, (cfg.per_second, cfg.per_minute));
-    let cache = warm_cache(dir.path(), &file);
-    let before = source.state.stats().accepted;
+    let setup = Setup::new(&rt, 5, 60_000, 20);
+    let (ps, pm) = (setup.per_second, setup.per_minute);
+    let before = setup.source.state.stats().accepted;
     let started = Instant::now();
-    let mut child =
-        Command::new(FERRY).args(["run", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry run");
+    let mut child = setup.run().spawn().expect("ferry run");
     std::thread::sleep(span);
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let elapsed = started.elapsed();
     let _ = child.wait();
-    let s = source.state.stats();
+    let s = setup.source.state.stats();
     let accepted = s.accepted - before;
     let budget = allowed(elapsed, ps, pm);
     println!("## 6. Rate-limit efficiency: {ps}/s and {pm}/min, {:.0} s of `ferry run`\n", elapsed.as_secs_f64());
     println!("| calls accepted | calls the budget allows | efficiency | 199/200 answers | busiest minute | busiest second |");
     println!("|---:|---:|---:|---:|---:|---:|");
-    println!(
-        "| {accepted} | {budget} | {:.3} | {}/{} | {} | {} |\n",
-        accepted as f64 / budget as f64,
-        s.code199,
-        s.code200,
-        s.max_per_minute,
-        s.max_per_second
-    );
-    rt.block_on(async {
-        source.stop().await;
-        target.stop().await;
-    });
+    let efficiency = accepted as f64 / budget as f64;
+    println!("| {accepted} | {budget} | {efficiency:.3} | {}/{} | {} | {} |\n", s.code199, s.code200, s.max_per_minute, s.max_per_second);
+    setup.stop(&rt);
     backfill(&rt);
 }
