@@ -130,10 +130,17 @@ impl Alerts {
         if !self.any() {
             return;
         }
-        if let Fact::Run { status, .. } = fact
+        // Run endings are kept only as long as a `success_rate` rule looks back.
+        let longest = self.rules.iter().filter_map(|r| if let Condition::SuccessRate { period, .. } = r.condition { Some(period) } else { None }).max();
+        if let (Fact::Run { status, .. }, Some(longest)) = (fact, longest)
             && let Some(ok) = counted(*status)
         {
-            self.runs.lock().expect("alert runs").entry(pipeline.to_string()).or_default().push_back((Instant::now(), ok));
+            let mut runs = self.runs.lock().expect("alert runs");
+            let window = runs.entry(pipeline.to_string()).or_default();
+            window.push_back((Instant::now(), ok));
+            while window.front().is_some_and(|(t, _)| t.elapsed() > longest) {
+                window.pop_front();
+            }
         }
         for (i, rule) in self.rules.iter().enumerate().filter(|(_, r)| r.watches(pipeline)) {
             match self.verdict(&rule.condition, pipeline, fact) {
@@ -158,16 +165,14 @@ impl Alerts {
                 Some((lag > over, format!("the checkpoint is {} behind now (alert over {})", human(*lag), human(*over))))
             }
             (Condition::SuccessRate { below, period, min_runs }, Fact::Run { .. } | Fact::Watch { .. }) => {
-                let mut runs = self.runs.lock().expect("alert runs");
-                let window = runs.entry(pipeline.to_string()).or_default();
-                while window.front().is_some_and(|(t, _)| t.elapsed() > *period) {
-                    window.pop_front();
-                }
-                let ended = window.len() as u32;
+                let runs = self.runs.lock().expect("alert runs");
+                let within: Vec<bool> =
+                    runs.get(pipeline).map(|w| w.iter().filter(|(t, _)| t.elapsed() <= *period).map(|(_, ok)| *ok).collect()).unwrap_or_default();
+                let ended = within.len() as u32;
                 if ended < *min_runs {
                     return None;
                 }
-                let ok = window.iter().filter(|(_, ok)| *ok).count() as f64;
+                let ok = within.iter().filter(|ok| **ok).count() as f64;
                 let rate = ok / f64::from(ended);
                 Some((
                     rate < *below,
@@ -311,6 +316,7 @@ mod tests {
         assert_eq!(drained(&a), [("f".into(), "resolved"), ("once".into(), "resolved")]);
         a.observe("other", "t", &run(RunStatus::Failed, 0));
         assert_eq!(drained(&a).len(), 2, "each pipeline has its own alert");
+        assert!(a.runs.lock().unwrap().is_empty(), "without a success_rate rule no run is kept (months of runs would pile up)");
     }
 
     #[test]
