@@ -114,6 +114,11 @@ pub fn pipeline(dir: &Path, source: &str, target: &str, start: &str, budget: (u3
 }
 
 fn run(orders: usize, dry_run: bool) -> Measured {
+    run_on(orders, dry_run, None)
+}
+
+/// [`run`], `ferry run` pinned to the CPUs `cores` (`taskset -c`) when given.
+fn run_on(orders: usize, dry_run: bool, cores: Option<&str>) -> Measured {
     let days = (orders / 5_000).max(1);
     let source = Sim::start(&[
         "jushuitan",
@@ -134,7 +139,14 @@ fn run(orders: usize, dry_run: bool) -> Measured {
     let file = pipeline(dir.path(), &source.url, &target.url, &ferry::time::format(start), (100_000, 100_000_000));
     let cache = warm_cache(dir.path(), &file);
     let started = Instant::now();
-    let mut cmd = Command::new(FERRY);
+    let mut cmd = match cores {
+        Some(list) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", list, FERRY]);
+            c
+        }
+        None => Command::new(FERRY),
+    };
     cmd.args(["run", "--log-format", "json", &file]).env("FERRY_CACHE_DIR", &cache).stdout(Stdio::piped()).stderr(Stdio::null());
     if dry_run {
         cmd.arg("--dry-run");
@@ -188,6 +200,38 @@ pub fn e2e(scale: &Scale) {
             );
         }
         assert_eq!(full.status, "ok", "the benchmark sync must finish cleanly");
+    }
+    println!();
+}
+
+/// Section 8: `ferry run` on one core and on two (`taskset`, the binary
+/// alone; the simulators run unpinned beside it), rate limits off. The
+/// baseline is the two-core run, in the same process.
+pub fn cores(scale: &Scale) {
+    if std::process::Command::new("taskset").arg("-V").output().is_err() {
+        println!("## 8. Cores: skipped (no `taskset`: util-linux)\n");
+        return;
+    }
+    let orders = match (scale.benching, scale.quick) {
+        (false, _) => 1_000,
+        (true, true) => 20_000,
+        (true, false) => 100_000,
+    };
+    println!("## 8. Cores: `ferry run` of {orders} orders pinned with `taskset`, rate limits off\n");
+    println!("| CPUs | status | fetched | wall s | orders/s | CPU s per 100k | throughput vs 2 cores |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let two = run_on(orders, false, Some("0,1"));
+    let one = run_on(orders, false, Some("0"));
+    for (label, m) in [("0,1 (baseline)", &two), ("0", &one)] {
+        let rate = m.fetched as f64 / m.wall.as_secs_f64();
+        println!(
+            "| {label} | {} | {} | {:.1} | {rate:.0} | {:.2} | {:.2} |",
+            m.status,
+            m.fetched,
+            m.wall.as_secs_f64(),
+            m.cpu * 100_000.0 / m.fetched.max(1) as f64,
+            rate / (two.fetched as f64 / two.wall.as_secs_f64())
+        );
     }
     println!();
 }

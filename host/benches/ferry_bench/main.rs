@@ -30,10 +30,10 @@ fn main() {
         (false, _) => Scale { orders: 50, rounds: 1, benching, quick },
     };
     // Optional section names after `--` pick sections: mapping, sandbox, swap,
-    // languages, e2e, ratelimit, durability.
+    // languages, e2e, ratelimit, durability, cores.
     let only: Vec<&str> = args.iter().skip(1).filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let on = |name: &str| only.is_empty() || only.contains(&name);
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("mapping", mapping::mapping),
         ("sandbox", sandbox::sandbox),
         ("swap", swap::hot_swap),
@@ -41,6 +41,7 @@ fn main() {
         ("e2e", e2e::e2e),
         ("ratelimit", ratelimit::rate_limit),
         ("durability", durability::durability),
+        ("cores", e2e::cores),
     ];
     for (name, section) in sections {
         if on(name) {
