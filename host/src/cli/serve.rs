@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The serve file (TOML): listen address, pipelines, schedules, tokens.
+    /// The serve file (TOML): listen address, pipelines, schedules, tokens, alerts.
     config: PathBuf,
     /// Override the listen address (`host:port`, port 0 = any free port).
     #[arg(long)]
