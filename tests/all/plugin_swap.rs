@@ -101,3 +101,37 @@ fn watched_file_swaps_on_change() {
     }
     assert_eq!(load(ferry_fixtures::VERSIONED_V2).digest, registry.live("w").unwrap().digest);
 }
+
+/// One watcher serves every pipeline: more pipelines than the kernel's
+/// inotify instances per user (128 by default) all watch their file; a
+/// change reaches each registry watching it, and a dropped watcher no
+/// longer swaps.
+#[test]
+fn many_pipelines_watch_through_one_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.wasm");
+    std::fs::copy(ferry_fixtures::VERSIONED_V1, &path).unwrap();
+    let mut watched = Vec::new();
+    for i in 0..300 {
+        let name = format!("many-{i}");
+        let registry = registry(&name);
+        registry.install_file(&name, &path).unwrap();
+        let watcher = PluginWatcher::watch(registry.clone(), &name, &path).unwrap_or_else(|e| panic!("watcher {i}: {e}"));
+        watched.push((name, registry, Some(watcher)));
+    }
+    // The last one stops watching before the change.
+    let (_, dropped, watcher) = watched.last_mut().unwrap();
+    let dropped = dropped.clone();
+    drop(watcher.take());
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::copy(ferry_fixtures::VERSIONED_V2, &path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (name, registry, _) in &watched[..299] {
+        while registry.live(name).unwrap().info.version != "2.0.0" {
+            assert!(Instant::now() < deadline, "{name} did not swap within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dropped.live("many-299").unwrap().info.version, "1.0.0", "a dropped watcher no longer swaps");
+}
