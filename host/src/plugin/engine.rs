@@ -75,6 +75,11 @@ pub struct PluginEngine {
     /// is refused at once instead of compiled again (bounded; cleared when
     /// full).
     pub(crate) refused: Mutex<HashMap<String, (CompileLimit, String)>>,
+    /// Versions loaded and still held somewhere, by digest: pipelines that
+    /// load the same component share one (its code, its types, its
+    /// pre-instance) instead of one copy each. Weak, so a version no
+    /// registry holds any more is freed.
+    pub(crate) loaded: Mutex<HashMap<String, Weak<super::Plugin>>>,
 }
 
 impl PluginEngine {
@@ -97,7 +102,16 @@ impl PluginEngine {
             spawn_ticker(&engine);
         }
         let cache = options.cache_dir.clone().map(|dir| DiskCache::new(dir, &engine));
-        Ok(PluginEngine { engine, linker, cache, options, activity: Arc::default(), compiling: Mutex::default(), refused: Mutex::default() })
+        Ok(PluginEngine {
+            engine,
+            linker,
+            cache,
+            options,
+            activity: Arc::default(),
+            compiling: Mutex::default(),
+            refused: Mutex::default(),
+            loaded: Mutex::default(),
+        })
     }
 
     /// The wasmtime engine.

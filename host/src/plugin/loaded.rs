@@ -120,6 +120,9 @@ impl PluginEngine {
         check_header(bytes, origin)?;
         super::contain::check_size(&self.options.compile, bytes.len(), origin)?;
         let digest = digest_of(bytes);
+        if let Some(shared) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&digest).and_then(std::sync::Weak::upgrade) {
+            return Ok(shared);
+        }
         let gate = self.compile_gate(&digest);
         let compiling = gate.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
@@ -159,7 +162,11 @@ impl PluginEngine {
         if !super::contract_compatible(&plugin.info.contract) {
             return Err(PluginError::Contract { plugin: plugin.label(), found: plugin.info.contract.clone(), expected: super::CONTRACT_VERSION.into() });
         }
-        Ok(Arc::new(plugin))
+        let plugin = Arc::new(plugin);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.retain(|_, w| w.strong_count() > 0);
+        loaded.insert(plugin.digest.clone(), Arc::downgrade(&plugin));
+        Ok(plugin)
     }
 }
 
