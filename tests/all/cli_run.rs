@@ -159,12 +159,15 @@ async fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_during_a_long_batch_end_promptly_without_a_panic() {
     let h = harness(source_config(82, "app-signal-batch", 40), TargetSimConfig::default()).await;
-    let mut s = h.spec(ferry_fixtures::MISBEHAVE);
-    s.mapping_options = r#"{ do = "loop" }"#;
-    let f = h.write(&s);
-    let toml = std::fs::read_to_string(&f).unwrap() + "\n[mapping.limits]\nfuel = 0\ntimeout = \"3s\"\n";
-    std::fs::write(&f, toml).unwrap();
-    for signals in [&["-TERM"][..], &["-INT"], &["-INT", "-INT"]] {
+    // A fresh state each time: a stopped run finishes the batch in flight
+    // (at its deadline, as dead letters), so the next run would have none.
+    let states: Vec<std::path::PathBuf> = (0..3).map(|i| h.dir.path().join(format!("state-{i}.db"))).collect();
+    for (i, signals) in [&["-TERM"][..], &["-INT"], &["-INT", "-INT"]].into_iter().enumerate() {
+        let mut s = h.spec(ferry_fixtures::MISBEHAVE);
+        (s.mapping_options, s.state) = (r#"{ do = "loop" }"#, &states[i]);
+        let f = h.write(&s);
+        let toml = std::fs::read_to_string(&f).unwrap() + "\n[mapping.limits]\nfuel = 0\ntimeout = \"3s\"\n";
+        std::fs::write(&f, toml).unwrap();
         let child = crate::helpers::ferry_command(&["run", &f]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while h.source.state.stats().requests == 0 && std::time::Instant::now() < deadline {

@@ -73,7 +73,15 @@ impl Runner {
             }
             tokio::select! {
                 biased;
-                () = stopped(&mut stop) => { interrupted = true; break; }
+                // Stopped: read no more, map nothing new; the batches being
+                // mapped are in flight: they finish, are staged and sent
+                // (bounded by the plugin's deadline).
+                () = stopped(&mut stop), if !interrupted => {
+                    interrupted = true;
+                    fetched_all = true;
+                    buffer.clear();
+                    fetch.abort();
+                }
                 Some(done) = sends.join_next(), if !sends.is_empty() => {
                     if let Err(e) = join(done) { failure = Some(e); }
                 }
@@ -97,8 +105,9 @@ impl Runner {
                 },
             }
         }
-        // A batch mapped but not yet staged is dropped here; its rows are
-        // read again by the next run, as the checkpoint stays before them.
+        // After a failure, a batch mapped but not yet staged is dropped
+        // here; its rows are read again by the next run, as the checkpoint
+        // stays before them.
         drop(maps);
         if failure.is_none() && !interrupted {
             match fetch.await {
