@@ -3,8 +3,8 @@
 //! (or JSON) of what is missing, delivered with `--deliver`.
 
 use super::Exit;
+use crate::pipeline::Runner;
 use crate::pipeline::reconcile::{Missing, ReconcileReport};
-use crate::pipeline::{Pipeline, Runner};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -27,27 +27,17 @@ pub struct ReconcileArgs {
 }
 
 pub fn run(args: ReconcileArgs) -> anyhow::Result<Exit> {
-    let pipeline = Pipeline::load(&args.pipeline)?;
-    pipeline.say_warnings();
-    let at = |flag: &str, v: &str| crate::time::parse_or_ago(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"));
-    let until = match &args.until {
-        Some(u) => at("--until", u)?,
-        None => pipeline.state.open()?.checkpoint(&pipeline.name)?.ok_or_else(|| {
-            anyhow::anyhow!("{}: `{}` has no checkpoint yet: nothing is synced to reconcile (run it first)", args.pipeline.display(), pipeline.name)
-        })?,
-    };
-    let since = match &args.since {
-        Some(s) => at("--since", s)?,
-        None => until - jiff::SignedDuration::from_hours(24),
-    };
-    crate::time::check_range(Some(since), Some(until)).map_err(|e| anyhow::anyhow!("--since/--until: {e}"))?;
+    let pipeline = super::run::load(&args.pipeline)?;
+    let at = |flag: &str, v: &Option<String>| v.as_deref().map(crate::time::parse_or_ago).transpose().map_err(|e| anyhow::anyhow!("{flag}: {e}"));
+    let (since, until) = (at("--since", &args.since)?, at("--until", &args.until)?);
+    crate::time::check_range(since, until).map_err(|e| anyhow::anyhow!("--since/--until: {e}"))?;
     // Delivering writes: one writer per pipeline, as for `ferry run`.
     let _writer = if args.deliver { Some(super::sole_writer(&pipeline, "ferry reconcile")?) } else { None };
     let rt = super::runtime()?;
     let runner = Runner::new(pipeline, super::engine()?, !args.deliver)?;
     let report = rt.block_on(runner.reconcile(since, until, args.deliver));
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    let report = report?;
+    let report = report.map_err(|e| anyhow::anyhow!("{}: {e}", args.pipeline.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -36,7 +36,7 @@ pub struct ValidateArgs {
     pipeline: PathBuf,
 }
 
-fn load(path: &std::path::Path) -> anyhow::Result<Pipeline> {
+pub(super) fn load(path: &std::path::Path) -> anyhow::Result<Pipeline> {
     let p = Pipeline::load(path)?;
     p.say_warnings();
     Ok(p)

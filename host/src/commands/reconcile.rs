@@ -46,13 +46,6 @@ impl Engine {
         deliver: bool,
     ) -> Result<ReconcileReport, CommandError> {
         let name = &h.pipeline.name;
-        let until = match until {
-            Some(u) => u,
-            None => {
-                h.state.checkpoint(name)?.ok_or_else(|| CommandError::Invalid(format!("`{name}` has no checkpoint yet: nothing is synced to reconcile")))?
-            }
-        };
-        let since = since.unwrap_or(until - jiff::SignedDuration::from_hours(24));
         let _writer = self.sole_writer(h)?;
         let runner = Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), !deliver)
             .map_err(|e| CommandError::Internal(format!("cannot build the run: {e}")))?;

@@ -126,13 +126,21 @@ pub enum ReconcileError {
 }
 
 impl Runner {
-    /// Reconciles `[since, until]`, and with `deliver` delivers what is
-    /// missing. The range must end at or before the checkpoint: what lies
-    /// after it is not synced yet.
-    pub async fn reconcile(&self, since: Timestamp, until: Timestamp, deliver: bool) -> Result<ReconcileReport, ReconcileError> {
+    /// Reconciles `[since, until]` (default: the day up to the
+    /// checkpoint), and with `deliver` delivers what is missing. The range
+    /// must end at or before the checkpoint: what lies after it is not
+    /// synced yet.
+    pub async fn reconcile(&self, since: Option<Timestamp>, until: Option<Timestamp>, deliver: bool) -> Result<ReconcileReport, ReconcileError> {
         let name = &self.pipeline.name;
+        let checkpoint = self.state.checkpoint(name)?;
+        let until = match (until, checkpoint) {
+            (Some(u), _) => u,
+            (None, Some(c)) => c,
+            (None, None) => return Err(ReconcileError::Range(format!("`{name}` has no checkpoint yet: nothing is synced to reconcile (run it first)"))),
+        };
+        let since = since.unwrap_or(until - jiff::SignedDuration::from_hours(24));
         crate::time::check_range(Some(since), Some(until)).map_err(ReconcileError::Range)?;
-        match self.state.checkpoint(name)? {
+        match checkpoint {
             Some(c) if until <= c => {}
             c => {
                 let at = c.map_or("no checkpoint yet".to_string(), |c| format!("the checkpoint is {}", crate::time::rfc3339(c)));
