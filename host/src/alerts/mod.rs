@@ -96,6 +96,8 @@ pub struct Alerts {
     firing: Mutex<HashMap<(usize, String), Firing>>,
     /// Run endings per pipeline (time, did not fail), for `success_rate`.
     runs: Mutex<HashMap<String, VecDeque<(Instant, bool)>>>,
+    /// How long run endings are kept: the longest `success_rate` period (none without one).
+    keep_runs: Option<Duration>,
     queues: Vec<mpsc::Sender<Notice>>,
     receivers: Mutex<Vec<mpsc::Receiver<Notice>>>,
     /// How often the engine reports [`Fact::Watch`].
@@ -109,7 +111,8 @@ impl Alerts {
     /// Alerts for `rules`; the engine reports a [`Fact::Watch`] every `every`.
     pub fn new(rules: Vec<Rule>, every: Duration) -> Alerts {
         let (queues, receivers) = rules.iter().map(|_| mpsc::channel(QUEUED)).unzip();
-        Alerts { rules, firing: Mutex::new(HashMap::new()), runs: Mutex::new(HashMap::new()), queues, receivers: Mutex::new(receivers), every }
+        let keep_runs = rules.iter().filter_map(|r| if let Condition::SuccessRate { period, .. } = r.condition { Some(period) } else { None }).max();
+        Alerts { rules, firing: Mutex::new(HashMap::new()), runs: Mutex::new(HashMap::new()), keep_runs, queues, receivers: Mutex::new(receivers), every }
     }
 
     /// Whether any rule is configured.
@@ -131,8 +134,7 @@ impl Alerts {
             return;
         }
         // Run endings are kept only as long as a `success_rate` rule looks back.
-        let longest = self.rules.iter().filter_map(|r| if let Condition::SuccessRate { period, .. } = r.condition { Some(period) } else { None }).max();
-        if let (Fact::Run { status, .. }, Some(longest)) = (fact, longest)
+        if let (Fact::Run { status, .. }, Some(longest)) = (fact, self.keep_runs)
             && let Some(ok) = counted(*status)
         {
             let mut runs = self.runs.lock().expect("alert runs");
@@ -245,11 +247,10 @@ impl Alerts {
             since,
             at: Timestamp::now(),
         };
-        let level = if state == NoticeState::Resolved { tracing::Level::INFO } else { tracing::Level::WARN };
-        if level == tracing::Level::WARN {
-            tracing::warn!(alert = %r.name, pipeline, tenant, state = state.as_str(), "alert: {}", notice.message);
-        } else {
+        if state == NoticeState::Resolved {
             tracing::info!(alert = %r.name, pipeline, tenant, state = state.as_str(), "alert resolved: {}", notice.message);
+        } else {
+            tracing::warn!(alert = %r.name, pipeline, tenant, state = state.as_str(), "alert: {}", notice.message);
         }
         metrics::counter!("ferry_alerts_total", "alert" => r.name.clone(), "state" => state.as_str()).increment(1);
         if let Err(e) = self.queues[rule].try_send(notice) {
