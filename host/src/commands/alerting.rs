@@ -36,8 +36,8 @@ pub(crate) async fn watch(engine: Arc<Engine>) {
 }
 
 fn watched(engine: &Engine, h: &PipelineHandle) -> Fact {
-    let lag = match h.state.checkpoint(&h.pipeline.name) {
-        Ok(c) => c.map(|c| Duration::from_secs(jiff::Timestamp::now().duration_since(c).as_secs().max(0) as u64)),
+    let lag = match h.checkpoint_lag() {
+        Ok(lag) => lag,
         Err(e) => {
             tracing::warn!(pipeline = %h.pipeline.name, "alerts cannot read the checkpoint: {e}");
             None

@@ -88,6 +88,12 @@ impl PipelineHandle {
         &self.state
     }
 
+    /// How far behind now the checkpoint is, in whole seconds (none before the first).
+    pub fn checkpoint_lag(&self) -> Result<Option<Duration>, crate::state::StateError> {
+        let checkpoint = self.state.checkpoint(&self.pipeline.name)?;
+        Ok(checkpoint.map(|c| Duration::from_secs(jiff::Timestamp::now().duration_since(c).as_secs().max(0) as u64)))
+    }
+
     /// The last reconciliation's report.
     pub fn reconciled(&self) -> Option<crate::pipeline::reconcile::ReconcileReport> {
         self.reconciled.lock().expect("reconciled lock").clone()

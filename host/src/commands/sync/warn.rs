@@ -43,8 +43,7 @@ fn spike(now: u64, before: &[u64]) -> Option<String> {
 /// returns the new state.
 pub(crate) fn behind(h: &PipelineHandle, every: Duration, was_behind: bool) -> bool {
     let name = &h.pipeline.name;
-    let Ok(Some(checkpoint)) = h.state.checkpoint(name) else { return was_behind };
-    let lag = Duration::from_secs(jiff::Timestamp::now().duration_since(checkpoint).as_secs().max(0) as u64);
+    let Ok(Some(lag)) = h.checkpoint_lag() else { return was_behind };
     let s = &h.pipeline.source;
     let allowed = every * 3 + s.lag + s.window;
     let now_behind = lag > allowed;
