@@ -117,21 +117,38 @@ async fn serve_reconciles_on_schedule_and_on_request() {
     let (code, e) = s.call(Method::POST, "/pipelines/it-orders/reconcile", Some(TOKEN_A), Some(serde_json::json!({"since": "soon"}))).await;
     assert_eq!(code, 400, "{e}");
     assert!(e["error"].as_str().unwrap().starts_with("since: "), "{e}");
+    assert_eq!(s.call(Method::POST, "/pipelines/it-orders/reconcile", Some(TOKEN_A), Some(serde_json::json!({"waitSeconds": 301}))).await.0, 400);
     // On request, delivering (a scheduled check may hold the pipeline for a moment: 409, again).
-    let body = serde_json::json!({"since": h.start, "deliver": true});
-    let mut answer = None;
-    for _ in 0..100 {
-        let (code, r) = s.call(Method::POST, "/pipelines/it-orders/reconcile", Some(TOKEN_A), Some(body.clone())).await;
-        if code != 409 {
-            answer = Some((code, r));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let (code, r) = answer.expect("the pipeline was free within 10 s");
+    let (code, r) = post_when_free(&s, serde_json::json!({"since": h.start, "deliver": true, "waitSeconds": 60})).await;
     assert_eq!(code, 200, "{r}");
     assert_eq!((r["delivered"].as_u64(), r["stillMissing"].as_array().map(Vec::len)), (Some(3), Some(0)), "{r}");
     assert!(h.missing().is_empty() && h.each_once());
     until("the alert resolves", || got.states("missing") == ["firing", "resolved"]).await;
+    // One that outlasts its wait is 202 and goes on; its report becomes the last one.
+    let before = last["at"].clone();
+    let (code, r) = post_when_free(&s, serde_json::json!({"since": h.start, "waitSeconds": 0})).await;
+    assert_eq!(code, 202, "{r}");
+    assert!(r["startedAt"].as_str().is_some_and(|t| t.ends_with("+08:00")), "{r}");
+    let mut view = serde_json::Value::Null;
+    for _ in 0..200 {
+        view = s.call(Method::GET, "/pipelines/it-orders", Some(TOKEN_A), None).await.1;
+        if view["reconcilingSince"].is_null() && view["lastReconcile"]["at"] != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(view["reconcilingSince"].is_null() && view["lastReconcile"]["missing"].as_array().is_some_and(Vec::is_empty), "{view}");
     s.stop().await;
+}
+
+/// POSTs a reconciliation, again while a scheduled one holds the pipeline (409).
+async fn post_when_free(s: &crate::serve::Server, body: serde_json::Value) -> (u16, serde_json::Value) {
+    for _ in 0..100 {
+        let (code, r) = s.call(reqwest::Method::POST, "/pipelines/it-orders/reconcile", Some(crate::serve::TOKEN_A), Some(body.clone())).await;
+        if code != 409 {
+            return (code, r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the pipeline was not free within 10 s");
 }

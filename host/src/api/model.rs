@@ -113,6 +113,19 @@ pub struct PipelineView {
     pub next_run_at: Option<String>,
     /// The last reconciliation's report (since this server started).
     pub last_reconcile: Option<crate::pipeline::reconcile::ReconcileReport>,
+    /// When the reconciliation running now began (RFC 3339 with offset).
+    pub reconciling_since: Option<String>,
+}
+
+/// `POST /pipelines/{name}/reconcile` answered 202: the reconciliation
+/// outlasted `waitSeconds` and goes on; its report becomes the pipeline's
+/// `lastReconcile` (`GET /pipelines/{name}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileRunning {
+    pub pipeline: String,
+    /// When it began (RFC 3339 with offset).
+    pub started_at: String,
 }
 
 /// `POST /pipelines/{name}/reconcile`: the range (default: the day up to
@@ -126,6 +139,9 @@ pub struct ReconcileInput {
     pub until: Option<String>,
     #[serde(default)]
     pub deliver: bool,
+    /// How long to wait for the report before answering 202 (0 to 300, default 5).
+    #[schema(minimum = 0, maximum = 300)]
+    pub wait_seconds: Option<u64>,
 }
 
 /// Where a pipeline's access token stands.

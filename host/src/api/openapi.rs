@@ -25,7 +25,7 @@ impl Modify for Bearer {
     ),
     components(schemas(model::SyncInput, model::SyncPost, model::SyncResource, crate::state::TaskCount, model::TaskView, model::TasksView,
         model::PluginInput, model::PluginResource, model::PluginView, model::PipelineView, model::TokenView, model::ErrorBody,
-        model::SyncPage, model::PluginPage, crate::commands::model::ProgressView, crate::commands::status::SyncStatus, crate::commands::status::PluginStatus, model::RecordsView, model::LiveView, model::DeadLetterView, model::DeadLetterPage, model::SwapPage, model::ReplayView, model::DeadLetterReasons, model::ReasonCount, model::ReconcileInput, crate::pipeline::reconcile::ReconcileReport, crate::pipeline::reconcile::WindowCheck, crate::pipeline::reconcile::Missing, crate::pipeline::reconcile::Why, crate::state::SwapRecord,
+        model::SyncPage, model::PluginPage, crate::commands::model::ProgressView, crate::commands::status::SyncStatus, crate::commands::status::PluginStatus, model::RecordsView, model::LiveView, model::DeadLetterView, model::DeadLetterPage, model::SwapPage, model::ReplayView, model::DeadLetterReasons, model::ReasonCount, model::ReconcileInput, model::ReconcileRunning, crate::pipeline::reconcile::ReconcileReport, crate::pipeline::reconcile::WindowCheck, crate::pipeline::reconcile::Missing, crate::pipeline::reconcile::Why, crate::state::SwapRecord,
         super::cluster::ClusterView, crate::cluster::WorkerView, crate::cluster::LeaseView)),
     modifiers(&Bearer)
 )]

@@ -53,6 +53,7 @@ fn view(state: &AppState, h: &PipelineHandle) -> PipelineView {
         token: state.engine.token_of(h).map(token_view),
         next_run_at: h.next_run().map(crate::time::rfc3339),
         last_reconcile: h.reconciled(),
+        reconciling_since: h.reconciling().map(crate::time::rfc3339),
     }
 }
 
@@ -172,9 +173,11 @@ pub async fn dead_letter_reasons(
 
 /// `POST /pipelines/{name}/reconcile`: checks a closed range against the
 /// source's count (id by id where they differ, or against the target's
-/// lookup) and with `deliver` delivers what is missing; 409 while a sync runs.
+/// lookup) and with `deliver` delivers what is missing; 409 while a sync
+/// (or another reconciliation) runs. It waits for the source's rate budget,
+/// so it may outlast `waitSeconds`: then 202, and it goes on.
 #[utoipa::path(post, path = "/pipelines/{name}/reconcile", params(("name" = String, Path)), request_body = ReconcileInput,
-    responses((status = 200, body = crate::pipeline::reconcile::ReconcileReport), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
+    responses((status = 200, body = crate::pipeline::reconcile::ReconcileReport), (status = 202, body = super::model::ReconcileRunning), (status = 400, body = super::model::ErrorBody), (status = 401, body = super::model::ErrorBody),
         (status = 404, body = super::model::ErrorBody), (status = 409, body = super::model::ErrorBody), (status = 502, body = super::model::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn reconcile(
@@ -182,12 +185,24 @@ pub async fn reconcile(
     axum::Extension(tenant): axum::Extension<Tenant>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<crate::pipeline::reconcile::ReconcileReport>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let input: ReconcileInput = if body.is_empty() { ReconcileInput::default() } else { super::error::parse_body(&body)? };
     let at = |key: &str, v: &Option<String>| v.as_deref().map(crate::time::parse_or_ago).transpose().map_err(|e| ApiError::bad(format!("{key}: {e}")));
     let (since, until) = (at("since", &input.since)?, at("until", &input.until)?);
     crate::time::check_range(since, until).map_err(ApiError::bad)?;
-    Ok(Json(state.engine.reconcile(&tenant.0, &name, since, until, input.deliver).await?))
+    let wait = match input.wait_seconds {
+        Some(s) if s > 300 => return Err(ApiError::bad(format!("waitSeconds: expected 0 to 300, got {s}"))),
+        Some(s) => std::time::Duration::from_secs(s),
+        None => std::time::Duration::from_secs(5),
+    };
+    Ok(match state.engine.reconcile(&tenant.0, &name, since, until, input.deliver, wait).await? {
+        crate::commands::Reconciling::Done(report) => Json(report).into_response(),
+        crate::commands::Reconciling::Running(began) => {
+            let body = super::model::ReconcileRunning { pipeline: name, started_at: crate::time::rfc3339(began) };
+            (axum::http::StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
 }
 
 /// `GET /pipelines/{name}/plugin-history`: every swap attempt, oldest

@@ -27,7 +27,7 @@ mod tokens;
 pub use error::CommandError;
 pub use follow::live_version;
 pub use history::ListQuery;
-pub use reconcile::ReconcileSchedule;
+pub use reconcile::{ReconcileSchedule, Reconciling};
 pub use sync::{Accepted, live_count};
 
 use crate::pipeline::{Pipeline, ReplayFilter, Runner};
@@ -54,6 +54,8 @@ pub struct PipelineHandle {
     /// Its scheduled reconciliation, and the last report.
     pub(crate) reconcile: Option<ReconcileSchedule>,
     pub(crate) reconciled: Mutex<Option<crate::pipeline::reconcile::ReconcileReport>>,
+    /// When the reconciliation running now began.
+    pub(crate) reconciling: Mutex<Option<jiff::Timestamp>>,
     /// When the schedule next queues a sync.
     pub(crate) next_run: Mutex<Option<jiff::Timestamp>>,
     _watcher: Option<PluginWatcher>,
@@ -97,6 +99,11 @@ impl PipelineHandle {
     /// The last reconciliation's report.
     pub fn reconciled(&self) -> Option<crate::pipeline::reconcile::ReconcileReport> {
         self.reconciled.lock().expect("reconciled lock").clone()
+    }
+
+    /// When the reconciliation running now began (none when none runs).
+    pub fn reconciling(&self) -> Option<jiff::Timestamp> {
+        *self.reconciling.lock().expect("reconciling lock")
     }
 
     /// When the schedule next queues a sync (none without a schedule).
@@ -213,6 +220,7 @@ impl Engine {
                 slot: tokio::sync::Mutex::new(()),
                 reconcile: s.reconcile,
                 reconciled: Mutex::new(None),
+                reconciling: Mutex::new(None),
                 next_run: Mutex::new(None),
                 _watcher: watcher,
                 _writer: writer,

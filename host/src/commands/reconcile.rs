@@ -3,6 +3,10 @@
 //! range, deliver }` on a served pipeline), as the pipeline's only writer
 //! (its slot, and in a cluster its lease), like a dead-letter replay. The
 //! last report is kept for the pipeline's view and told to alerts.
+//!
+//! A reconciliation waits for the source's rate budget like a sync does, so
+//! it can take minutes: a request waits for it a bounded time and then
+//! answers that it is still running, while it goes on in the background.
 
 use super::{CommandError, Engine, PipelineHandle};
 use crate::pipeline::Runner;
@@ -22,20 +26,41 @@ pub struct ReconcileSchedule {
     pub deliver: bool,
 }
 
+/// A requested reconciliation when the caller stops waiting for it.
+#[derive(Debug)]
+pub enum Reconciling {
+    /// It ended with this report.
+    Done(ReconcileReport),
+    /// It still runs (since then); its report will be the pipeline's last.
+    Running(Timestamp),
+}
+
 impl Engine {
     /// Reconciles `[since, until]` of the pipeline (default: the day up to
     /// its checkpoint); with `deliver`, delivers what is missing. Refused
-    /// while a sync of it runs.
+    /// while a sync of it runs. Waits at most `wait` for the report; the
+    /// reconciliation goes on after that (and if the caller goes away).
     pub async fn reconcile(
-        &self,
+        self: &Arc<Self>,
         tenant: &str,
         name: &str,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
         deliver: bool,
-    ) -> Result<ReconcileReport, CommandError> {
+        wait: Duration,
+    ) -> Result<Reconciling, CommandError> {
         let h = self.pipeline_for(name, tenant)?.clone();
-        self.reconcile_now(&h, since, until, deliver).await
+        let engine = self.clone();
+        let (done, report) = tokio::sync::oneshot::channel();
+        let began = Timestamp::now();
+        tokio::spawn(async move {
+            let _ = done.send(engine.reconcile_now(&h, since, until, deliver).await);
+        });
+        match tokio::time::timeout(wait, report).await {
+            Ok(Ok(result)) => result.map(Reconciling::Done),
+            Ok(Err(_)) => Err(CommandError::Internal("the reconciliation ended without a report".into())),
+            Err(_) => Ok(Reconciling::Running(began)),
+        }
     }
 
     async fn reconcile_now(
@@ -47,6 +72,7 @@ impl Engine {
     ) -> Result<ReconcileReport, CommandError> {
         let name = &h.pipeline.name;
         let _writer = self.sole_writer(h)?;
+        let _running = Running::mark(h);
         let runner = Runner::from_parts(h.pipeline.clone(), h.registry.clone(), h.state.clone(), !deliver)
             .map_err(|e| CommandError::Internal(format!("cannot build the run: {e}")))?;
         let report = runner.reconcile(since, until, deliver).await.map_err(|e| match e {
@@ -62,6 +88,22 @@ impl Engine {
         self.alerts.observe(name, &h.tenant, &crate::alerts::Fact::Reconciled { missing, range: format!("{} .. {}", report.since, report.until) });
         *h.reconciled.lock().expect("reconciled lock") = Some(report.clone());
         Ok(report)
+    }
+}
+
+/// Marks the pipeline as reconciling while it lives.
+struct Running<'a>(&'a PipelineHandle);
+
+impl<'a> Running<'a> {
+    fn mark(h: &'a PipelineHandle) -> Self {
+        *h.reconciling.lock().expect("reconciling lock") = Some(Timestamp::now());
+        Running(h)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        *self.0.reconciling.lock().expect("reconciling lock") = None;
     }
 }
 
