@@ -75,9 +75,9 @@ struct RawSource {
     /// Per-request timeout.
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     timeout: Duration,
-    /// `ts` (row-version cursor, default) or `page`.
+    /// `ts` (row-version cursor; the default where the API has one) or `page`.
     #[serde(default)]
-    paging: PagingMode,
+    paging: Option<PagingMode>,
     /// Attempts per call.
     #[serde(default = "eight")]
     max_attempts: u32,
@@ -397,9 +397,7 @@ impl Pipeline {
         let (mut request, mut warnings) = metadata.compile().map_err(|e| format!("source.{e}"))?;
         request.zone = crate::time::zone(s.time_zone.as_deref()).map_err(|e| format!("source.time_zone: {e}"))?;
         warnings.extend(token_warnings);
-        if s.window > crate::source::jushuitan::planner::MAX_WINDOW || s.window < Duration::from_secs(1) {
-            return Err(format!("source.window: expected 1s to 7 days (the API's limit), got {}", humantime::format_duration(s.window)));
-        }
+        let paging = request.settle(s.paging, s.window)?;
         if s.rate_limit.per_second == 0 || s.rate_limit.per_minute == 0 {
             return Err("source.rate_limit: per_second and per_minute must be at least 1".into());
         }
@@ -420,7 +418,7 @@ impl Pipeline {
             max_backoff: Duration::from_secs(20),
             tokens,
         };
-        let source = SourceSettings { client, request, start, window: s.window, lag: s.lag, lookback: s.lookback, paging: s.paging };
+        let source = SourceSettings { client, request, start, window: s.window, lag: s.lag, lookback: s.lookback, paging };
 
         let m = raw.mapping;
         let options = match m.options {

@@ -74,21 +74,47 @@ impl<'de> Deserialize<'de> for List {
 }
 
 /// One page's `data`, read with the answer in one pass: the rows stay JSON
-/// text; only the paging fields are read.
-#[derive(Deserialize, Default)]
+/// text; only the paging fields are read. Every other key is kept as a
+/// `List`, so the API's list key (`datas`, `orders`, `inventorys`, ...) is
+/// chosen when the rows are taken, not when the page is read.
+#[derive(Default)]
 pub struct Page {
-    #[serde(default)]
-    datas: List,
-    #[serde(default)]
+    lists: Vec<(String, List)>,
     has_next: Option<Value>,
-    #[serde(default)]
     data_count: Option<Value>,
-    #[serde(default)]
     page_count: Option<Value>,
 }
 
+impl<'de> Deserialize<'de> for Page {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Page;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a page object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Page, A::Error> {
+                let mut page = Page::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "has_next" => page.has_next = map.next_value()?,
+                        "data_count" => page.data_count = map.next_value()?,
+                        "page_count" => page.page_count = map.next_value()?,
+                        _ => {
+                            let list: List = map.next_value()?;
+                            page.lists.push((key, list));
+                        }
+                    }
+                }
+                Ok(page)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 impl Answer for Page {
-    const SHAPE: &'static str = "`datas` a list of rows";
+    const SHAPE: &'static str = "an object with a list of rows";
 }
 
 /// `has_next` in any of its spellings: `Some(bool)`, or `None` when absent
@@ -116,15 +142,17 @@ pub fn count(v: Option<&Value>) -> Option<u64> {
 }
 
 impl Page {
-    /// The list as it came.
-    pub fn list(&self) -> &List {
-        &self.datas
+    /// The list under `key` as it came.
+    pub fn list(&self, key: &str) -> &List {
+        const MISSING: &List = &List::Missing;
+        self.lists.iter().find(|(k, _)| k == key).map_or(MISSING, |(_, l)| l)
     }
 
-    /// Takes the rows out, reading each one's keys (none for a list that
-    /// is not one).
-    pub fn rows(&mut self, id_field: &str, row_key: Option<&str>) -> Vec<Row> {
-        match std::mem::take(&mut self.datas) {
+    /// Takes the rows under `key` out, reading each one's keys (none for a
+    /// list that is not one).
+    pub fn rows(&mut self, key: &str, id_field: &str, row_key: Option<&str>) -> Vec<Row> {
+        let Some((_, list)) = self.lists.iter_mut().find(|(k, _)| k == key) else { return Vec::new() };
+        match std::mem::take(list) {
             List::Rows(rows) => rows.into_iter().map(|raw| Row::new(raw, id_field, row_key)).collect(),
             _ => Vec::new(),
         }
@@ -158,14 +186,19 @@ mod tests {
     /// Each shape of the list stays apart; nothing reads as an empty list.
     #[test]
     fn lists_keep_their_shape() {
-        assert!(matches!(page(r#"{"has_next":true}"#).list(), List::Missing));
-        assert!(matches!(page(r#"{"datas":null}"#).list(), List::Null));
-        assert!(matches!(page(r#"{"datas":[]}"#).list(), List::Rows(r) if r.is_empty()));
-        assert!(matches!(page(r#"{"datas":[{"o_id":1},2]}"#).list(), List::Rows(r) if r.len() == 2));
+        assert!(matches!(page(r#"{"has_next":true}"#).list("datas"), List::Missing));
+        assert!(matches!(page(r#"{"datas":null}"#).list("datas"), List::Null));
+        assert!(matches!(page(r#"{"datas":[]}"#).list("datas"), List::Rows(r) if r.is_empty()));
+        assert!(matches!(page(r#"{"datas":[{"o_id":1},2]}"#).list("datas"), List::Rows(r) if r.len() == 2));
+        // Another API's list key; the outbound key is then missing.
+        let mut stock = page(r#"{"page_size":100,"inventorys":[{"sku_id":"A","wms_co_id":1}],"has_next":false}"#);
+        assert!(matches!(stock.list("datas"), List::Missing));
+        assert_eq!(stock.rows("inventorys", "sku_id", Some("wms_co_id"))[0].row_key.as_deref(), Some("wms_co_id=1"));
+        assert_eq!(stock.has_next(), Some(false));
         for (text, what) in
             [(r#"{"datas":"x"}"#, "a string"), (r#"{"datas":{}}"#, "an object"), (r#"{"datas":3}"#, "a number"), (r#"{"datas":false}"#, "a boolean")]
         {
-            assert!(matches!(page(text).list(), List::Other(w) if *w == what), "{text}");
+            assert!(matches!(page(text).list("datas"), List::Other(w) if *w == what), "{text}");
         }
     }
 

@@ -16,6 +16,9 @@ impl JushuitanClient {
         let mut biz = req.render(&Vars { last_sync_time: &begin, current_time: &end, page: 1 });
         if let Some(fields) = biz.as_object_mut() {
             fields.remove("start_ts");
+            if let Some(cursor) = req.cursor.param() {
+                fields.remove(cursor);
+            }
             fields.insert("is_get_total".into(), Value::Bool(true));
         }
         let page: Page = self.call(&req.path(), &biz).await?;

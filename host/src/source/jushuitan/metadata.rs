@@ -1,10 +1,15 @@
 //! The seed's QingYiYun metadata block, accepted verbatim, and the
 //! rendering of its `request[]` templates into the `biz` JSON of one call.
+//! Its `api` picks the API's profile (`profile`); what the block asks that
+//! the profile cannot honour is clamped with a warning or refused here,
+//! naming the key.
 
+use super::profile::Cursor;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::time::Duration;
 
-/// The API's largest page.
+/// The outbound query's largest page (the default page size).
 pub const MAX_PAGE_SIZE: u32 = 50;
 
 /// The metadata block (`[source.metadata]`), as QingYiYun writes it.
@@ -19,9 +24,18 @@ pub struct Metadata {
     /// The field that numbers a record (kept for compatibility).
     #[serde(default)]
     pub number: Option<String>,
-    /// The field that identifies a record (`o_id`).
-    #[serde(default = "o_id")]
-    pub id: String,
+    /// The field that identifies a record (default: the profile's; `o_id`
+    /// for the outbound query, as the seed).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The key of the rows in `data`, for an API Ferry has no profile of
+    /// (or to override the profile's).
+    #[serde(default)]
+    pub list: Option<String>,
+    /// The row-version cursor of an API Ferry has no profile of:
+    /// `start_ts`, `ts` or `none` (the default).
+    #[serde(default)]
+    pub cursor: Option<String>,
     /// Paging.
     #[serde(default)]
     pub pagination: Pagination,
@@ -82,9 +96,6 @@ pub struct ParserSpec {
 fn post() -> String {
     "POST".into()
 }
-fn o_id() -> String {
-    "o_id".into()
-}
 fn yes() -> bool {
     true
 }
@@ -116,6 +127,14 @@ struct Compiled {
 pub struct Request {
     /// API name.
     pub api: String,
+    /// What it lists (`outbound orders`).
+    pub object: String,
+    /// The key of the rows in `data`.
+    pub list_key: String,
+    /// The row-version cursor it takes.
+    pub cursor: Cursor,
+    /// The longest `modified` window it takes.
+    pub max_span: Duration,
     /// Record id field.
     pub id_field: String,
     /// The API's own unique row key, when the id field is not it (rows are
@@ -123,7 +142,7 @@ pub struct Request {
     pub row_key: Option<String>,
     /// idCheck on or off.
     pub id_check: bool,
-    /// Effective page size (≤ 50).
+    /// Effective page size (≤ the API's maximum).
     pub page_size: u32,
     /// The zone the API's times are written in (`source.time_zone`).
     pub zone: jiff::tz::TimeZone,
@@ -150,14 +169,16 @@ impl Metadata {
         if !self.method.eq_ignore_ascii_case("POST") {
             return Err(format!("metadata.method: the Jushuitan gateway takes POST, got `{}`", self.method));
         }
-        let page_size = if self.pagination.page_size > MAX_PAGE_SIZE {
+        let (profile, list_key, cursor) = self.profile()?;
+        let max_page = profile.max_page;
+        let page_size = if self.pagination.page_size > max_page {
             warnings.push(format!(
-                "metadata.pagination.pageSize = {} is above the API's maximum of {MAX_PAGE_SIZE}; using {MAX_PAGE_SIZE}",
-                self.pagination.page_size
+                "metadata.pagination.pageSize = {} is above the maximum of {} ({max_page}); using {max_page}",
+                self.pagination.page_size, self.api
             ));
-            MAX_PAGE_SIZE
+            max_page
         } else if self.pagination.page_size == 0 {
-            return Err("metadata.pagination.pageSize: expected 1 to 50, got 0".into());
+            return Err(format!("metadata.pagination.pageSize: expected 1 to {max_page}, got 0"));
         } else {
             self.pagination.page_size
         };
@@ -175,24 +196,35 @@ impl Metadata {
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => (Vec::new(), Some(v.clone())),
                 Some(other) => return Err(format!("{at}: expected a text, number or boolean value, got {other}")),
             };
+            if let (Some(limit), Some(sep), Some(Value::String(text))) = (profile.id_filter(&f.field), &split, &f.value) {
+                let n = text.split(sep.as_str()).filter(|s| !s.trim().is_empty()).count();
+                if n > limit {
+                    return Err(format!("{at}: {} takes at most {limit} ids, the value lists {n}", self.api));
+                }
+            }
             fields.push(Compiled { field: f.field.clone(), pieces, literal, split });
         }
         let has = |p: Piece| fields.iter().any(|f| f.pieces.contains(&p));
         if !has(Piece::LastSyncTime) || !has(Piece::CurrentTime) {
             warnings.push("metadata.request has no {{LAST_SYNC_TIME|datetime}} / {{CURRENT_TIME|datetime}} fields; ferry adds modified_begin / modified_end for each window".into());
         }
-        let row_key = unique_key(&self.api).filter(|k| *k != self.id).map(String::from);
-        if let Some(k) = &row_key {
+        let id = self.id.clone().unwrap_or_else(|| if self.api == "orders.out.simple.query" { "o_id".into() } else { profile.id.into() });
+        let row_key = profile.row_key(&id).map(String::from);
+        if let Some(k) = row_key.as_ref().filter(|_| self.api == "orders.out.simple.query") {
             warnings.push(format!(
                 "metadata.id = `{}` is not unique in {}: one order ships as several outbound orders, each its own `{k}`, at times in the same second. \
                  Ferry keeps every one apart (idCheck by `{}` + `modified` + `{k}`), but the target receives them under one id and keeps the last; \
                  to keep each, set \"id\": \"{k}\" in the metadata and have the mapping write `{k}` as the record id (docs/plugins.md, \"Split shipments\")",
-                self.id, self.api, self.id
+                id, self.api, id
             ));
         }
         let request = Request {
             api: self.api.clone(),
-            id_field: self.id.clone(),
+            object: profile.object.to_string(),
+            list_key,
+            cursor,
+            max_span: profile.max_span,
+            id_field: id,
             row_key,
             id_check: self.id_check,
             page_size,
@@ -200,16 +232,6 @@ impl Metadata {
             fields,
         };
         Ok((request, warnings))
-    }
-}
-
-/// The field that names one row of an API, where it is known and is not
-/// what integrators usually key on (the outbound query's `o_id` repeats
-/// across the `io_id`s of a split shipment).
-fn unique_key(api: &str) -> Option<&'static str> {
-    match api {
-        "orders.out.simple.query" => Some("io_id"),
-        _ => None,
     }
 }
 
@@ -292,7 +314,7 @@ impl Request {
 
     /// The gateway path of the API, e.g. `/open/orders/out/simple/query`.
     pub fn path(&self) -> String {
-        format!("/open/{}", self.api.replace('.', "/"))
+        super::profile::path_of(&self.api)
     }
 }
 
@@ -353,12 +375,12 @@ mod tests {
 
     #[test]
     fn unknown_templates_and_parsers_are_named() {
-        let bad = |value: &str| compile(json!({"api": "x", "request": [{"field": "f", "value": value}]})).unwrap_err();
+        let bad = |value: &str| compile(json!({"api": "sku.query", "request": [{"field": "f", "value": value}]})).unwrap_err();
         assert!(bad("{{NOW|datetime}}").contains("unknown template `NOW|datetime`"));
         assert!(bad("{{LAST_SYNC_TIME|date}}").contains("unknown formatter"));
         assert!(bad("{PAGE}").contains("unknown template `PAGE`"));
         assert!(bad("{{LAST_SYNC_TIME|datetime").contains("never closed"));
-        let err = compile(json!({"api": "x", "request": [{"field": "f", "parser": {"name": "Split"}}]})).unwrap_err();
+        let err = compile(json!({"api": "sku.query", "request": [{"field": "f", "parser": {"name": "Split"}}]})).unwrap_err();
         assert!(err.contains("unknown parser `Split`") && err.contains("request[0]"), "{err}");
         let err = compile(json!({"api": "x", "colour": 1})).unwrap_err();
         assert!(err.contains("unknown field `colour`"), "{err}");

@@ -11,6 +11,7 @@ mod count;
 pub mod metadata;
 pub mod paging;
 pub mod planner;
+pub mod profile;
 pub mod ratelimit;
 pub mod retry;
 pub mod row;

@@ -124,11 +124,12 @@ impl Bounds {
 
 /// The list's rows, or what is wrong with it; `Ok(None)` for `null`.
 fn listed(page: &mut Page, req: &Request) -> Result<Option<Vec<Row>>, String> {
-    match page.list() {
-        List::Missing => Err("the answer has no `datas` list".into()),
-        List::Other(what) => Err(format!("`datas` is {what}, expected a list of rows")),
+    let key = req.list_key.as_str();
+    match page.list(key) {
+        List::Missing => Err(format!("the answer has no `{key}` list")),
+        List::Other(what) => Err(format!("`{key}` is {what}, expected a list of rows")),
         List::Null => Ok(None),
-        List::Rows(_) => Ok(Some(page.rows(&req.id_field, req.row_key.as_deref()))),
+        List::Rows(_) => Ok(Some(page.rows(key, &req.id_field, req.row_key.as_deref()))),
     }
 }
 
@@ -290,8 +291,8 @@ impl JushuitanClient {
         let page: Page = self.call(&req.path(), &ask).await?;
         Ok(match page.data_count() {
             Some(0) => Ok(()),
-            Some(n) => Err(format!("`datas` is null where the same query counts {n} rows")),
-            None => Err("`datas` is null and the answer gives no data_count to prove the window empty".into()),
+            Some(n) => Err(format!("`{}` is null where the same query counts {n} rows", req.list_key)),
+            None => Err(format!("`{}` is null and the answer gives no data_count to prove the window empty", req.list_key)),
         })
     }
 
@@ -333,7 +334,9 @@ impl JushuitanClient {
         let mut start_ts: u64 = from_ts;
         for call in 0..MAX_PAGES {
             let mut biz = bounds.biz(req, 1);
-            biz["start_ts"] = Value::from(start_ts);
+            let param =
+                req.cursor.param().ok_or_else(|| SourceError::Protocol(format!("{} has no row-version cursor; page it (paging = \"page\")", req.api)))?;
+            biz[param] = Value::from(start_ts);
             biz["is_get_total"] = Value::Bool(false);
             let at = format!("start_ts {start_ts}");
             let checked = self.checked(req, &biz, w, &at, |page| check_ts(page, &bounds, req, start_ts, call == 0)).await?;
