@@ -39,8 +39,13 @@ rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/plugins" "$stage/examples" "$stage/docs"
 cp "$bin" "$stage/bin/ferry"
 cp "$plugins/jushuitan_orders.wasm" "$plugins/declarative.wasm" "$stage/plugins/"
+# Pipelines point at the archive's plugins; their options and samples go as they are.
 for f in examples/*; do
-    sed -e 's#\.\./target/wasm32-wasip2/release/#../plugins/#' "$f" > "$stage/examples/$(basename "$f")"
+    if [ -d "$f" ]; then
+        cp -r "$f" "$stage/examples/"
+    else
+        sed -e 's#\.\./target/wasm32-wasip2/release/#../plugins/#' "$f" > "$stage/examples/$(basename "$f")"
+    fi
 done
 cp docs/*.md "$stage/docs/"
 cp README.md "$stage/docs/README.project.md"

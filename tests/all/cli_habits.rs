@@ -98,14 +98,16 @@ fn the_release_archive_runs_the_demo_from_an_empty_directory() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("missing 0, doubled 0"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let out = std::process::Command::new(root.join("bin/ferry"))
-        .args(["validate", "examples/jushuitan-to-jsonl-chinese.toml"])
-        .current_dir(&root)
-        .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
-        .envs([("JST_APP_KEY", "k"), ("JST_APP_SECRET", "s"), ("JST_ACCESS_TOKEN", "t")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "the examples point at the plugins beside them: {}", String::from_utf8_lossy(&out.stderr));
+    for example in ["examples/jushuitan-to-jsonl-chinese.toml", "examples/jushuitan-stock.toml"] {
+        let out = std::process::Command::new(root.join("bin/ferry"))
+            .args(["validate", example])
+            .current_dir(&root)
+            .env("FERRY_CACHE_DIR", crate::helpers::cache_dir())
+            .envs([("JST_APP_KEY", "k"), ("JST_APP_SECRET", "s"), ("JST_ACCESS_TOKEN", "t")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example} points at the plugins beside it, with its options and samples: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// On a terminal, log lines are coloured, unless `NO_COLOR` is set

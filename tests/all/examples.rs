@@ -18,6 +18,13 @@ fn localize(name: &str, dir: &Path, source: &str) -> std::path::PathBuf {
         .replace("http://127.0.0.1:8701", source)
         .replace("../.ferry/", "");
     std::fs::copy(examples().join("orders.sample.jsonl"), dir.join("orders.sample.jsonl")).unwrap();
+    for sub in ["options", "samples"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for f in std::fs::read_dir(examples().join(sub)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
     file
@@ -33,11 +40,17 @@ fn ferry_env(args: &[&str], app: &str) -> std::process::Output {
 #[test]
 fn examples_validate() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["jushuitan-to-command.toml", "jushuitan-to-jsonl-chinese.toml"] {
+    let mut names: Vec<String> =
+        std::fs::read_dir(examples()).unwrap().map(|f| f.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".toml")).collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
         let file = localize(name, dir.path(), "http://127.0.0.1:8701");
         let out = ferry_env(&["validate", file.to_str().unwrap()], "ferry-demo-app");
         assert_eq!(out.status.code(), Some(0), "{name}");
         let text = String::from_utf8_lossy(&out.stdout);
+        // The seed's verbatim block asks pageSize 100 (warned); the object examples ask what their API takes.
+        assert!(name.starts_with("jushuitan-to-") || !text.contains("warning:"), "{name}: validates without warnings:\n{text}");
         assert!(!text.contains("ferry-demo-secret") && !String::from_utf8_lossy(&out.stderr).contains("ferry-demo-secret"), "secrets never printed");
     }
 }

@@ -38,6 +38,7 @@ mod examples;
 
 // ferry serve: the control API.
 mod alerts;
+mod objects;
 mod reconcile;
 mod serve;
 mod serve_ops;

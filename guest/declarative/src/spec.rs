@@ -40,6 +40,10 @@ struct RawField {
     value: Option<Value>,
     #[serde(default)]
     sum: Option<RawSum>,
+    /// Several fields' values as text, joined by `separator` (default `-`):
+    /// the id of a row named by more than one field (stock: sku and warehouse).
+    #[serde(default)]
+    join: Option<Vec<String>>,
     #[serde(default)]
     format: Option<String>,
     #[serde(default)]
@@ -68,6 +72,7 @@ pub(crate) enum Source {
     Path(String),
     Const(Value),
     Sum(RawSum),
+    Join(Vec<String>, String),
 }
 
 /// One output field.
@@ -94,12 +99,14 @@ fn field(raw: RawField) -> Result<Field, String> {
     if raw.to.trim().is_empty() {
         return Err("`to` must name the output field".into());
     }
-    let source = match (raw.from, raw.value, raw.sum) {
-        (Some(p), None, None) => Source::Path(p),
-        (None, Some(v), None) => Source::Const(v),
-        (None, None, Some(s)) if !s.multiply.is_empty() => Source::Sum(s),
-        (None, None, Some(_)) => return Err("`sum.multiply` must list at least one field".into()),
-        _ => return Err(format!("output `{}`: give exactly one of `from`, `value`, `sum`", raw.to)),
+    let source = match (raw.from, raw.value, raw.sum, raw.join) {
+        (Some(p), None, None, None) => Source::Path(p),
+        (None, Some(v), None, None) => Source::Const(v),
+        (None, None, Some(s), None) if !s.multiply.is_empty() => Source::Sum(s),
+        (None, None, Some(_), None) => return Err("`sum.multiply` must list at least one field".into()),
+        (None, None, None, Some(j)) if j.len() >= 2 => Source::Join(j, raw.separator.clone().unwrap_or_else(|| "-".into())),
+        (None, None, None, Some(_)) => return Err(format!("output `{}`: `join` must list at least two fields", raw.to)),
+        _ => return Err(format!("output `{}`: give exactly one of `from`, `value`, `sum`, `join`", raw.to)),
     };
     let format = raw.format.as_deref().map(|f| Format::parse(f, raw.pattern, raw.separator, raw.pick)).transpose()?;
     Ok(Field { to: raw.to, source, format, required: raw.required, default: raw.default })
@@ -112,6 +119,7 @@ impl Field {
             Source::Const(v) => Some(v.clone()),
             Source::Path(p) => lookup(record, element, p).cloned(),
             Source::Sum(s) => Some(sum(record, element, s)?),
+            Source::Join(paths, sep) => join(record, element, paths, sep),
         };
         let value = match value.or_else(|| self.default.clone()) {
             Some(Value::Null) | None if self.required => return Err(FieldError::missing(self.source_name())),
@@ -129,6 +137,7 @@ impl Field {
             Source::Path(p) => p.clone(),
             Source::Const(_) => self.to.clone(),
             Source::Sum(s) => s.over.clone(),
+            Source::Join(paths, _) => paths.join("+"),
         }
     }
 }
@@ -140,6 +149,19 @@ fn lookup<'v>(record: &'v Value, element: Option<&'v Value>, path: &str) -> Opti
         (Some(e), None) if path == "item" => Some(e),
         _ => fields::get(record, path),
     }
+}
+
+/// The fields' values as text, joined; `None` when one is absent or `null`.
+fn join(record: &Value, element: Option<&Value>, paths: &[String], sep: &str) -> Option<Value> {
+    let mut parts = Vec::with_capacity(paths.len());
+    for p in paths {
+        match lookup(record, element, p)? {
+            Value::Null => return None,
+            Value::String(s) => parts.push(s.clone()),
+            other => parts.push(other.to_string()),
+        }
+    }
+    Some(Value::String(parts.join(sep)))
 }
 
 fn sum(record: &Value, element: Option<&Value>, spec: &RawSum) -> Result<Value, FieldError> {

@@ -8,6 +8,7 @@
 mod auth;
 mod config;
 mod limits;
+mod objects;
 mod orders;
 mod query;
 mod quirks;
@@ -16,6 +17,7 @@ mod verify;
 
 pub use auth::{TOO_EARLY, TokenPolicy, TokenStats};
 pub use config::{Faults, JushuitanSimConfig, Mutation};
+pub use objects::{OBJECTS, Object};
 pub use orders::{Order, OrderItem};
 pub use quirks::{BIG_TS_OFFSET, Quirk, QuirkRule};
 pub use server::{SimState, Stats, Truth, router, start};

@@ -26,7 +26,7 @@ pub struct Query {
     get_total: bool,
 }
 
-fn int(biz: &Value, key: &str) -> Result<Option<i64>, String> {
+pub(super) fn int(biz: &Value, key: &str) -> Result<Option<i64>, String> {
     match biz.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| format!("{key} must be an integer")),
@@ -36,20 +36,20 @@ fn int(biz: &Value, key: &str) -> Result<Option<i64>, String> {
     }
 }
 
-fn list(biz: &Value, key: &str) -> Result<Vec<String>, String> {
+pub(super) fn list(biz: &Value, key: &str, limit: usize) -> Result<Vec<String>, String> {
     let items: Vec<String> = match biz.get(key) {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
         Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
         Some(other) => return Err(format!("{key} must be a list, got {other}")),
     };
-    if items.len() > 50 {
-        return Err(format!("{key} takes at most 50 ids, got {}", items.len()));
+    if items.len() > limit {
+        return Err(format!("{key} takes at most {limit} ids, got {}", items.len()));
     }
     Ok(items)
 }
 
-fn time(biz: &Value, key: &str) -> Result<Option<i64>, String> {
+pub(super) fn time(biz: &Value, key: &str) -> Result<Option<i64>, String> {
     match biz.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -74,9 +74,9 @@ pub fn parse(biz: &Value) -> Result<Query, String> {
         (None, None) => None,
         _ => return Err("modified_begin and modified_end must be sent together".into()),
     };
-    let so_ids = list(biz, "so_ids")?;
+    let so_ids = list(biz, "so_ids", 50)?;
     let parse_ids = |key: &str| -> Result<Vec<u64>, String> {
-        list(biz, key)?.iter().map(|s| s.parse().map_err(|_| format!("{key} must hold integers, got `{s}`"))).collect()
+        list(biz, key, 50)?.iter().map(|s| s.parse().map_err(|_| format!("{key} must hold integers, got `{s}`"))).collect()
     };
     let (o_ids, io_ids) = (parse_ids("o_ids")?, parse_ids("io_ids")?);
     if window.is_none() && so_ids.is_empty() && o_ids.is_empty() && io_ids.is_empty() {

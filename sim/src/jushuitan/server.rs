@@ -4,8 +4,8 @@ use super::auth::Tokens;
 use super::config::JushuitanSimConfig;
 use super::limits::{Refusal, Window};
 use super::orders::{self, Order};
-use super::query;
 use super::quirks::{self, Quirk, QuirkRule};
+use super::{objects, query};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -152,6 +152,14 @@ impl SimState {
         &self.config
     }
 
+    /// Every current row of another object (`refund.single.query`), by
+    /// key, as the API prints it; `None` for an API it does not serve.
+    pub fn object_truth(&self, api: &str) -> Option<Vec<Value>> {
+        let obj = objects::by_api(api)?;
+        let inner = self.inner.lock().expect("sim lock");
+        Some(objects::rows(obj, &inner.orders).into_iter().map(|r| r.row).collect())
+    }
+
     /// Every current outbound order, by `o_id` then `io_id`, and the counters.
     pub fn truth(&self) -> Truth {
         let inner = self.inner.lock().expect("sim lock");
@@ -189,15 +197,21 @@ impl SimState {
     }
 
     /// Applies the quirk modes to one page's `data`.
-    fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], q: &query::Query, data: &RawValue) -> Box<RawValue> {
+    /// Another object's list is read under the outbound key while the
+    /// quirks apply, and lies that serve rows of other windows are told
+    /// with outbound orders only (`asked` is `None` for another object).
+    fn quirked(&self, inner: &mut Inner, rules: &[QuirkRule], asked: Option<(Option<(i64, i64)>, usize)>, list_key: &str, data: &RawValue) -> Box<RawValue> {
         let mut page: Value = serde_json::from_str(data.get()).expect("the query prints JSON");
+        if let Some(rows) = page.as_object_mut().and_then(|m| m.remove(list_key)) {
+            page["datas"] = rows;
+        }
         let has_rows = page["datas"].as_array().is_some_and(|r| !r.is_empty());
         // Rows of another window, only for the lies that serve them.
         let wanted = rules.iter().any(|r| matches!(r.quirk, Quirk::OtherWindow | Quirk::OutsideRows));
-        let elsewhere: Vec<Value> = match q.window().filter(|_| wanted) {
-            Some((b, e)) => {
-                let before = inner.index.range(..(b, 0)).rev().take(q.page_size());
-                let after = inner.index.range((e + 1, 0)..).take(q.page_size());
+        let elsewhere: Vec<Value> = match asked.and_then(|(w, size)| w.map(|w| (w, size))).filter(|_| wanted) {
+            Some(((b, e), size)) => {
+                let before = inner.index.range(..(b, 0)).rev().take(size);
+                let after = inner.index.range((e + 1, 0)..).take(size);
                 let ids: Vec<u64> = before.chain(after).map(|((_, id), _)| *id).collect();
                 ids.iter().filter_map(|id| serde_json::to_value(&inner.orders[id]).ok()).collect()
             }
@@ -223,6 +237,9 @@ impl SimState {
         inner.answers += 1;
         inner.rows_served |= has_rows;
         inner.previous = Some(honest);
+        if let Some(rows) = page.as_object_mut().and_then(|m| m.remove("datas")) {
+            page[list_key] = rows;
+        }
         serde_json::value::to_raw_value(&page).expect("a page serializes")
     }
 
@@ -274,7 +291,7 @@ impl SimState {
     }
 
     /// Checks, limits and answers one call: `(code, msg, data)`.
-    fn handle(&self, body: &[u8]) -> (i64, Option<String>, Option<Box<RawValue>>) {
+    fn handle(&self, object: Option<&'static objects::Object>, body: &[u8]) -> (i64, Option<String>, Option<Box<RawValue>>) {
         let fields: BTreeMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
         let c = &self.config;
         let mut inner = self.inner.lock().expect("sim lock");
@@ -326,14 +343,17 @@ impl SimState {
         {
             biz["start_ts"] = Value::from(ts.saturating_sub(quirks::BIG_TS_OFFSET));
         }
-        let q = match query::parse(&biz) {
-            Ok(q) => q,
+        let asked = match object {
+            None => query::parse(&biz).map(|q| (q.run(&inner.orders, &inner.index, &inner.by_ts), Some((q.window(), q.page_size())), "datas")),
+            Some(obj) => objects::parse(obj, &biz).map(|q| (q.run(&inner.orders), None, obj.list_key)),
+        };
+        let (mut data, outbound, list_key) = match asked {
+            Ok(a) => a,
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
-        let mut data = q.run(&inner.orders, &inner.index, &inner.by_ts);
         if !rules.is_empty() {
-            data = self.quirked(&mut inner, &rules, &q, &data);
+            data = self.quirked(&mut inner, &rules, outbound, list_key, &data);
         }
         self.mutate(&mut inner);
         (0, None, Some(data))
@@ -389,14 +409,15 @@ async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> 
     if fault == Some(Fault::Http500) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "simulated internal error").into_response();
     }
-    if uri.path() != ORDER_QUERY_PATH {
+    let object = objects::by_path(uri.path());
+    if uri.path() != ORDER_QUERY_PATH && object.is_none() {
         let body = json!({"code": 404, "msg": format!("unknown API path {}", uri.path()), "data": null});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     if st.maintenance() {
         return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], quirks::MAINTENANCE_PAGE).into_response();
     }
-    let (code, msg, data) = st.handle(&body);
+    let (code, msg, data) = st.handle(object, &body);
     let text = serde_json::to_string(&Answer { code, msg, data }).expect("an answer always serializes");
     let json_type = [(header::CONTENT_TYPE, "application/json; charset=utf-8")];
     match fault {
@@ -420,13 +441,26 @@ async fn truth(State(st): State<Arc<SimState>>) -> axum::Json<Truth> {
     axum::Json(st.truth())
 }
 
+async fn object_truth(State(st): State<Arc<SimState>>, axum::extract::Path(api): axum::extract::Path<String>) -> Response {
+    match st.object_truth(&api) {
+        Some(rows) => axum::Json(json!({"api": api, "rows": rows})).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("no object `{api}` (known: {})", objects::OBJECTS.iter().map(|o| o.api).collect::<Vec<_>>().join(", "))})),
+        )
+            .into_response(),
+    }
+}
+
 /// The simulator's routes: the gateway under `/open/`, its token calls
-/// under `/openWeb/auth/`, and `GET /__sim/truth`.
+/// under `/openWeb/auth/`, `GET /__sim/truth` and, per other object,
+/// `GET /__sim/truth/{api}`.
 pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/open/{*api}", post(order_query))
         .route("/openWeb/auth/{op}", post(super::auth::handle))
         .route("/__sim/truth", get(truth))
+        .route("/__sim/truth/{api}", get(object_truth))
         .with_state(state)
 }
 
