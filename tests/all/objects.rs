@@ -26,7 +26,10 @@ fn localize(object: &str, dir: &Path, source: &str, target: &str, start: &str) -
         .replace("http://127.0.0.1:8702", target)
         .replace("2026-01-01 00:00:00", start)
         .replace("rate_limit = { per_second = 5, per_minute = 100 }", "rate_limit = { per_second = 100, per_minute = 6000 }\nlag = \"1s\"\ntimeout = \"2s\"")
-        .replace("../.ferry/", "");
+        .replace("../.ferry/", "")
+        .replace("${JST_APP_KEY}", &format!("app-object-{object}"))
+        .replace("${JST_APP_SECRET}", "ferry-demo-secret")
+        .replace("${JST_ACCESS_TOKEN}", "ferry-demo-token");
     for (sub, ext) in [("options", "toml"), ("samples", "jsonl")] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         std::fs::copy(examples().join(sub).join(format!("{object}.{ext}")), dir.join(sub).join(format!("{object}.{ext}"))).unwrap();
@@ -73,11 +76,17 @@ async fn object_end_to_end(object: &str, api: &str, seed: u64) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run(&file, &app).await.status.code(), Some(0), "{object}: the second run");
 
+    assert_complete(object, api, &source.state, &target.state);
+}
+
+/// Every row of the simulator's view of `api` is at the target in its
+/// latest version, once, and nothing else is.
+fn assert_complete(object: &str, api: &str, source: &jushuitan::SimState, target: &ferry_sim::target::TargetState) {
     let key = &jushuitan::OBJECTS.iter().find(|o| o.api == api).unwrap().key;
-    let rows = source.state.object_truth(api).unwrap();
+    let rows = source.object_truth(api).unwrap();
     assert!(rows.len() > 10, "{object}: {} rows", rows.len());
     let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    let at = target.state.truth();
+    let at = target.truth();
     let missing: Vec<String> = rows
         .iter()
         .map(|r| (key.iter().map(|k| text(&r[*k])).collect::<Vec<_>>().join("-"), text(&r["modified"])))
@@ -87,6 +96,92 @@ async fn object_end_to_end(object: &str, api: &str, seed: u64) {
     assert!(missing.is_empty(), "{object}: {} of {} missing or stale at the target: {:?}", missing.len(), rows.len(), &missing[..missing.len().min(10)]);
     assert!(at.doubled().is_empty(), "{object}: versions applied twice: {:?}", at.doubled());
     assert_eq!(at.records.len(), rows.len(), "{object}: the target holds exactly the object's rows");
+}
+
+const OBJECTS: [(&str, &str); 6] = [
+    ("sales-orders", "orders.single.query"),
+    ("refunds", "refund.single.query"),
+    ("purchase-receipts", "purchasein.query"),
+    ("stock", "inventory.query"),
+    ("items", "sku.query"),
+    ("shipping", "logistic.query"),
+];
+
+/// One merchant, every object: a `ferry serve` with a pipeline per object
+/// of one app shares the app's budget. While all of them sync at once, the
+/// gateway never answers 199/200, and the budget is split fairly: when
+/// half of all calls are made, every object has made at least a quarter of
+/// its own (none waits for the others to finish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_merchant_every_object_shares_one_budget_fairly() {
+    use crate::serve::{Server, TOKEN_A};
+    let app = "app-object-shared";
+    let mut cfg = crate::helpers::source_config(310, app, 1200);
+    (cfg.per_second, cfg.per_minute) = (10, 600);
+    let start = ferry::time::format(cfg.from);
+    let source = jushuitan::start(cfg, 0).await.unwrap();
+    // A target each: the objects' ids overlap (a sales order and its shipping share `o_id`).
+    let mut targets = Vec::new();
+    for _ in OBJECTS {
+        targets.push(target::start(TargetSimConfig::default(), 0).await.unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = format!("listen = \"127.0.0.1:0\"\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"demo\"\n");
+    for ((object, _), target) in OBJECTS.iter().zip(&targets) {
+        let file = localize(object, dir.path(), &source.url, &target.url, &start);
+        // Every pipeline is the same app, at the app's real budget.
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(&format!("app-object-{object}"), app)
+            .replace("per_second = 100, per_minute = 6000", "per_second = 10, per_minute = 600");
+        std::fs::write(&file, text).unwrap();
+        serve.push_str(&format!("[[pipelines]]\nfile = \"jushuitan-{object}.toml\"\n"));
+    }
+    let serve_file = dir.path().join("serve.toml");
+    std::fs::write(&serve_file, serve).unwrap();
+    let s = Server::from_file(&serve_file).await;
+    let mut ids = Vec::new();
+    for (object, _) in OBJECTS {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (code, r) = s
+            .call(reqwest::Method::PUT, &format!("/sync-commands/{id}"), Some(TOKEN_A), Some(serde_json::json!({"pipeline": format!("jushuitan-{object}")})))
+            .await;
+        assert_eq!(code, 201, "{r}");
+        ids.push(id);
+    }
+    // Calls by object, every 100 ms while they run (at most 3 minutes).
+    let mut samples = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        samples.push(source.state.stats().calls);
+        let mut done = 0;
+        for id in &ids {
+            let (_, r) = s.call(reqwest::Method::GET, &format!("/sync-commands/{id}"), Some(TOKEN_A), None).await;
+            done += usize::from(matches!(r["status"].as_str(), Some("succeeded" | "failed")));
+        }
+        if done == ids.len() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the syncs did not end within 3 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &ids {
+        let (_, r) = s.call(reqwest::Method::GET, &format!("/sync-commands/{id}"), Some(TOKEN_A), None).await;
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    let stats = source.state.stats();
+    assert_eq!((stats.code199, stats.code200), (0, 0), "the shared budget held: {stats:?}");
+    let last = stats.calls.clone();
+    let total: u64 = last.values().sum();
+    let half = samples.iter().find(|c| c.values().sum::<u64>() * 2 >= total).expect("a sample past half");
+    for (_, api) in OBJECTS {
+        let (then, all) = (half.get(api).copied().unwrap_or(0), last[api]);
+        assert!(then * 4 >= all, "{api} made {then} of its {all} calls by the time half of all {total} were made: starved ({half:?})");
+    }
+    for ((object, api), target) in OBJECTS.iter().zip(&targets) {
+        assert_complete(object, api, &source.state, &target.state);
+    }
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,7 +44,12 @@ impl Server {
         );
         let serve_file = h.dir.path().join("serve.toml");
         std::fs::write(&serve_file, serve).unwrap();
-        let config = ServeConfig::load(&serve_file).unwrap();
+        Server::from_file(&serve_file).await
+    }
+
+    /// `ferry serve` of `serve_file`, in process.
+    pub async fn from_file(serve_file: &std::path::Path) -> Server {
+        let config = ServeConfig::load(serve_file).unwrap();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state = api::state(&config, crate::helpers::engine(), stop_rx).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@ mod orders;
 mod query;
 mod quirks;
 mod server;
+mod stats;
 mod verify;
 
 pub use auth::{TOO_EARLY, TokenPolicy, TokenStats};

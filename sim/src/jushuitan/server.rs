@@ -5,6 +5,7 @@ use super::config::JushuitanSimConfig;
 use super::limits::{Refusal, Window};
 use super::orders::{self, Order};
 use super::quirks::{self, Quirk, QuirkRule};
+pub use super::stats::{Stats, Truth};
 use super::{objects, query};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -16,7 +17,6 @@ use axum::routing::{get, post};
 use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -25,41 +25,6 @@ use std::time::Instant;
 
 /// The order query's path on the new gateway.
 pub const ORDER_QUERY_PATH: &str = "/open/orders/out/simple/query";
-
-/// Counters the tests read.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Stats {
-    pub requests: u64,
-    pub accepted: u64,
-    pub code10: u64,
-    pub code100: u64,
-    pub code140: u64,
-    pub code180: u64,
-    pub code199: u64,
-    pub code200: u64,
-    pub fault_500: u64,
-    pub fault_slow: u64,
-    pub fault_reset: u64,
-    pub fault_truncated: u64,
-    pub orders_changed: u64,
-    pub orders_created: u64,
-    /// Answers changed by a lie (a quirk that contradicts), HTML pages included.
-    pub lies: u64,
-    /// The most calls accepted in any 60 s for one app_key.
-    pub max_per_minute: u64,
-    /// The most calls accepted in any 1 s for one app_key.
-    pub max_per_second: u64,
-    /// The token calls (`/openWeb/auth/...`).
-    #[serde(default)]
-    pub tokens: super::TokenStats,
-}
-
-/// Ground truth: every current outbound order (by `o_id`, then `io_id`) and the counters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Truth {
-    pub orders: Vec<Order>,
-    pub stats: Stats,
-}
 
 struct Inner {
     orders: HashMap<u64, Order>,
@@ -352,6 +317,7 @@ impl SimState {
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
+        *inner.stats.calls.entry(object.map_or("orders.out.simple.query", |o| o.api).to_string()).or_default() += 1;
         if !rules.is_empty() {
             data = self.quirked(&mut inner, &rules, outbound, list_key, &data);
         }

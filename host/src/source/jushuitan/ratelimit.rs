@@ -9,6 +9,11 @@
 //! the server counts arrivals, and network jitter can bring two calls
 //! closer on arrival than they were sent.
 //!
+//! Several pipelines of one app (one per object) draw on one budget. When
+//! a slot frees, it goes to the waiting party (pipeline) served longest
+//! ago, so a pipeline with several calls in flight cannot crowd out one
+//! with a single call: the budget is split by turns, not by who wakes first.
+//!
 //! A process that restarts would start its budget afresh, and its first
 //! calls could land in the same windows as the last calls of the process
 //! before it (killed, or stopped) and trip them. Where the state can
@@ -31,12 +36,49 @@ const MINUTE_SHARE: f64 = 0.97;
 /// server without tripping the per-second window.
 const SHARED_JITTER: Duration = Duration::from_millis(300);
 
-/// Both budgets of one app_key: the calls of the last minute.
+/// Both budgets of one app_key: the calls of the last minute, and who
+/// waits for the next slot.
 pub struct AppLimiter {
     per_second: usize,
     per_minute: usize,
-    calls: Mutex<VecDeque<Instant>>,
+    state: Mutex<Slots>,
+    freed: tokio::sync::Notify,
 }
+
+/// The calls made, the callers waiting and whose turn was when.
+#[derive(Default)]
+struct Slots {
+    calls: VecDeque<Instant>,
+    /// (party, ticket) of each caller waiting, in arrival order.
+    waiting: Vec<(u64, u64)>,
+    /// The turn at which each party was last served.
+    served: HashMap<u64, u64>,
+    turn: u64,
+    next_ticket: u64,
+}
+
+impl Slots {
+    /// The ticket whose turn it is: of the party served longest ago (never
+    /// served first), its oldest.
+    fn next(&self) -> Option<u64> {
+        self.waiting.iter().min_by_key(|(party, ticket)| (self.served.get(party).copied().unwrap_or(0), *ticket)).map(|(_, t)| *t)
+    }
+}
+
+/// A caller's place in line, given up when its call starts or it stops waiting.
+struct InLine<'a>(&'a AppLimiter, u64);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.0.state.lock().expect("limiter lock");
+        slots.waiting.retain(|(_, t)| *t != self.1);
+        drop(slots);
+        self.0.freed.notify_waiters();
+    }
+}
+
+/// A party (a budget's holder) that has not said who it is.
+const ANYONE: u64 = 0;
 
 /// The spacing of `calls` per `per` at `share` of the budget.
 fn period(per: Duration, calls: u32, share: f64) -> Duration {
@@ -46,7 +88,12 @@ fn period(per: Duration, calls: u32, share: f64) -> Duration {
 impl AppLimiter {
     /// A limiter for `per_second` and `per_minute` calls.
     pub fn new(per_second: u32, per_minute: u32) -> Self {
-        AppLimiter { per_second: per_second.max(1) as usize, per_minute: per_minute.max(1) as usize, calls: Mutex::new(VecDeque::new()) }
+        AppLimiter {
+            per_second: per_second.max(1) as usize,
+            per_minute: per_minute.max(1) as usize,
+            state: Mutex::default(),
+            freed: tokio::sync::Notify::new(),
+        }
     }
 
     /// When a call may start, given the calls made (`None`: now).
@@ -60,24 +107,48 @@ impl AppLimiter {
 
     /// Waits for a slot in both budgets and takes it; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
+        self.acquire_as(ANYONE).await
+    }
+
+    /// As `acquire`, taking turns with the other parties waiting.
+    pub async fn acquire_as(&self, party: u64) -> Duration {
         let started = Instant::now();
+        let ticket = {
+            let mut slots = self.state.lock().expect("limiter lock");
+            slots.next_ticket += 1;
+            let ticket = slots.next_ticket;
+            slots.waiting.push((party, ticket));
+            ticket
+        };
+        let _line = InLine(self, ticket);
         loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let wait = {
-                let mut calls = self.calls.lock().expect("limiter lock");
+                let mut slots = self.state.lock().expect("limiter lock");
                 let now = Instant::now();
                 let minute = Duration::from_secs(60) + MINUTE_MARGIN;
-                while calls.front().is_some_and(|t| now.saturating_duration_since(*t) >= minute) {
-                    calls.pop_front();
+                while slots.calls.front().is_some_and(|t| now.saturating_duration_since(*t) >= minute) {
+                    slots.calls.pop_front();
                 }
-                match self.free_at(&calls, now) {
-                    None => {
-                        calls.push_back(now);
+                match self.free_at(&slots.calls, now) {
+                    None if slots.next() == Some(ticket) => {
+                        slots.calls.push_back(now);
+                        slots.turn += 1;
+                        let turn = slots.turn;
+                        slots.served.insert(party, turn);
                         return started.elapsed();
                     }
+                    // Free, but another's turn: it takes the slot and wakes the line.
+                    None => Duration::from_secs(1),
                     Some(at) => at - now,
                 }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut freed => {}
+            }
         }
     }
 
@@ -85,7 +156,8 @@ impl AppLimiter {
     /// limiter's own, in order.
     fn seed(&self, earlier: &[SystemTime]) {
         let (now, wall) = (Instant::now(), SystemTime::now());
-        let mut calls = self.calls.lock().expect("limiter lock");
+        let mut slots = self.state.lock().expect("limiter lock");
+        let calls = &mut slots.calls;
         for t in earlier {
             let ago = wall.duration_since(*t).unwrap_or_default();
             if ago < Duration::from_secs(61)
@@ -100,7 +172,7 @@ impl AppLimiter {
     /// The calls of the last minute, as wall-clock times (for the next process).
     fn recent(&self) -> Vec<SystemTime> {
         let (now, wall) = (Instant::now(), SystemTime::now());
-        self.calls.lock().expect("limiter lock").iter().map(|t| wall - now.saturating_duration_since(*t)).collect()
+        self.state.lock().expect("limiter lock").calls.iter().map(|t| wall - now.saturating_duration_since(*t)).collect()
     }
 }
 
@@ -125,6 +197,8 @@ pub struct Budget {
     memory: Option<Arc<dyn BudgetMemory>>,
     /// Whether the calls an earlier process left were counted.
     seeded: tokio::sync::OnceCell<()>,
+    /// Who this budget's holder is, for taking turns with the others.
+    party: u64,
 }
 
 impl Budget {
@@ -144,6 +218,10 @@ impl Budget {
             interval,
             memory: None,
             seeded: tokio::sync::OnceCell::new(),
+            party: {
+                static PARTIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(ANYONE + 1);
+                PARTIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 
@@ -167,7 +245,7 @@ impl Budget {
                 Err(e) => tracing::warn!(app_key = %self.app_key, "shared rate budget unavailable, limiting this process alone: {e}"),
             }
         }
-        let Some(memory) = &self.memory else { return self.local.acquire().await };
+        let Some(memory) = &self.memory else { return self.local.acquire_as(self.party).await };
         self.seeded
             .get_or_init(|| async {
                 let earlier = memory.recent_calls(&self.app_key);
@@ -175,7 +253,7 @@ impl Budget {
                 self.local.seed(&earlier);
             })
             .await;
-        self.local.acquire().await;
+        self.local.acquire_as(self.party).await;
         memory.remember_calls(&self.app_key, &self.local.recent());
         started.elapsed()
     }
@@ -219,6 +297,33 @@ mod tests {
             bad += usize::from(second >= per_second || minute >= per_minute);
         }
         bad
+    }
+
+    /// A party with three calls in flight and one with one call at a time
+    /// split the budget by turns, not three to one.
+    #[tokio::test(start_paused = true)]
+    async fn parties_take_turns() {
+        let limiter = Arc::new(AppLimiter::new(5, 100));
+        let counts = Arc::new([std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)]);
+        let mut tasks = Vec::new();
+        for (party, callers) in [(1u64, 3), (2u64, 1)] {
+            for _ in 0..callers {
+                let (limiter, counts) = (limiter.clone(), counts.clone());
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..40 {
+                        limiter.acquire_as(party).await;
+                        counts[party as usize - 1].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let (a, b) = (counts[0].load(std::sync::atomic::Ordering::Relaxed), counts[1].load(std::sync::atomic::Ordering::Relaxed));
+        assert!(a + b >= 50, "{a} + {b}");
+        assert!(b * 10 >= (a + b) * 4, "the single caller got {b} of {} slots", a + b);
+        for t in tasks {
+            t.abort();
+        }
     }
 
     /// 300 calls at 5/s and 100/min: the opening burst is used, nothing is
