@@ -86,6 +86,13 @@ pub struct JushuitanArgs {
     /// Expected new orders per accepted request.
     #[arg(long, default_value_t = 0.0)]
     new_orders: f64,
+    /// Expected late orders per accepted request: new, but modified
+    /// `--late-by` ago, so only a re-read of that past (omissionRemedy) finds them.
+    #[arg(long, default_value_t = 0.0)]
+    late: f64,
+    /// How long before they appear late orders were modified.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    late_by: std::time::Duration,
     /// Answer as the real API sometimes does: `NAME` or `NAME:RATE`
     /// (repeatable). Spellings: has-next-spellings, numbers-as-strings,
     /// null-texts, big-ts, huge-page, split-shipments. Lies (rate = chance per answer, 1 by
@@ -136,10 +143,13 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                 });
                 (c.per_second, c.per_minute) = (a.per_second, a.per_minute);
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
-                c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders };
+                c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders, late_per_request: a.late, late_by: a.late_by };
                 c.quirks = a.quirks;
                 let sim = crate::jushuitan::start(c, a.port).await?;
-                println!("jushuitan simulator on {} (POST {}/open/orders/out/simple/query, truth at /__sim/truth)", sim.url, sim.url);
+                println!(
+                    "jushuitan simulator on {} (POST {}/open/orders/out/simple/query and every object's API, truth at /__sim/truth and /__sim/truth/{{api}})",
+                    sim.url, sim.url
+                );
                 tokio::signal::ctrl_c().await?;
                 sim.stop().await;
             }

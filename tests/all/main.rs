@@ -40,6 +40,7 @@ mod examples;
 mod alerts;
 mod objects;
 mod reconcile;
+mod scheme;
 mod serve;
 mod serve_ops;
 

@@ -63,7 +63,7 @@ async fn object_end_to_end(object: &str, api: &str, seed: u64) {
     let app = format!("app-object-{object}");
     let mut cfg = crate::helpers::source_config(seed, &app, 1200);
     cfg.faults = Faults { http500: 0.12, reset: 0.05, truncated: 0.1, slow: 0.0, slow_delay: Duration::from_millis(10) };
-    cfg.mutation = Mutation { changes_per_request: 0.6, new_per_request: 0.3 };
+    cfg.mutation = Mutation { changes_per_request: 0.6, new_per_request: 0.3, ..Mutation::default() };
     let start = ferry::time::format(cfg.from);
     let source = jushuitan::start(cfg, 0).await.unwrap();
     let target = target::start(TargetSimConfig::default(), 0).await.unwrap();

@@ -206,7 +206,7 @@ async fn tenants_see_and_act_on_their_own_pipelines_only() {
 async fn plugin_swap_through_the_api_during_scheduled_syncs() {
     let mut cfg = source_config(93, "app-serve-swap", 600);
     cfg.per_second = 20;
-    cfg.mutation = ferry_sim::jushuitan::Mutation { changes_per_request: 0.5, new_per_request: 0.5 };
+    cfg.mutation = ferry_sim::jushuitan::Mutation { changes_per_request: 0.5, new_per_request: 0.5, ..Default::default() };
     let h = harness(cfg, TargetSimConfig { completion_delay: Duration::from_millis(100), ..TargetSimConfig::default() }).await;
     let s = Server::start(&h, ferry_fixtures::VERSIONED_V1, Some("1s")).await;
     // Wait until the scheduled sync has delivered something on v1, then swap.

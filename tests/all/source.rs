@@ -137,7 +137,7 @@ async fn every_order_fetched_despite_faults() {
 
 async fn mutation_case(mode: PagingMode, seed: u64, app: &str) {
     let mut cfg = sim_config(seed, app, 1200);
-    cfg.mutation = Mutation { changes_per_request: 2.0, new_per_request: 1.0 };
+    cfg.mutation = Mutation { changes_per_request: 2.0, new_per_request: 1.0, ..Mutation::default() };
     let sim = jushuitan::start(cfg.clone(), 0).await.unwrap();
     let c = client(&sim.url, &cfg);
     let req = all_statuses();

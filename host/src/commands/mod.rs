@@ -266,6 +266,9 @@ impl Engine {
             if let Some(plan) = handle.reconcile {
                 workers.spawn(reconcile::schedule(self.clone(), handle.clone(), plan));
             }
+            if let Some(remedy) = handle.pipeline.source.request.omission_remedy {
+                workers.spawn(sync::remedy(self.clone(), handle.clone(), remedy));
+            }
             if handle.pipeline.source.client.tokens.is_some() {
                 workers.spawn(tokens::keep_fresh(self.clone(), handle.clone()));
             }

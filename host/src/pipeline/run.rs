@@ -404,6 +404,7 @@ impl Runner {
             answer_rereads: get(&s.answer_rereads),
             fetched: get(&c.fetched),
             skipped_id_check: get(&c.skipped_id_check),
+            skipped_condition: get(&c.skipped_condition),
             mapped: get(&c.mapped),
             outputs: get(&c.outputs),
             skipped_plugin: get(&c.skipped_plugin),

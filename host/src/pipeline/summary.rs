@@ -18,6 +18,8 @@ pub struct Counters {
     pub fetched: AtomicU64,
     /// Dropped by idCheck (already handled).
     pub skipped_id_check: AtomicU64,
+    /// Dropped by the scheme's `condition`.
+    pub skipped_condition: AtomicU64,
     /// Input records the plugin mapped.
     pub mapped: AtomicU64,
     /// Output records produced.
@@ -121,6 +123,8 @@ pub struct Summary {
     pub answer_rereads: u64,
     pub fetched: u64,
     pub skipped_id_check: u64,
+    /// Dropped by the scheme's `condition` (each logged with its rule).
+    pub skipped_condition: u64,
     pub mapped: u64,
     pub outputs: u64,
     pub skipped_plugin: u64,
@@ -173,6 +177,9 @@ impl Summary {
         line("retries", if retries.is_empty() { "0".into() } else { retries.join(", ") });
         line("records fetched", self.fetched.to_string());
         line("skipped by idCheck", self.skipped_id_check.to_string());
+        if self.skipped_condition > 0 {
+            line("dropped by condition", self.skipped_condition.to_string());
+        }
         line("mapped", format!("{} -> {} records ({} skipped by the plugin)", self.mapped, self.outputs, self.skipped_plugin));
         line("failed", format!("{} in mapping, {} at the target", self.failed_mapping, self.failed_target));
         line("delivered", self.delivered.to_string());
@@ -210,7 +217,7 @@ impl Summary {
     pub fn log_outcome(&self, tenant: Option<&str>) {
         let tenant = tenant.unwrap_or("default");
         self.record_metrics(tenant);
-        let skipped = self.skipped_id_check + self.skipped_plugin;
+        let skipped = self.skipped_id_check + self.skipped_condition + self.skipped_plugin;
         let checkpoint = self.checkpoint.as_deref().unwrap_or("-");
         macro_rules! outcome {
             ($level:ident, $($what:tt)+) => {
@@ -246,7 +253,7 @@ impl Summary {
             ("fetched", self.fetched),
             ("delivered", self.delivered),
             ("dead_lettered", self.dead_lettered),
-            ("skipped", self.skipped_id_check + self.skipped_plugin),
+            ("skipped", self.skipped_id_check + self.skipped_condition + self.skipped_plugin),
         ] {
             metrics::counter!("ferry_run_records_total", &with("outcome", outcome)).increment(n);
         }

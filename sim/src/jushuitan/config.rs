@@ -26,6 +26,11 @@ pub struct Mutation {
     pub changes_per_request: f64,
     /// Expected number of new orders per accepted request.
     pub new_per_request: f64,
+    /// Expected number of late orders per accepted request: new, but
+    /// modified `late_by` ago, so only a re-read of that past finds them.
+    pub late_per_request: f64,
+    /// How long before they appear late orders were modified.
+    pub late_by: std::time::Duration,
 }
 
 /// The whole simulator configuration.

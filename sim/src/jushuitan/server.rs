@@ -350,17 +350,40 @@ impl SimState {
             }
         }
         for _ in 0..created {
-            let (o_id, ts) = (inner.next_o_id, inner.next_ts);
-            inner.next_o_id += 1;
-            inner.next_ts += 1;
-            let order = orders::generate(&mut inner.rng, o_id, now, ts);
-            inner.index.insert((order.modified_at, order.io_id), order.ts);
-            inner.by_ts.insert(order.ts, order.io_id);
-            inner.orders.insert(order.io_id, order);
-            inner.stats.orders_created += 1;
+            add_order(inner, now);
+        }
+        let late = count(&mut inner.rng, m.late_per_request);
+        for _ in 0..late {
+            add_order(inner, now - jiff::SignedDuration::try_from(m.late_by).unwrap_or_default());
+            inner.stats.orders_late += 1;
+        }
+    }
+
+    /// `n` new orders that become visible `by` after they were modified,
+    /// so the windows that should have held them were already read (the
+    /// `late` mode of [`super::Mutation`], at once).
+    pub fn add_late(&self, n: usize, by: std::time::Duration) {
+        let mut inner = self.inner.lock().expect("sim lock");
+        for _ in 0..n {
+            add_order(&mut inner, Timestamp::now() - jiff::SignedDuration::try_from(by).unwrap_or_default());
+            inner.stats.orders_late += 1;
         }
     }
 }
+
+/// A new order modified at `at`, with the next id and row version.
+fn add_order(inner: &mut Inner, at: Timestamp) {
+    let (o_id, ts) = (inner.next_o_id, inner.next_ts);
+    inner.next_o_id += 1;
+    inner.next_ts += 1;
+    let order = orders::generate(&mut inner.rng, o_id, at, ts);
+    inner.index.insert((order.modified_at, order.io_id), order.ts);
+    inner.by_ts.insert(order.ts, order.io_id);
+    inner.orders.insert(order.io_id, order);
+    inner.stats.orders_created += 1;
+}
+
+impl SimState {}
 
 /// The envelope of every answer; `data` is printed once, by the query.
 #[derive(serde::Serialize)]

@@ -22,6 +22,9 @@ pub struct Stats {
     pub fault_truncated: u64,
     pub orders_changed: u64,
     pub orders_created: u64,
+    /// Of those, created late: visible only after their `modified` passed.
+    #[serde(default)]
+    pub orders_late: u64,
     /// Answers changed by a lie (a quirk that contradicts), HTML pages included.
     pub lies: u64,
     /// The most calls accepted in any 60 s for one app_key.

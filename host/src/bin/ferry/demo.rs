@@ -100,7 +100,7 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(16);
 async fn demo(opts: DemoOptions, engine: Arc<PluginEngine>, mut on_summary: impl FnMut(&str, &Summary)) -> anyhow::Result<DemoReport> {
     let mut sim_config = JushuitanSimConfig::new(opts.seed);
     sim_config.orders = opts.orders;
-    sim_config.mutation = Mutation { changes_per_request: 0.5, new_per_request: 0.3 };
+    sim_config.mutation = Mutation { changes_per_request: 0.5, new_per_request: 0.3, ..Mutation::default() };
     let tokens = std::env::var_os(ferry::credentials::KEY_ENV).is_some();
     if tokens {
         sim_config.tokens =

@@ -21,7 +21,7 @@ mod shared;
 mod warn;
 
 pub(crate) use dispatch::dispatch;
-pub(crate) use run::{restore, schedule, worker};
+pub(crate) use run::{remedy, restore, schedule, worker};
 pub(crate) use shared::shared_queue;
 
 /// A sync command and what became of it (kept in the pipeline's state store).

@@ -192,6 +192,40 @@ pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, ev
     }
 }
 
+/// The scheme's `omissionRemedy`: every `remedy.every` (the first after
+/// one interval), queues a backfill of its range (origin
+/// `omissionRemedy`), which reads the range again through idCheck and
+/// delivers what the incremental runs missed. One command per slot, on
+/// every worker of a cluster alike.
+pub(crate) async fn remedy(state: Arc<Engine>, handle: Arc<PipelineHandle>, remedy: crate::source::jushuitan::remedy::Remedy) {
+    let mut stop = state.stop.clone();
+    let every = remedy.every;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let name = &handle.pipeline.name;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let checkpoint = match handle.state.checkpoint(name) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(pipeline = %name, "omission remedy skipped: {e}");
+                continue;
+            }
+        };
+        let Some((since, until)) = remedy.range(checkpoint, &handle.pipeline.source.request.zone) else { continue };
+        let slot = Timestamp::now().as_second().max(0) as u64 / every.as_secs().max(1);
+        let id = Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("ferry:remedy:{name}:{}:{slot}", every.as_secs()).as_bytes());
+        let input = SyncInput { pipeline: name.clone(), since: Some(crate::time::rfc3339(since)), until: Some(crate::time::rfc3339(until)) };
+        match state.create_sync(&handle.tenant, id, input, "omissionRemedy") {
+            Ok(_) => tracing::info!(pipeline = %name, since = %crate::time::rfc3339(since), until = %crate::time::rfc3339(until), "omission remedy queued"),
+            Err(e) => tracing::warn!(pipeline = %name, "omission remedy not queued: {e}"),
+        }
+    }
+}
+
 /// Loads the stored history at start: queued commands queue again in order;
 /// ones that were running when the server stopped are marked interrupted.
 pub(crate) fn restore(state: &Engine) {

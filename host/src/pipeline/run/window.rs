@@ -155,10 +155,15 @@ impl Runner {
         }
         Counters::add(&self.counters.skipped_id_check, (before - keyed.len()) as u64);
         metrics::counter!("ferry_records_total", "outcome" => "skipped_id_check", "pipeline" => name.clone()).increment((before - keyed.len()) as u64);
+        let dropped = self.condition(&mut keyed);
         if keyed.is_empty() {
+            if !dropped.is_empty() && !dry_run {
+                self.state.stage(name, None, &[], &dropped)?;
+            }
             return Ok(None);
         }
-        let (entry, dead, skipped) = self.map(keyed, &w).await?;
+        let (entry, dead, mut skipped) = self.map(keyed, &w).await?;
+        skipped.extend(dropped);
         if dry_run {
             if let Some(show) = &self.shown {
                 if let Some(e) = &entry {
@@ -171,5 +176,33 @@ impl Runner {
         }
         self.state.stage(name, entry.as_ref(), &dead, &skipped)?;
         Ok(entry)
+    }
+
+    /// Applies the scheme's `condition`: drops what it rejects (returned,
+    /// to be marked handled, and logged with the rule) and trims the item
+    /// rows it removes from the ones it keeps.
+    fn condition(&self, keyed: &mut Vec<(RecordKey, String)>) -> Vec<RecordKey> {
+        use crate::source::jushuitan::condition::Verdict;
+        let Some(condition) = &self.pipeline.source.request.condition else { return Vec::new() };
+        let (mut dropped, mut rules) = (Vec::new(), std::collections::BTreeMap::<String, u64>::new());
+        keyed.retain_mut(|(key, raw)| match condition.judge(raw) {
+            Verdict::Keep => true,
+            Verdict::Trimmed(text) => {
+                *raw = text;
+                true
+            }
+            Verdict::Drop(rule) => {
+                tracing::debug!(pipeline = %self.pipeline.name, record = %key.id, version = %key.version, "skipped: {rule}");
+                *rules.entry(rule).or_default() += 1;
+                dropped.push(key.clone());
+                false
+            }
+        });
+        for (rule, n) in rules {
+            tracing::info!(pipeline = %self.pipeline.name, skipped = n, "records skipped by the scheme's {rule}");
+        }
+        Counters::add(&self.counters.skipped_condition, dropped.len() as u64);
+        metrics::counter!("ferry_records_total", "outcome" => "skipped_condition", "pipeline" => self.pipeline.name.clone()).increment(dropped.len() as u64);
+        dropped
     }
 }

@@ -45,6 +45,12 @@ pub struct Metadata {
     /// The business parameters.
     #[serde(default)]
     pub request: Vec<RequestField>,
+    /// A filter applied to fetched rows before mapping (`condition`).
+    #[serde(default)]
+    pub condition: Option<super::condition::RawCondition>,
+    /// A schedule that re-reads a past range (`omissionRemedy`).
+    #[serde(default, rename = "omissionRemedy")]
+    pub omission_remedy: Option<super::remedy::RawRemedy>,
 }
 
 /// `pagination` of the metadata.
@@ -146,6 +152,10 @@ pub struct Request {
     pub page_size: u32,
     /// The zone the API's times are written in (`source.time_zone`).
     pub zone: jiff::tz::TimeZone,
+    /// The scheme's filter, applied after fetching.
+    pub condition: Option<super::condition::Condition>,
+    /// The scheme's re-read schedule.
+    pub omission_remedy: Option<super::remedy::Remedy>,
     fields: Vec<Compiled>,
 }
 
@@ -229,6 +239,8 @@ impl Metadata {
             id_check: self.id_check,
             page_size,
             zone: crate::time::shanghai().clone(),
+            condition: self.condition.clone().map(super::condition::RawCondition::compile).transpose()?,
+            omission_remedy: self.omission_remedy.as_ref().map(super::remedy::RawRemedy::compile).transpose()?,
             fields,
         };
         Ok((request, warnings))

@@ -7,12 +7,15 @@
 
 pub mod answer;
 pub mod client;
+pub mod condition;
 mod count;
+mod fit;
 pub mod metadata;
 pub mod paging;
 pub mod planner;
 pub mod profile;
 pub mod ratelimit;
+pub mod remedy;
 pub mod retry;
 pub mod row;
 pub mod sign;
