@@ -18,7 +18,15 @@ fn examples() -> &'static Path {
 /// The sales-orders example in `dir`, against the simulators, with
 /// `scheme` (JSON members) added to its metadata block.
 fn sales_pipeline(dir: &Path, app: &str, source: &str, target: &str, start: &str, scheme: &str) -> PathBuf {
-    let text = std::fs::read_to_string(examples().join("jushuitan-sales-orders.toml")).unwrap();
+    pipeline("sales-orders", dir, app, [source, target, start], scheme, None)
+}
+
+/// The example of `object` in `dir` (`at`: the source's and target's URLs
+/// and the start), with `scheme` added to its metadata block and, when
+/// given, `options` as its mapping options.
+fn pipeline(object: &str, dir: &Path, app: &str, at: [&str; 3], scheme: &str, options: Option<&str>) -> PathBuf {
+    let [source, target, start] = at;
+    let text = std::fs::read_to_string(examples().join(format!("jushuitan-{object}.toml"))).unwrap();
     let text = text
         .replace("../target/wasm32-wasip2/release/declarative.wasm", ferry_fixtures::DECLARATIVE)
         .replace("http://127.0.0.1:8701", source)
@@ -32,9 +40,14 @@ fn sales_pipeline(dir: &Path, app: &str, source: &str, target: &str, start: &str
         .replace("\"idCheck\": true,", &format!("\"idCheck\": true,\n  {scheme},"));
     for (sub, ext) in [("options", "toml"), ("samples", "jsonl")] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
-        std::fs::copy(examples().join(sub).join(format!("sales-orders.{ext}")), dir.join(sub).join(format!("sales-orders.{ext}"))).unwrap();
+        std::fs::copy(examples().join(sub).join(format!("{object}.{ext}")), dir.join(sub).join(format!("{object}.{ext}"))).unwrap();
     }
-    let file = dir.join("jushuitan-sales-orders.toml");
+    if let Some(options) = options {
+        std::fs::write(dir.join("options").join(format!("{object}.toml")), options).unwrap();
+        // The shipped sample is of whole records; the flat ones map from the run itself.
+        std::fs::write(dir.join("samples").join(format!("{object}.jsonl")), "").unwrap();
+    }
+    let file = dir.join(format!("jushuitan-{object}.toml"));
     std::fs::write(&file, text).unwrap();
     file
 }
@@ -134,4 +147,39 @@ async fn omission_remedy_fills_a_gap_nothing_else_sees() {
         page["items"].as_array().unwrap().iter().filter(|c| c["origin"] == "omissionRemedy").filter_map(|c| c["taskCount"]["success"].as_u64()).sum();
     assert_eq!(filled, 5, "{page}");
     s.stop().await;
+}
+
+/// Scheme-level `beatFlat`: every purchase receipt becomes one record per
+/// item row, ids suffixed `-0`, `-1`, ..., each delivered once (a second
+/// run delivers nothing: idCheck knows each flat record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beat_flat_makes_a_record_per_item_row() {
+    let app = "app-beat-flat";
+    let cfg = crate::helpers::source_config(340, app, 300);
+    let start = ferry::time::format(cfg.from);
+    let source = jushuitan::start(cfg, 0).await.unwrap();
+    let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = r#"fields = [
+  { to = "id", from = "io_id", format = "string", required = true },
+  { to = "modified", from = "modified", required = true },
+  { to = "商品编码", from = "items.sku_id", required = true },
+  { to = "数量", from = "items.qty", format = "intval" },
+]"#;
+    let file = pipeline("purchase-receipts", dir.path(), app, [&source.url, &target.url, &start], r#""beatFlat": "items""#, Some(options));
+    let f = file.clone();
+    let first = tokio::task::spawn_blocking(move || run_json(&f)).await.unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    for row in source.state.object_truth("purchasein.query").unwrap() {
+        for (i, item) in row["items"].as_array().unwrap().iter().enumerate() {
+            want.insert(format!("{}-{i}", row["io_id"]), item["sku_id"].as_str().unwrap().to_string());
+        }
+    }
+    let got: std::collections::BTreeMap<String, String> =
+        target.state.truth().records.iter().map(|(id, r)| (id.clone(), r["商品编码"].as_str().unwrap_or_default().to_string())).collect();
+    assert_eq!(got, want);
+    assert_eq!(first["delivered"].as_u64(), Some(want.len() as u64), "{first}");
+    let again = tokio::task::spawn_blocking(move || run_json(&file)).await.unwrap();
+    assert_eq!(again["delivered"].as_u64(), Some(0), "{again}");
+    assert!(target.state.truth().doubled().is_empty());
 }

@@ -23,10 +23,12 @@ impl Mapping for Declarative {
         let Some(path) = &self.explode else {
             return Ok(Output::one(self.one(record, None)?));
         };
-        let elements = fields::required_array(record, path)?;
-        let mut out = Vec::with_capacity(elements.len());
-        for element in elements {
-            out.push(self.one(record, Some(element))?);
+        // The same flattening as the host's scheme-level `beatFlat`; paths
+        // outside `item.` still read the whole record (a sum over the array).
+        let flat = fields::beat_flat(record, path)?;
+        let mut out = Vec::with_capacity(flat.len());
+        for copy in &flat {
+            out.push(self.one(record, fields::get(copy, path))?);
         }
         Ok(Output::Records(out))
     }

@@ -116,6 +116,24 @@ pub fn required_array<'v>(value: &'v Value, path: &str) -> Result<&'v Vec<Value>
     v.as_array().ok_or_else(|| FieldError::invalid(path, "an array", v))
 }
 
+/// QingYiYun's `beatFlat`: one copy of `record` per element of the array
+/// at `path`, that element in the array's place (so `items.qty` reads the
+/// element's `qty`). An empty array gives none; a missing field or one
+/// that is not an array is an error naming it. The declarative plugin's
+/// `explode` and the host's scheme-level `beatFlat` are this function.
+pub fn beat_flat(record: &Value, path: &str) -> Result<Vec<Value>, FieldError> {
+    let elements = required_array(record, path)?;
+    let Value::Object(base) = record else { return Err(FieldError::invalid(path, "an object record", record)) };
+    Ok(elements
+        .iter()
+        .map(|element| {
+            let mut copy = base.clone();
+            set(&mut copy, path, element.clone());
+            Value::Object(copy)
+        })
+        .collect())
+}
+
 /// Writes `new` at a dotted path, creating objects on the way. Keys may be
 /// any text, Chinese labels included.
 pub fn set(target: &mut Map<String, Value>, path: &str, new: Value) {

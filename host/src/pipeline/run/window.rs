@@ -137,6 +137,12 @@ impl Runner {
         let name = &self.pipeline.name;
         let zone = &self.pipeline.source.request.zone;
         let edges = [crate::time::format_in(w.begin, zone), crate::time::format_in(w.end, zone)];
+        // The scheme's beatFlat first: each flat row is a record of its own, idCheck included.
+        let request = &self.pipeline.source.request;
+        let batch: Vec<Row> = match &request.beat_flat {
+            Some(path) => batch.into_iter().flat_map(|r| r.beat_flat(path, &request.id_field)).collect(),
+            None => batch,
+        };
         let before = batch.len();
         let mut keyed: Vec<(RecordKey, String)> = batch
             .into_iter()

@@ -51,6 +51,9 @@ pub struct Metadata {
     /// A schedule that re-reads a past range (`omissionRemedy`).
     #[serde(default, rename = "omissionRemedy")]
     pub omission_remedy: Option<super::remedy::RawRemedy>,
+    /// One record per element of this child array (`beatFlat`).
+    #[serde(default, rename = "beatFlat")]
+    pub beat_flat: Option<String>,
 }
 
 /// `pagination` of the metadata.
@@ -156,6 +159,8 @@ pub struct Request {
     pub condition: Option<super::condition::Condition>,
     /// The scheme's re-read schedule.
     pub omission_remedy: Option<super::remedy::Remedy>,
+    /// The scheme's `beatFlat` array, if any.
+    pub beat_flat: Option<String>,
     fields: Vec<Compiled>,
 }
 
@@ -241,6 +246,10 @@ impl Metadata {
             zone: crate::time::shanghai().clone(),
             condition: self.condition.clone().map(super::condition::RawCondition::compile).transpose()?,
             omission_remedy: self.omission_remedy.as_ref().map(super::remedy::RawRemedy::compile).transpose()?,
+            beat_flat: match self.beat_flat.as_deref().map(str::trim) {
+                Some("") => return Err("metadata.beatFlat: expected the path of a child array, such as \"items\"".into()),
+                other => other.map(String::from),
+            },
             fields,
         };
         Ok((request, warnings))

@@ -48,6 +48,31 @@ impl Row {
     }
 }
 
+impl Row {
+    /// The scheme's `beatFlat`: one row per element of the array at
+    /// `path` (`ferry_sdk::fields::beat_flat`, as the declarative plugin's
+    /// explode), the id field of each suffixed `-0`, `-1`, ... so each is a
+    /// record of its own, here and at the target. A row without such an
+    /// array (missing, empty, not a list, not an object) stays as it is:
+    /// nothing disappears unseen.
+    pub fn beat_flat(self, path: &str, id_field: &str) -> Vec<Row> {
+        let Ok(record) = serde_json::from_str::<Value>(&self.raw) else { return vec![self] };
+        let copies = match ferry_sdk::fields::beat_flat(&record, path) {
+            Ok(c) if !c.is_empty() => c,
+            _ => return vec![self],
+        };
+        copies
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut copy)| {
+                let id = format!("{}-{i}", self.id);
+                copy[id_field] = Value::String(id.clone());
+                Row { raw: copy.to_string(), id, version: self.version.clone(), ts: self.ts, row_key: self.row_key.clone() }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +93,24 @@ mod tests {
         for odd in ["[1,2]", "\"text\"", "null", "3"] {
             let row = Row::new(RawValue::from_string(odd.into()).unwrap(), "o_id", None);
             assert_eq!((row.raw.as_str(), row.id.as_str(), row.version.as_str(), row.ts), (odd, "", "", None));
+        }
+    }
+
+    /// beatFlat: a row per element, ids suffixed, the element in the
+    /// array's place; a row without the array stays whole.
+    #[test]
+    fn beat_flat_makes_a_row_per_element() {
+        let text = r#"{"io_id":40,"modified":"2026-01-02 03:04:05","ts":9,"items":[{"sku_id":"A"},{"sku_id":"B"}]}"#;
+        let rows = Row::new(RawValue::from_string(text.into()).unwrap(), "io_id", None).beat_flat("items", "io_id");
+        assert_eq!(
+            rows.iter().map(|r| r.key()).collect::<Vec<_>>(),
+            [("40-0".to_string(), "2026-01-02 03:04:05".to_string()), ("40-1".into(), "2026-01-02 03:04:05".into())]
+        );
+        let second: Value = serde_json::from_str(&rows[1].raw).unwrap();
+        assert_eq!((&second["io_id"], &second["items"]["sku_id"], rows[1].ts), (&json!("40-1"), &json!("B"), Some(9)));
+        for whole in [r#"{"io_id":41,"items":[]}"#, r#"{"io_id":42}"#, r#"{"io_id":43,"items":"x"}"#, "[1]"] {
+            let rows = Row::new(RawValue::from_string(whole.into()).unwrap(), "io_id", None).beat_flat("items", "io_id");
+            assert_eq!((rows.len(), rows[0].raw.as_str()), (1, whole));
         }
     }
 
