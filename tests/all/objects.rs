@@ -60,8 +60,14 @@ async fn run(file: &Path, app: &str) -> std::process::Output {
 /// the shop stops; every row of the simulator's view of that object is at
 /// the target in its latest version, and no version was applied twice.
 async fn object_end_to_end(object: &str, api: &str, seed: u64) {
+    object_end_to_end_with(object, api, seed, &[]).await;
+}
+
+/// As `object_end_to_end`, with the gateway answering in `quirks` modes too.
+async fn object_end_to_end_with(object: &str, api: &str, seed: u64, quirks: &[&str]) {
     let app = format!("app-object-{object}");
     let mut cfg = crate::helpers::source_config(seed, &app, 1200);
+    cfg.quirks = quirks.iter().map(|q| q.parse().unwrap()).collect();
     cfg.faults = Faults { http500: 0.12, reset: 0.05, truncated: 0.1, slow: 0.0, slow_delay: Duration::from_millis(10) };
     cfg.mutation = Mutation { changes_per_request: 0.6, new_per_request: 0.3, ..Mutation::default() };
     let start = ferry::time::format(cfg.from);
@@ -75,6 +81,7 @@ async fn object_end_to_end(object: &str, api: &str, seed: u64) {
     source.state.set_mutation(Mutation::default());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run(&file, &app).await.status.code(), Some(0), "{object}: the second run");
+    assert!(quirks.is_empty() || source.state.stats().lies > 0, "{object}: the lies were told: {:?}", source.state.stats());
 
     assert_complete(object, api, &source.state, &target.state);
 }
@@ -182,6 +189,25 @@ async fn one_merchant_every_object_shares_one_budget_fairly() {
         assert_complete(object, api, &source.state, &target.state);
     }
     s.stop().await;
+}
+
+/// The hostile-answer modes reach every object: spellings, lies (a null or
+/// missing list, short, empty and repeated pages, HTML) and row versions
+/// past 2^53 on the stock's `ts` cursor, and the items' page mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_answers_for_other_objects() {
+    let lies = [
+        "has-next-spellings",
+        "numbers-as-strings",
+        "null-list:0.08",
+        "missing-list:0.05",
+        "short-page:0.08",
+        "empty-page:0.05",
+        "repeat-page:0.05",
+        "html:0.03",
+    ];
+    object_end_to_end_with("stock", "inventory.query", 311, &[&lies[..], &["big-ts"]].concat()).await;
+    object_end_to_end_with("items", "sku.query", 312, &lies).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

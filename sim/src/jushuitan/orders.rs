@@ -109,6 +109,41 @@ pub fn generate(rng: &mut ChaCha8Rng, o_id: u64, at: Timestamp, ts: u64) -> Orde
     order
 }
 
+/// The orders a simulator starts with, and their indexes.
+pub struct World {
+    /// By `io_id`.
+    pub orders: std::collections::HashMap<u64, Order>,
+    /// (modified, io_id) -> ts.
+    pub index: std::collections::BTreeMap<(i64, u64), u64>,
+    /// Row version -> io_id, for the ts cursor.
+    pub by_ts: std::collections::BTreeMap<u64, u64>,
+    /// The next row version.
+    pub next_ts: u64,
+}
+
+/// `n` orders from `first_o_id` on, modified over `[from, until]`; with
+/// `split`, every fourth ships twice in the same second.
+pub fn world(rng: &mut ChaCha8Rng, n: usize, (from, until): (Timestamp, Timestamp), first_o_id: u64, split: bool) -> World {
+    let (from, until) = (from.as_second(), until.as_second().max(from.as_second()));
+    let mut times: Vec<i64> = (0..n).map(|_| rng.random_range(from..=until)).collect();
+    times.sort_unstable();
+    let mut w = World { orders: Default::default(), index: Default::default(), by_ts: Default::default(), next_ts: n as u64 + 1 };
+    for (i, t) in times.into_iter().enumerate() {
+        let o_id = first_o_id + i as u64;
+        let order = generate(rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
+        let sibling = (split && o_id.is_multiple_of(4)).then(|| {
+            w.next_ts += 1;
+            second_shipment(&order, w.next_ts - 1)
+        });
+        for order in std::iter::once(order).chain(sibling) {
+            w.index.insert((order.modified_at, order.io_id), order.ts);
+            w.by_ts.insert(order.ts, order.io_id);
+            w.orders.insert(order.io_id, order);
+        }
+    }
+    w
+}
+
 /// The `io_id` of an order's first outbound order.
 pub fn first_io_id(o_id: u64) -> u64 {
     9_000_000 + o_id

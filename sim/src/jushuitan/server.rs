@@ -71,28 +71,8 @@ impl SimState {
     /// Generates the initial orders from the seed.
     pub fn new(config: JushuitanSimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let (from, until) = (config.from.as_second(), config.until.as_second().max(config.from.as_second()));
-        let mut times: Vec<i64> = (0..config.orders).map(|_| rng.random_range(from..=until)).collect();
-        times.sort_unstable();
-        let mut orders = HashMap::with_capacity(config.orders);
-        let mut index = BTreeMap::new();
-        let mut by_ts = BTreeMap::new();
-        let mut next_ts = config.orders as u64 + 1;
         let split = config.quirks.iter().any(|r| r.quirk == super::Quirk::SplitShipments);
-        for (i, t) in times.into_iter().enumerate() {
-            let o_id = FIRST_O_ID + i as u64;
-            let order = orders::generate(&mut rng, o_id, Timestamp::from_second(t).expect("valid time"), i as u64 + 1);
-            // Split shipments: every fourth order ships twice, in the same second.
-            let sibling = (split && o_id.is_multiple_of(4)).then(|| {
-                next_ts += 1;
-                orders::second_shipment(&order, next_ts - 1)
-            });
-            for order in std::iter::once(order).chain(sibling) {
-                index.insert((order.modified_at, order.io_id), order.ts);
-                by_ts.insert(order.ts, order.io_id);
-                orders.insert(order.io_id, order);
-            }
-        }
+        let orders::World { orders, index, by_ts, next_ts } = orders::world(&mut rng, config.orders, (config.from, config.until), FIRST_O_ID, split);
         let inner = Inner {
             next_o_id: FIRST_O_ID + config.orders as u64,
             next_ts,
@@ -303,10 +283,10 @@ impl SimState {
             Err(e) => return fail(&mut inner, 140, format!("biz is not valid JSON: {e}")),
         };
         let rules = self.quirks();
-        if rules.iter().any(|r| r.quirk == Quirk::BigTs)
-            && let Some(ts) = biz.get("start_ts").and_then(Value::as_u64)
-        {
-            biz["start_ts"] = Value::from(ts.saturating_sub(quirks::BIG_TS_OFFSET));
+        for cursor in ["start_ts", "ts"] {
+            if let Some(ts) = biz.get(cursor).and_then(Value::as_u64).filter(|_| rules.iter().any(|r| r.quirk == Quirk::BigTs)) {
+                biz[cursor] = Value::from(ts.saturating_sub(quirks::BIG_TS_OFFSET));
+            }
         }
         let asked = match object {
             None => query::parse(&biz).map(|q| (q.run(&inner.orders, &inner.index, &inner.by_ts), Some((q.window(), q.page_size())), "datas")),
