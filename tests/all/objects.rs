@@ -15,24 +15,35 @@ fn examples() -> &'static Path {
 }
 
 /// The example of `object`, copied into `dir` with its options and sample,
-/// pointed at the simulators and the built plugin, starting at `start`,
-/// with a lag of 1 s and a budget the test can afford.
-fn localize(object: &str, dir: &Path, source: &str, target: &str, start: &str) -> std::path::PathBuf {
+/// pointed at the simulators (`at`: source URL, target URL, start) and the
+/// built plugin as app `app`, with a lag of 1 s and a budget the test can
+/// afford; `scheme` (JSON members) is added to its metadata block and
+/// `options`, when given, replaces its mapping options.
+pub fn localize(object: &str, dir: &Path, app: &str, at: [&str; 3], scheme: &str, options: Option<&str>) -> std::path::PathBuf {
+    let [source, target, start] = at;
     let name = format!("jushuitan-{object}.toml");
     let text = std::fs::read_to_string(examples().join(&name)).unwrap();
-    let text = text
+    let mut text = text
         .replace("../target/wasm32-wasip2/release/declarative.wasm", ferry_fixtures::DECLARATIVE)
         .replace("http://127.0.0.1:8701", source)
         .replace("http://127.0.0.1:8702", target)
         .replace("2026-01-01 00:00:00", start)
         .replace("rate_limit = { per_second = 5, per_minute = 100 }", "rate_limit = { per_second = 100, per_minute = 6000 }\nlag = \"1s\"\ntimeout = \"2s\"")
         .replace("../.ferry/", "")
-        .replace("${JST_APP_KEY}", &format!("app-object-{object}"))
+        .replace("${JST_APP_KEY}", app)
         .replace("${JST_APP_SECRET}", "ferry-demo-secret")
         .replace("${JST_ACCESS_TOKEN}", "ferry-demo-token");
+    if !scheme.is_empty() {
+        text = text.replace("\"idCheck\": true,", &format!("\"idCheck\": true,\n  {scheme},"));
+    }
     for (sub, ext) in [("options", "toml"), ("samples", "jsonl")] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
         std::fs::copy(examples().join(sub).join(format!("{object}.{ext}")), dir.join(sub).join(format!("{object}.{ext}"))).unwrap();
+    }
+    if let Some(options) = options {
+        std::fs::write(dir.join("options").join(format!("{object}.toml")), options).unwrap();
+        // The shipped sample is of the example's records; a run maps the others.
+        std::fs::write(dir.join("samples").join(format!("{object}.jsonl")), "").unwrap();
     }
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
@@ -74,7 +85,7 @@ async fn object_end_to_end_with(object: &str, api: &str, seed: u64, quirks: &[&s
     let source = jushuitan::start(cfg, 0).await.unwrap();
     let target = target::start(TargetSimConfig::default(), 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = localize(object, dir.path(), &source.url, &target.url, &start);
+    let file = localize(object, dir.path(), &app, [&source.url, &target.url, &start], "", None);
     assert_eq!(run(&file, &app).await.status.code(), Some(0), "{object}: the first run");
     let stats = source.state.stats();
     assert!(stats.orders_changed + stats.orders_created > 0 && stats.fault_500 + stats.fault_truncated + stats.fault_reset > 0, "{object}: {stats:?}");
@@ -135,12 +146,9 @@ async fn one_merchant_every_object_shares_one_budget_fairly() {
     let dir = tempfile::tempdir().unwrap();
     let mut serve = format!("listen = \"127.0.0.1:0\"\n[[tokens]]\ntoken = \"{TOKEN_A}\"\ntenant = \"demo\"\n");
     for ((object, _), target) in OBJECTS.iter().zip(&targets) {
-        let file = localize(object, dir.path(), &source.url, &target.url, &start);
-        // Every pipeline is the same app, at the app's real budget.
-        let text = std::fs::read_to_string(&file)
-            .unwrap()
-            .replace(&format!("app-object-{object}"), app)
-            .replace("per_second = 100, per_minute = 6000", "per_second = 10, per_minute = 600");
+        let file = localize(object, dir.path(), app, [&source.url, &target.url, &start], "", None);
+        // At the app's real budget.
+        let text = std::fs::read_to_string(&file).unwrap().replace("per_second = 100, per_minute = 6000", "per_second = 10, per_minute = 600");
         std::fs::write(&file, text).unwrap();
         serve.push_str(&format!("[[pipelines]]\nfile = \"jushuitan-{object}.toml\"\n"));
     }

@@ -3,6 +3,7 @@
 //! the dropped counted) and `omissionRemedy` (a gap only it fills).
 
 use crate::helpers::ferry_command;
+use crate::objects::localize;
 use crate::serve::{Server, TOKEN_A};
 use ferry_sim::jushuitan::{self, SimState};
 use ferry_sim::target::{self, TargetSimConfig};
@@ -11,45 +12,10 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn examples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))
-}
-
 /// The sales-orders example in `dir`, against the simulators, with
 /// `scheme` (JSON members) added to its metadata block.
 fn sales_pipeline(dir: &Path, app: &str, source: &str, target: &str, start: &str, scheme: &str) -> PathBuf {
-    pipeline("sales-orders", dir, app, [source, target, start], scheme, None)
-}
-
-/// The example of `object` in `dir` (`at`: the source's and target's URLs
-/// and the start), with `scheme` added to its metadata block and, when
-/// given, `options` as its mapping options.
-fn pipeline(object: &str, dir: &Path, app: &str, at: [&str; 3], scheme: &str, options: Option<&str>) -> PathBuf {
-    let [source, target, start] = at;
-    let text = std::fs::read_to_string(examples().join(format!("jushuitan-{object}.toml"))).unwrap();
-    let text = text
-        .replace("../target/wasm32-wasip2/release/declarative.wasm", ferry_fixtures::DECLARATIVE)
-        .replace("http://127.0.0.1:8701", source)
-        .replace("http://127.0.0.1:8702", target)
-        .replace("2026-01-01 00:00:00", start)
-        .replace("rate_limit = { per_second = 5, per_minute = 100 }", "rate_limit = { per_second = 100, per_minute = 6000 }\nlag = \"1s\"")
-        .replace("../.ferry/", "")
-        .replace("${JST_APP_KEY}", app)
-        .replace("${JST_APP_SECRET}", "ferry-demo-secret")
-        .replace("${JST_ACCESS_TOKEN}", "ferry-demo-token")
-        .replace("\"idCheck\": true,", &format!("\"idCheck\": true,\n  {scheme},"));
-    for (sub, ext) in [("options", "toml"), ("samples", "jsonl")] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-        std::fs::copy(examples().join(sub).join(format!("{object}.{ext}")), dir.join(sub).join(format!("{object}.{ext}"))).unwrap();
-    }
-    if let Some(options) = options {
-        std::fs::write(dir.join("options").join(format!("{object}.toml")), options).unwrap();
-        // The shipped sample is of whole records; the flat ones map from the run itself.
-        std::fs::write(dir.join("samples").join(format!("{object}.jsonl")), "").unwrap();
-    }
-    let file = dir.join(format!("jushuitan-{object}.toml"));
-    std::fs::write(&file, text).unwrap();
-    file
+    localize("sales-orders", dir, app, [source, target, start], scheme, None)
 }
 
 fn run_json(file: &Path) -> Value {
@@ -166,7 +132,7 @@ async fn beat_flat_makes_a_record_per_item_row() {
   { to = "商品编码", from = "items.sku_id", required = true },
   { to = "数量", from = "items.qty", format = "intval" },
 ]"#;
-    let file = pipeline("purchase-receipts", dir.path(), app, [&source.url, &target.url, &start], r#""beatFlat": "items""#, Some(options));
+    let file = localize("purchase-receipts", dir.path(), app, [&source.url, &target.url, &start], r#""beatFlat": "items""#, Some(options));
     let f = file.clone();
     let first = tokio::task::spawn_blocking(move || run_json(&f)).await.unwrap();
     let mut want = std::collections::BTreeMap::new();
