@@ -128,8 +128,9 @@ const OBJECTS: [(&str, &str); 6] = [
 /// One merchant, every object: a `ferry serve` with a pipeline per object
 /// of one app shares the app's budget. While all of them sync at once, the
 /// gateway never answers 199/200, and the budget is split fairly: when
-/// half of all calls are made, every object has made at least a quarter of
-/// its own (none waits for the others to finish).
+/// half of all calls are made, every object still syncing has had at least
+/// half of an equal share of them (none waits for the others to finish;
+/// the limiter's own test shows the turns exactly, on a paused clock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_merchant_every_object_shares_one_budget_fairly() {
     use crate::serve::{Server, TOKEN_A};
@@ -189,10 +190,16 @@ async fn one_merchant_every_object_shares_one_budget_fairly() {
     let last = stats.calls.clone();
     let total: u64 = last.values().sum();
     let half = samples.iter().find(|c| c.values().sum::<u64>() * 2 >= total).expect("a sample past half");
+    let so_far: u64 = half.values().sum();
     for (_, api) in OBJECTS {
         let (then, all) = (half.get(api).copied().unwrap_or(0), last[api]);
-        assert!(then * 4 >= all, "{api} made {then} of its {all} calls by the time half of all {total} were made: starved ({half:?})");
+        let share = so_far / (2 * OBJECTS.len() as u64);
+        assert!(
+            then >= all.min(share),
+            "{api} made {then} of its {all} calls by the time {so_far} of all {total} were made (half an equal share: {share}): starved ({half:?})"
+        );
     }
+    eprintln!("calls by object when half were made: {half:?}; in all: {last:?}");
     for ((object, api), target) in OBJECTS.iter().zip(&targets) {
         assert_complete(object, api, &source.state, &target.state);
     }
