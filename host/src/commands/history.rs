@@ -85,5 +85,6 @@ pub(crate) fn prune(engine: &Engine) {
             Ok(n) => tracing::info!(pipeline = %h.pipeline.name, "forgot {n} commands older than the history retention"),
             Err(e) => tracing::warn!(pipeline = %h.pipeline.name, "cannot prune the command history: {e}"),
         }
+        h.state.rest();
     }
 }

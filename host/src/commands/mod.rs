@@ -225,6 +225,8 @@ impl Engine {
                 _watcher: watcher,
                 _writer: writer,
             };
+            // Opened one after the other, each gives its memory back before the next.
+            handle.state.rest();
             pipelines.insert(p.name.clone(), Arc::new(handle));
         }
         let engine = Arc::new(Engine {

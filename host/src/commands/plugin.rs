@@ -209,5 +209,6 @@ pub(crate) fn restore(engine: &Engine) {
                 cmds.insert(command_key(&c.resource.tenant, id), c);
             }
         }
+        h.state.rest();
     }
 }

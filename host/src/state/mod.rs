@@ -110,6 +110,10 @@ pub trait DataStore: Send + Sync {
     fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {
         None
     }
+    /// The pipeline goes idle (opened, or a run ended): give back what an
+    /// idle store need not hold (SQLite closes its connection until the
+    /// next use). Nothing is lost: the next call opens it again.
+    fn rest(&self) {}
 }
 
 /// The control plane's state: commands (keyed by tenant and id), plugin

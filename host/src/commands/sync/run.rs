@@ -43,6 +43,8 @@ pub(crate) async fn worker(state: Arc<Engine>, handle: Arc<PipelineHandle>) {
         let Some(input) = input else { continue };
         let outcome = execute(&state, &handle, id, input, state.stop.clone(), false).await;
         finish(&state, &handle.tenant, id, outcome);
+        // Idle until the next run: the state gives back what it holds.
+        handle.state.rest();
     }
 }
 
@@ -251,5 +253,7 @@ pub(crate) fn restore(state: &Engine) {
             }
             syncs.insert(command_key(&cmd.tenant, cmd.id), cmd);
         }
+        drop(syncs);
+        h.state.rest();
     }
 }

@@ -1,11 +1,13 @@
 //! The SQLite state store (rusqlite, bundled): WAL journal, one connection
-//! behind a mutex, schema migrations by `PRAGMA user_version`. What a
+//! behind a mutex (closed while idle: `idle`), schema migrations by
+//! `PRAGMA user_version`. What a
 //! restarted process reads back (window progress, the next rate slot, runs
 //! whose process died) is in `restart`; the schema's versions in `schema`.
 
 use super::types::{CommandFilter, CommandRecord, DeadLetter, OutboxEntry, Page, RecordKey, RunRecord, SwapRecord, TaskCount, WindowProgress};
 use super::{ControlStore, DataStore, StateError};
 
+mod idle;
 mod restart;
 mod schema;
 mod tokens;
@@ -14,13 +16,13 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use schema::MIGRATIONS;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// State in one SQLite file.
 pub struct SqliteStore {
     path: String,
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<idle::Conn>,
 }
 
 fn now() -> String {
@@ -35,10 +37,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(&format!("cannot create directory {}: {e}", dir.display())))?;
         }
-        let mut conn = Connection::open(path).map_err(|e| err(&e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| err(&e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| err(&e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| err(&e))?;
+        let mut conn = idle::connect(path).map_err(|e| err(&e))?;
         let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| err(&e))?;
         if version > MIGRATIONS.len() {
             return Err(err(&format!("schema version {version} is newer than this ferry knows ({}); upgrade ferry", MIGRATIONS.len())));
@@ -50,7 +49,7 @@ impl SqliteStore {
             tx.commit().map_err(|e| err(&e))?;
         }
         release(&conn).map_err(|e| err(&e))?;
-        Ok(SqliteStore { path: name, conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteStore { path: name, conn: idle::Conn::new(path, conn) })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StateError {
@@ -58,10 +57,7 @@ impl SqliteStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StateError> {
-        super::blocking(|| {
-            let mut conn = self.conn.lock().map_err(|_| self.err("connection lock poisoned"))?;
-            f(&mut conn).map_err(|e| self.err(e))
-        })
+        super::blocking(|| self.conn.with(f).map_err(|e| self.err(e)))
     }
 }
 
@@ -278,6 +274,10 @@ impl DataStore for SqliteStore {
             )?;
             Ok(c.last_insert_rowid())
         })
+    }
+
+    fn rest(&self) {
+        self.conn.close();
     }
 
     fn budget_memory(&self) -> Option<Arc<dyn BudgetMemory>> {

@@ -5,18 +5,18 @@
 use super::{SqliteStore, now};
 use crate::budget::BudgetMemory;
 use crate::state::{StateError, WindowProgress};
-use rusqlite::{Connection, OptionalExtension, params};
-use std::sync::{Arc, Mutex};
+use rusqlite::{OptionalExtension, params};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The calls of the last minute of each app_key, for the next process
 /// (unix ms; `next_at` keeps the last call, as older versions read it).
-pub(super) struct SlotMemory(pub(super) Arc<Mutex<Connection>>);
+pub(super) struct SlotMemory(pub(super) Arc<super::idle::Conn>);
 
 impl BudgetMemory for SlotMemory {
     fn recent_calls(&self, app_key: &str) -> Vec<SystemTime> {
-        let Ok(conn) = self.0.lock() else { return Vec::new() };
-        let text: Option<Option<String>> = conn.query_row("SELECT calls FROM rate_slots WHERE app_key = ?1", [app_key], |r| r.get(0)).optional().ok().flatten();
+        let text: Option<Option<String>> =
+            self.0.with(|conn| conn.query_row("SELECT calls FROM rate_slots WHERE app_key = ?1", [app_key], |r| r.get(0)).optional()).ok().flatten();
         let ms: Vec<u64> = text.flatten().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
         ms.into_iter().map(|m| UNIX_EPOCH + std::time::Duration::from_millis(m)).collect()
     }
@@ -24,12 +24,11 @@ impl BudgetMemory for SlotMemory {
     fn remember_calls(&self, app_key: &str, calls: &[SystemTime]) {
         let ms: Vec<u64> = calls.iter().map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)).collect();
         let (last, text) = (ms.last().copied().unwrap_or(0) as i64, serde_json::to_string(&ms).unwrap_or_default());
-        let written = self.0.lock().map_err(|e| e.to_string()).and_then(|c| {
+        let written = self.0.with(|c| {
             c.prepare_cached(
                 "INSERT INTO rate_slots (app_key, next_at, calls) VALUES (?1, ?2, ?3) ON CONFLICT (app_key) DO UPDATE SET next_at = excluded.next_at, calls = excluded.calls",
             )
             .and_then(|mut s| s.execute(params![app_key, last, text]))
-            .map_err(|e| e.to_string())
         });
         if let Err(e) = written {
             tracing::warn!(app_key, "cannot remember the calls of the last minute: {e}");
