@@ -27,6 +27,7 @@
 //! - [`credentials`]: access tokens as state, sealed with a key from the
 //!   environment; the vault trait the source draws on and the stores
 //!   implement.
+//! - [`net`]: one HTTP client per timeout for the process (source and sinks).
 //! - [`plain`]: parser messages in the user's terms (no Rust type names).
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line's production commands; the binary
@@ -41,6 +42,7 @@ pub mod cluster;
 pub mod commands;
 pub mod credentials;
 pub mod fields;
+pub mod net;
 pub mod pipeline;
 pub mod plain;
 pub mod plugin;

@@ -45,7 +45,7 @@ impl CommandSink {
         max_attempts: u32,
         completion_timeout: Duration,
     ) -> Result<Self, SinkError> {
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| SinkError::Io(format!("HTTP client: {e}")))?;
+        let http = crate::net::client(timeout).map_err(SinkError::Io)?;
         Ok(CommandSink {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),

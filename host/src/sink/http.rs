@@ -19,7 +19,7 @@ pub struct HttpSink {
 impl HttpSink {
     /// A sink posting to `url`.
     pub fn new(url: &str, token: Option<String>, timeout: Duration, max_attempts: u32) -> Result<Self, SinkError> {
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| SinkError::Io(format!("HTTP client: {e}")))?;
+        let http = crate::net::client(timeout).map_err(SinkError::Io)?;
         Ok(HttpSink { http, url: url.to_string(), token, max_attempts, stats: SinkStats::default() })
     }
 

@@ -121,8 +121,7 @@ impl JushuitanClient {
     /// same app_key in this process, or, given a `shared` budget, with
     /// every process that draws on it.
     pub fn new(config: ClientConfig, shared: Option<Arc<dyn SharedBudget>>) -> Result<Self, SourceError> {
-        let http =
-            reqwest::Client::builder().timeout(config.timeout).build().map_err(|e| SourceError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        let http = crate::net::client(config.timeout).map_err(SourceError::Protocol)?;
         let limiter = Budget::new(&config.app_key, config.per_second, config.per_minute, shared);
         Ok(JushuitanClient { http, config, limiter, tokens: None, stats: Arc::new(SourceStats::default()) })
     }
