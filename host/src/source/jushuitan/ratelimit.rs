@@ -152,6 +152,12 @@ impl AppLimiter {
         }
     }
 
+    /// Forgets a party that will not call again (its budget was dropped):
+    /// every run has its own, and a host runs for months.
+    fn forget(&self, party: u64) {
+        self.state.lock().expect("limiter lock").served.remove(&party);
+    }
+
     /// Counts calls another process made (from a [`BudgetMemory`]) as this
     /// limiter's own, in order.
     fn seed(&self, earlier: &[SystemTime]) {
@@ -259,6 +265,12 @@ impl Budget {
     }
 }
 
+impl Drop for Budget {
+    fn drop(&mut self) {
+        self.local.forget(self.party);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +336,18 @@ mod tests {
         for t in tasks {
             t.abort();
         }
+    }
+
+    /// A dropped budget's turn is forgotten: the limiter of an app keeps
+    /// no entry per run it ever served.
+    #[tokio::test(start_paused = true)]
+    async fn dropped_budgets_leave_no_turn_behind() {
+        for _ in 0..3 {
+            let budget = Budget::new("app-forget", 5, 100, None);
+            budget.acquire().await;
+            assert_eq!(budget.local.state.lock().unwrap().served.len(), 1);
+        }
+        assert!(for_app("app-forget", 5, 100).state.lock().unwrap().served.is_empty());
     }
 
     /// 300 calls at 5/s and 100/min: the opening burst is used, nothing is
