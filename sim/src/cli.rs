@@ -42,9 +42,14 @@ pub struct JushuitanArgs {
     port: u16,
     #[command(flatten)]
     common: Common,
-    /// Orders at start.
+    /// Orders at start (per merchant with `--merchants`).
     #[arg(long, default_value_t = 1000)]
     orders: usize,
+    /// Serve this many merchants, each with its own orders and budget:
+    /// merchant k's app key, secret and tokens are the given ones with `-k`
+    /// appended (0: one merchant with the keys as given).
+    #[arg(long, default_value_t = 0)]
+    merchants: usize,
     /// Spread the orders over this many days before now.
     #[arg(long, default_value_t = 3)]
     days: u32,
@@ -145,6 +150,16 @@ pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
                 c.faults = Faults { http500: f.fault_500, slow: f.fault_slow, reset: f.fault_reset, truncated: a.fault_truncated, slow_delay: f.slow_delay };
                 c.mutation = Mutation { changes_per_request: a.mutate, new_per_request: a.new_orders, late_per_request: a.late, late_by: a.late_by };
                 c.quirks = a.quirks;
+                if a.merchants > 0 {
+                    let sim = crate::jushuitan::merchants::start(&c, a.merchants, a.port).await?;
+                    println!(
+                        "jushuitan simulator on {} with {} merchants (app keys {}-1 to {}-{}; counters at /__sim/merchants, truth at /__sim/merchants/{{k}}/truth)",
+                        sim.url, a.merchants, c.app_key, c.app_key, a.merchants
+                    );
+                    tokio::signal::ctrl_c().await?;
+                    sim.stop().await;
+                    return anyhow::Ok(());
+                }
                 let sim = crate::jushuitan::start(c, a.port).await?;
                 println!(
                     "jushuitan simulator on {} (POST {}/open/orders/out/simple/query and every object's API, truth at /__sim/truth and /__sim/truth/{{api}})",

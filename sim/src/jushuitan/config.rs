@@ -44,6 +44,9 @@ pub struct JushuitanSimConfig {
     pub from: Timestamp,
     /// See `from`.
     pub until: Timestamp,
+    /// The first order's `o_id` (the others follow); merchants of one
+    /// simulator process each have their own range.
+    pub first_o_id: u64,
     /// The app's key.
     pub app_key: String,
     /// The app's secret (sign prefix).
@@ -78,6 +81,7 @@ impl JushuitanSimConfig {
             orders: 1000,
             from: now - jiff::SignedDuration::from_hours(72),
             until: now - jiff::SignedDuration::from_mins(10),
+            first_o_id: 10_000_001,
             app_key: "ferry-demo-app".into(),
             app_secret: "ferry-demo-secret".into(),
             access_token: "ferry-demo-token".into(),

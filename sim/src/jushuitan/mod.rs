@@ -3,11 +3,13 @@
 //! signed form requests, business-parameter checks, the real envelope,
 //! per-app rate limits answered with codes 199/200, access tokens that
 //! expire and renew (`auth`), optional faults and optional mutation of
-//! orders while a sync runs, and a ground-truth view.
+//! orders while a sync runs, and a ground-truth view; `merchants` serves
+//! many merchants, each with its own key, orders and budget, from one process.
 
 mod auth;
 mod config;
 mod limits;
+pub mod merchants;
 mod objects;
 mod orders;
 mod query;

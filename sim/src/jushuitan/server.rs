@@ -65,16 +65,14 @@ enum Fault {
     Truncated,
 }
 
-const FIRST_O_ID: u64 = 10_000_001;
-
 impl SimState {
     /// Generates the initial orders from the seed.
     pub fn new(config: JushuitanSimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let split = config.quirks.iter().any(|r| r.quirk == super::Quirk::SplitShipments);
-        let orders::World { orders, index, by_ts, next_ts } = orders::world(&mut rng, config.orders, (config.from, config.until), FIRST_O_ID, split);
+        let orders::World { orders, index, by_ts, next_ts } = orders::world(&mut rng, config.orders, (config.from, config.until), config.first_o_id, split);
         let inner = Inner {
-            next_o_id: FIRST_O_ID + config.orders as u64,
+            next_o_id: config.first_o_id + config.orders as u64,
             next_ts,
             orders,
             index,
@@ -297,6 +295,9 @@ impl SimState {
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
+        let at = Timestamp::now().as_millisecond();
+        inner.stats.first_call_ms.get_or_insert(at);
+        inner.stats.last_call_ms = Some(at);
         *inner.stats.calls.entry(object.map_or("orders.out.simple.query", |o| o.api).to_string()).or_default() += 1;
         if !rules.is_empty() {
             data = self.quirked(&mut inner, &rules, outbound, list_key, &data);
@@ -313,10 +314,11 @@ impl SimState {
         let created = count(&mut inner.rng, m.new_per_request);
         let now = Timestamp::now();
         for _ in 0..changes {
-            if inner.next_o_id == FIRST_O_ID {
+            let first = self.config.first_o_id;
+            if inner.next_o_id == first {
                 break;
             }
-            let io_id = orders::first_io_id(inner.rng.random_range(FIRST_O_ID..inner.next_o_id));
+            let io_id = orders::first_io_id(inner.rng.random_range(first..inner.next_o_id));
             let ts = inner.next_ts;
             inner.next_ts += 1;
             let Inner { orders, index, by_ts, rng, .. } = inner;
@@ -373,7 +375,7 @@ struct Answer {
     data: Option<Box<RawValue>>,
 }
 
-async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
+pub(super) async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> Response {
     let fault = st.roll_fault();
     if fault == Some(Fault::Http500) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "simulated internal error").into_response();
@@ -406,7 +408,7 @@ async fn order_query(State(st): State<Arc<SimState>>, uri: Uri, body: Bytes) -> 
     }
 }
 
-async fn truth(State(st): State<Arc<SimState>>) -> axum::Json<Truth> {
+pub(super) async fn truth(State(st): State<Arc<SimState>>) -> axum::Json<Truth> {
     axum::Json(st.truth())
 }
 

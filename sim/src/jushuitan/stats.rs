@@ -34,6 +34,11 @@ pub struct Stats {
     /// The token calls (`/openWeb/auth/...`).
     #[serde(default)]
     pub tokens: super::TokenStats,
+    /// When the first and the last accepted call came (Unix ms).
+    #[serde(default)]
+    pub first_call_ms: Option<i64>,
+    #[serde(default)]
+    pub last_call_ms: Option<i64>,
     /// Accepted calls by API name.
     #[serde(default)]
     pub calls: BTreeMap<String, u64>,
