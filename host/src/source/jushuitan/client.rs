@@ -178,7 +178,8 @@ impl JushuitanClient {
         let (mut renewed, mut reclocked) = (false, false);
         loop {
             attempts += 1;
-            let waited = self.limiter.acquire().await;
+            // Held until the answer is read: the call counts as in flight till then.
+            let (waited, call) = self.limiter.acquire().await;
             if waited > Duration::from_millis(2) {
                 metrics::counter!("ferry_rate_limit_waits_total").increment(1);
                 metrics::histogram!("ferry_rate_limit_wait_seconds").record(waited.as_secs_f64());
@@ -192,6 +193,7 @@ impl JushuitanClient {
             };
             let sent_at = std::time::Instant::now();
             let verdict = self.attempt(path, biz, &token).await;
+            drop(call);
             metrics::histogram!("ferry_source_request_seconds", "app_key" => self.config.app_key.clone()).record(sent_at.elapsed().as_secs_f64());
             match verdict {
                 Verdict::Fail(SourceError::Refused { code: 100, .. }) if !renewed && self.tokens.is_some() => {
