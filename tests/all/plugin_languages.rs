@@ -224,3 +224,33 @@ fn memory_caps_hold_for_the_larger_runtimes() {
         assert_eq!(err.limit(), Some(LimitKind::Memory), "{language}: {err}");
     }
 }
+
+/// The Rust plugin reads an ordinary order on a fast path (typed fields,
+/// the rest skipped, no `Value` tree). In the sandbox it gives, byte for
+/// byte, what the same mapping gives natively through `map` and a `Value`
+/// tree, on the edge orders and the simulator's; and the simulator's
+/// orders do take the fast path.
+#[test]
+fn rust_fast_path_matches_the_value_path_byte_for_byte() {
+    use ferry_sdk::Mapping;
+    use jushuitan_orders::JushuitanOrders;
+    let rust = load(ferry_fixtures::JUSHUITAN_ORDERS);
+    let records = orders();
+    for options in OPTIONS {
+        let got = render(&rust.map_batch(&Limits::default(), options, &records).expect("rust maps").outcomes);
+        let mapping: JushuitanOrders = ferry_sdk::prepare(options).expect("options");
+        let want: Vec<String> = records
+            .iter()
+            .map(|r| match ferry_sdk::map_value(&mapping, r) {
+                ferry_sdk::Outcome::Mapped(texts) => format!("mapped {}", texts.join(" | ")),
+                ferry_sdk::Outcome::Skip(reason) => format!("skip {reason}"),
+                ferry_sdk::Outcome::Error(e) => format!("error {:?} {}", e.field, e.message),
+            })
+            .collect();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "record {i} with options {options}: {}", records[i]);
+        }
+        let fast = records[EDGE_ORDERS.len()..].iter().filter(|r| mapping.map_fast(r).is_some()).count();
+        assert_eq!(fast, records.len() - EDGE_ORDERS.len(), "every simulated order is ordinary");
+    }
+}

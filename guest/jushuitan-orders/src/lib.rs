@@ -1,8 +1,16 @@
 //! Maps a Jushuitan outbound order (`orders.out.simple.query`) to the target
 //! shape of seed 000: renames, `io_date` as `YYYYMMDD`, and the amount
 //! recomputed exactly from the items.
+//!
+//! An ordinary order takes the fast path (`fast`): its fields are read
+//! into a typed record and the rest of the order is skipped, not built
+//! into a `Value` tree. Anything unusual (a missing or null field, `items:
+//! null`, a bad number or date) goes through [`Mapping::map`], which the
+//! fast path agrees with and which names the field at fault.
 
-use ferry_sdk::{Decimal, FieldError, Mapping, Output, Value, fields, json, money, time};
+mod fast;
+
+use ferry_sdk::{Decimal, FieldError, Mapping, Outcome, Output, Value, fields, json, money, time};
 use serde::Deserialize;
 
 /// Options (`[mapping.options]`).
@@ -22,11 +30,15 @@ impl Mapping for JushuitanOrders {
         serde_json::from_value(options.clone()).map_err(|e| format!("jushuitan-orders options: {e}"))
     }
 
+    fn map_fast(&self, record: &str) -> Option<Outcome> {
+        fast::map(self, record)
+    }
+
     fn map(&self, order: &Value) -> Result<Output, FieldError> {
         let id = fields::required_text(order, "o_id")?;
         let status = order.get("status").and_then(Value::as_str).unwrap_or_default();
-        if self.skip_statuses.iter().any(|s| s == status) {
-            return Ok(Output::skip(format!("status `{status}` is listed in skip_statuses")));
+        if let Some(reason) = self.skipped(status) {
+            return Ok(Output::skip(reason));
         }
         let date = time::reformat(fields::required(order, "io_date")?, "io_date", "%Y%m%d")?;
         let mut amount = Decimal::ZERO;
@@ -70,6 +82,13 @@ impl Mapping for JushuitanOrders {
         out.insert("amount".into(), money::to_json(amount, 2));
         out.insert("items_detail".into(), Value::Array(detail));
         Ok(Output::one(Value::Object(out)))
+    }
+}
+
+impl JushuitanOrders {
+    /// Why an order of `status` is skipped, if it is.
+    fn skipped(&self, status: &str) -> Option<String> {
+        self.skip_statuses.iter().any(|s| s == status).then(|| format!("status `{status}` is listed in skip_statuses"))
     }
 }
 

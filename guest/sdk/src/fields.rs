@@ -110,6 +110,23 @@ pub fn required_text(value: &Value, path: &str) -> Result<String, FieldError> {
     }
 }
 
+/// For typed records (`#[serde(default, deserialize_with = "fields::present")]`
+/// on an `Option<Value>`): a field that is there, `null` included, is
+/// `Some`; only a missing one is `None`, as [`Value::get`] tells them apart.
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// A value as [`required_text`] reads it: strings that are not blank as
+/// they are, numbers and booleans rendered; `None` for anything else.
+pub fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
 /// A required array field.
 pub fn required_array<'v>(value: &'v Value, path: &str) -> Result<&'v Vec<Value>, FieldError> {
     let v = required(value, path)?;

@@ -79,6 +79,17 @@ pub trait Mapping: Sized {
 
     /// Maps one input record.
     fn map(&self, record: &Value) -> Result<Output, FieldError>;
+
+    /// Maps one record straight from its JSON text, when the mapping has a
+    /// faster way than a [`Value`] tree: typed fields, the rest of the
+    /// record skipped without being built (see `jushuitan-orders`).
+    /// `None` sends the record through [`Mapping::map`], which must give
+    /// the same outcome; so a fast path answers only the ordinary case and
+    /// returns `None` on anything unusual, and every error comes from
+    /// `map`, with its field names. The default has no fast path.
+    fn map_fast(&self, _record: &str) -> Option<Outcome> {
+        None
+    }
 }
 
 /// The plugin's `describe` answer.
@@ -93,8 +104,18 @@ pub fn prepare<M: Mapping>(options: &str) -> Result<M, String> {
     M::from_options(&value)
 }
 
-/// Maps one record given as JSON text.
+/// Maps one record given as JSON text: the mapping's fast path if it
+/// answers, else [`map_value`].
 pub fn map_one<M: Mapping>(mapping: &M, record: &str) -> Outcome {
+    match mapping.map_fast(record) {
+        Some(outcome) => outcome,
+        None => map_value(mapping, record),
+    }
+}
+
+/// Maps one record given as JSON text through a [`Value`] tree and
+/// [`Mapping::map`] (what a fast path must agree with).
+pub fn map_value<M: Mapping>(mapping: &M, record: &str) -> Outcome {
     let value: Value = match serde_json::from_str(record) {
         Ok(v) => v,
         Err(e) => {

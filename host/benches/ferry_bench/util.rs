@@ -60,3 +60,9 @@ pub fn wasm_throughput(plugin: &Plugin, options: &str, orders: &[String], batch:
 pub fn native(orders: &[String]) -> usize {
     orders.chunks(100).map(|c| ferry_sdk::run_batch::<jushuitan_orders::JushuitanOrders>("{}", c).expect("native").len()).sum()
 }
+
+/// The native baseline through `map` and a `Value` tree per order (no fast path).
+pub fn native_tree(orders: &[String]) -> usize {
+    let mapping: jushuitan_orders::JushuitanOrders = ferry_sdk::prepare("{}").expect("options");
+    orders.iter().map(|o| usize::from(matches!(ferry_sdk::map_value(&mapping, o), ferry_sdk::Outcome::Mapped(_)))).sum()
+}
