@@ -28,6 +28,7 @@
 //!   environment; the vault trait the source draws on and the stores
 //!   implement.
 //! - [`net`]: one HTTP client per timeout for the process (source and sinks).
+//! - [`memory`]: gives freed heap back to the system after runs.
 //! - [`plain`]: parser messages in the user's terms (no Rust type names).
 //! - [`time`]: Asia/Shanghai times as the API writes them.
 //! - [`cli`]: the `ferry` command line's production commands; the binary
@@ -42,6 +43,7 @@ pub mod cluster;
 pub mod commands;
 pub mod credentials;
 pub mod fields;
+pub mod memory;
 pub mod net;
 pub mod pipeline;
 pub mod plain;

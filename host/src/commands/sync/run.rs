@@ -43,8 +43,10 @@ pub(crate) async fn worker(state: Arc<Engine>, handle: Arc<PipelineHandle>) {
         let Some(input) = input else { continue };
         let outcome = execute(&state, &handle, id, input, state.stop.clone(), false).await;
         finish(&state, &handle.tenant, id, outcome);
-        // Idle until the next run: the state gives back what it holds.
+        // Idle until the next run: the state gives back what it holds, and
+        // so does the heap.
         handle.state.rest();
+        crate::memory::after_run();
     }
 }
 
