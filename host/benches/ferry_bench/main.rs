@@ -6,8 +6,10 @@
 
 mod durability;
 mod e2e;
+mod idle;
 mod languages;
 mod mapping;
+mod merchants;
 mod ratelimit;
 mod sandbox;
 mod swap;
@@ -30,10 +32,10 @@ fn main() {
         (false, _) => Scale { orders: 50, rounds: 1, benching, quick },
     };
     // Optional section names after `--` pick sections: mapping, sandbox, swap,
-    // languages, e2e, ratelimit, durability, cores.
+    // languages, e2e, ratelimit, durability, cores, idle, merchants.
     let only: Vec<&str> = args.iter().skip(1).filter(|a| !a.starts_with("--")).map(String::as_str).collect();
     let on = |name: &str| only.is_empty() || only.contains(&name);
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 10] = [
         ("mapping", mapping::mapping),
         ("sandbox", sandbox::sandbox),
         ("swap", swap::hot_swap),
@@ -42,6 +44,8 @@ fn main() {
         ("ratelimit", ratelimit::rate_limit),
         ("durability", durability::durability),
         ("cores", e2e::cores),
+        ("idle", idle::idle_cost),
+        ("merchants", merchants::merchants),
     ];
     for (name, section) in sections {
         if on(name) {
