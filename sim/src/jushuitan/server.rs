@@ -55,6 +55,8 @@ pub struct SimState {
     mutation: Mutex<super::Mutation>,
     quirks: Mutex<Vec<QuirkRule>>,
     inner: Mutex<Inner>,
+    /// When it started, for the call times in [`Stats`].
+    started: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +89,13 @@ impl SimState {
             rows_served: false,
             tokens: Tokens::new(config.tokens.clone(), config.seed, &config.access_token, &config.refresh_token),
         };
-        SimState { mutation: Mutex::new(config.mutation.clone()), quirks: Mutex::new(config.quirks.clone()), config, inner: Mutex::new(inner) }
+        SimState {
+            mutation: Mutex::new(config.mutation.clone()),
+            quirks: Mutex::new(config.quirks.clone()),
+            config,
+            inner: Mutex::new(inner),
+            started: Instant::now(),
+        }
     }
 
     /// The configuration.
@@ -295,7 +303,8 @@ impl SimState {
             Err(msg) => return fail(&mut inner, 140, msg),
         };
         inner.stats.accepted += 1;
-        let at = Timestamp::now().as_millisecond();
+        // Monotonic: a wall clock stepped mid-run must not stretch a sync.
+        let at = self.started.elapsed().as_millis() as i64;
         inner.stats.first_call_ms.get_or_insert(at);
         inner.stats.last_call_ms = Some(at);
         *inner.stats.calls.entry(object.map_or("orders.out.simple.query", |o| o.api).to_string()).or_default() += 1;

@@ -34,7 +34,8 @@ pub struct Stats {
     /// The token calls (`/openWeb/auth/...`).
     #[serde(default)]
     pub tokens: super::TokenStats,
-    /// When the first and the last accepted call came (Unix ms).
+    /// When the first and the last accepted call came: ms after the
+    /// simulator started, on the monotonic clock.
     #[serde(default)]
     pub first_call_ms: Option<i64>,
     #[serde(default)]
