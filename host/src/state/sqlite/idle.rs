@@ -29,10 +29,6 @@ pub(super) fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // 512 KiB of page cache instead of SQLite's 2 MB: a run appends to the
-    // outbox and reads back what it just wrote, and a host syncing a
-    // hundred merchants at once holds a hundred of these caches.
-    conn.pragma_update(None, "cache_size", -512)?;
     Ok(conn)
 }
 
