@@ -6,11 +6,9 @@
 //! and scheduled hourly (each ran once at start, all at the same moment).
 //! The baseline is one pipeline, in the same run.
 
-use crate::e2e::FERRY;
 use crate::merchants::{Serve, TOKEN, cpu_seconds, files, free_port, mem_mb, plugin_cache};
 use crate::util::Scale;
 use ferry_sim::jushuitan::JushuitanSimConfig;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// (RSS MB, CPU % of a core) of `n` pipelines settled for `settle`.
@@ -19,14 +17,7 @@ fn idle(rt: &tokio::runtime::Runtime, n: usize, every: Option<&str>, (settle, wi
     let port = free_port();
     let unreachable = "http://127.0.0.1:9";
     let serve_file = files(dir.path(), &JushuitanSimConfig::new(9), n, (unreachable, unreachable), "2026-01-01 00:00:00", port, (every, &["max_attempts = 1"]));
-    let child = Command::new(FERRY)
-        .args(["serve", &serve_file])
-        .env("FERRY_CACHE_DIR", cache)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferry serve");
-    let serve = Serve(child);
+    let serve = Serve::start(&serve_file, cache);
     let pid = serve.0.id();
     let (http, deadline) = (reqwest::Client::new(), Instant::now() + Duration::from_secs(300));
     let answers = || rt.block_on(http.get(format!("http://127.0.0.1:{port}/pipelines/m{n}")).bearer_auth(TOKEN).send()).is_ok_and(|r| r.status().is_success());

@@ -138,6 +138,15 @@ pub fn free_port() -> u16 {
 /// The serve child, killed on drop.
 pub struct Serve(pub Child);
 
+impl Serve {
+    /// `ferry serve FILE`, its plugin cache in `cache`.
+    pub fn start(file: &str, cache: &Path) -> Serve {
+        let child =
+            Command::new(FERRY).args(["serve", file]).env("FERRY_CACHE_DIR", cache).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ferry serve");
+        Serve(child)
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -158,15 +167,8 @@ fn round(rt: &tokio::runtime::Runtime, n: usize, orders: usize, cache: &Path, id
     // Scheduled: the first run, at start, is the backfill measured;
     // afterwards the host idles with N scheduled pipelines.
     let serve_file = files(dir.path(), &base, n, (&sims.url, &target.url), &start, port, (Some("24h"), &[]));
-    let child = Command::new(FERRY)
-        .args(["serve", &serve_file])
-        .env("FERRY_CACHE_DIR", cache)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ferry serve");
     let t0 = Instant::now();
-    let serve = Serve(child);
+    let serve = Serve::start(&serve_file, cache);
     let pid = serve.0.id();
     let api = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
