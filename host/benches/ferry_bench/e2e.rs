@@ -50,15 +50,11 @@ pub fn warm_cache(dir: &Path, file: &str) -> std::path::PathBuf {
 /// Samples the peak RSS (VmHWM) of process `pid` every 10 ms until it exits;
 /// wait4's ru_maxrss would also count the parent's RSS at spawn.
 fn sample_peak_rss(pid: u32) -> std::thread::JoinHandle<u64> {
-    let status_file = format!("/proc/{pid}/status");
     std::thread::spawn(move || {
         let mut peak = 0;
-        while let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-            match hwm {
-                Some(kb) => peak = peak.max(kb * 1024),
-                None => break, // a zombie has no memory lines: it has exited
-            }
+        // Until the process is reaped or a zombie: it has exited.
+        while let Some(kb) = crate::util::status_kb(pid, "VmHWM:") {
+            peak = peak.max(kb * 1024);
             std::thread::sleep(Duration::from_millis(10));
         }
         peak

@@ -6,10 +6,10 @@
 //! and scheduled hourly (each ran once at start, all at the same moment).
 //! The baseline is one pipeline, in the same run.
 
-use crate::merchants::{Serve, TOKEN, cpu_seconds, files, free_port, mem_mb, plugin_cache};
+use crate::merchants::{Serve, cpu_seconds, files, free_port, mem_mb, plugin_cache};
 use crate::util::Scale;
 use ferry_sim::jushuitan::JushuitanSimConfig;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// (RSS MB, CPU % of a core) of `n` pipelines settled for `settle`.
 fn idle(rt: &tokio::runtime::Runtime, n: usize, every: Option<&str>, (settle, window): (Duration, Duration), cache: &std::path::Path) -> (f64, f64) {
@@ -19,12 +19,7 @@ fn idle(rt: &tokio::runtime::Runtime, n: usize, every: Option<&str>, (settle, wi
     let serve_file = files(dir.path(), &JushuitanSimConfig::new(9), n, (unreachable, unreachable), "2026-01-01 00:00:00", port, (every, &["max_attempts = 1"]));
     let serve = Serve::start(&serve_file, cache);
     let pid = serve.0.id();
-    let (http, deadline) = (reqwest::Client::new(), Instant::now() + Duration::from_secs(300));
-    let answers = || rt.block_on(http.get(format!("http://127.0.0.1:{port}/pipelines/m{n}")).bearer_auth(TOKEN).send()).is_ok_and(|r| r.status().is_success());
-    while !answers() {
-        assert!(Instant::now() < deadline, "ferry serve with {n} pipelines did not answer within 5 minutes");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    serve.wait_ready(rt, port, n, Duration::from_secs(300));
     std::thread::sleep(settle);
     let (cpu0, rss) = (cpu_seconds(pid), mem_mb(pid, "VmRSS:"));
     std::thread::sleep(window);

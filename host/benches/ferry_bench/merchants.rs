@@ -45,9 +45,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// A `/proc/{pid}/status` line in MB (VmRSS, VmHWM).
 pub fn mem_mb(pid: u32, key: &str) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
-    kb.unwrap_or(0.0) / 1024.0
+    crate::util::status_kb(pid, key).unwrap_or(0) as f64 / 1024.0
 }
 
 /// One merchant count's numbers.
@@ -139,6 +137,18 @@ pub fn free_port() -> u16 {
 pub struct Serve(pub Child);
 
 impl Serve {
+    /// Waits until its API on `port` shows pipeline `m{n}`, the last one
+    /// opened (panics after `within`).
+    pub fn wait_ready(&self, rt: &tokio::runtime::Runtime, port: u16, n: usize, within: Duration) {
+        let (http, deadline) = (reqwest::Client::new(), Instant::now() + within);
+        let answers =
+            || rt.block_on(http.get(format!("http://127.0.0.1:{port}/pipelines/m{n}")).bearer_auth(TOKEN).send()).is_ok_and(|r| r.status().is_success());
+        while !answers() {
+            assert!(Instant::now() < deadline, "ferry serve with {n} pipelines did not answer within {within:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// `ferry serve FILE`, its plugin cache in `cache`.
     pub fn start(file: &str, cache: &Path) -> Serve {
         let child =
@@ -179,11 +189,7 @@ fn round(rt: &tokio::runtime::Runtime, n: usize, orders: usize, cache: &Path, id
             r.json::<serde_json::Value>().await.ok()
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while rt.block_on(got("/pipelines/m1".into())).is_none() {
-        assert!(Instant::now() < deadline, "ferry serve did not answer within 2 minutes");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    serve.wait_ready(rt, port, n, Duration::from_secs(120));
     // Each schedule queued its first run at start: find its command.
     let mut ids = Vec::new();
     for k in 1..=n {

@@ -66,3 +66,10 @@ pub fn native_tree(orders: &[String]) -> usize {
     let mapping: jushuitan_orders::JushuitanOrders = ferry_sdk::prepare("{}").expect("options");
     orders.iter().map(|o| usize::from(matches!(ferry_sdk::map_value(&mapping, o), ferry_sdk::Outcome::Mapped(_)))).sum()
 }
+
+/// A `kB` line of `/proc/{pid}/status` (`VmRSS:`, `VmHWM:`); `None` when
+/// the process is gone or a zombie (which has no memory lines).
+pub fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
