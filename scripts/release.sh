@@ -22,7 +22,8 @@ done
 if [ -z "$bin" ]; then
     rustup target add wasm32-wasip2 >/dev/null
     cargo build --release --locked -p ferry
-    cargo build --release --locked --target wasm32-wasip2 -p jushuitan-orders -p declarative
+    # One codegen unit per crate: 5% faster mapping (BENCHMARKS.md, section 1).
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 cargo build --release --locked --target wasm32-wasip2 -p jushuitan-orders -p declarative
     bin=target/release/ferry
     plugins=target/wasm32-wasip2/release
 fi
