@@ -154,6 +154,11 @@ fn no_waiting(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
 pub(crate) fn build(options: &EngineOptions, pooling: bool) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true).consume_fuel(options.fuel).epoch_interruption(options.epoch);
+    // `FERRY_WASM_PROFILER=perfmap` writes /tmp/perf-PID.map, so `perf`
+    // names plugin functions instead of showing bare addresses.
+    if std::env::var("FERRY_WASM_PROFILER").is_ok_and(|v| v == "perfmap") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         let n = options.pool_instances.max(1);
