@@ -153,10 +153,29 @@ fn counted(handle: &PipelineHandle, started: Option<Timestamp>, before: TaskCoun
 /// pipeline's dead letters hold every one).
 pub(crate) const TASKS_KEPT: u64 = 1000;
 
-/// Queues a sync every `every`, unless one is already queued or running.
+/// How far apart scheduled pipelines' first runs start: a host opening a
+/// thousand scheduled pipelines starts their runs over ten seconds, not in
+/// one instant (the herd's peak, freed at once, left about 100 MB in the
+/// allocator's arenas; BENCHMARKS.md, section 9). The period keeps that
+/// phase, so later runs stay spread too. One pipeline alone starts at once.
+const STAGGER: Duration = Duration::from_millis(10);
+
+/// When the next scheduled pipeline's first run may start: now, or
+/// `STAGGER` after the one before it, whichever is later.
+fn staggered_start() -> tokio::time::Instant {
+    static NEXT: std::sync::Mutex<Option<tokio::time::Instant>> = std::sync::Mutex::new(None);
+    let now = tokio::time::Instant::now();
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let at = next.map_or(now, |n| n.max(now));
+    *next = Some(at + STAGGER);
+    at
+}
+
+/// Queues a sync every `every` (the first at once, or staggered behind
+/// other pipelines' first runs), unless one is already queued or running.
 pub(crate) async fn schedule(state: Arc<Engine>, handle: Arc<PipelineHandle>, every: Duration) {
     let mut stop = state.stop.clone();
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval_at(staggered_start(), every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut warned, mut behind) = (false, false);
     loop {
@@ -257,5 +276,19 @@ pub(crate) fn restore(state: &Engine) {
         }
         drop(syncs);
         h.state.rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_runs_opened_together_start_a_stagger_apart() {
+        let starts: Vec<_> = (0..5).map(|_| staggered_start()).collect();
+        for pair in starts.windows(2) {
+            assert!(pair[1] >= pair[0] + STAGGER, "{:?} then {:?}", pair[0], pair[1]);
+        }
+        assert!(starts[4] <= tokio::time::Instant::now() + STAGGER * 64, "spread, not pushed far out");
     }
 }
