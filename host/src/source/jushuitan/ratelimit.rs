@@ -111,7 +111,9 @@ impl AppLimiter {
             Some(k) => calls[calls.len() - k] + span,
         };
         let (second, minute) = (Duration::from_secs(1) + SECOND_MARGIN, Duration::from_secs(60) + MINUTE_MARGIN);
-        let in_second = flying + calls.iter().rev().take_while(|t| now.saturating_duration_since(**t) < second).count();
+        // `calls` is in time order: the last second's are found by bisection,
+        // not counted one by one (a generous budget holds many).
+        let in_second = flying + calls.len() - calls.partition_point(|t| now.saturating_duration_since(*t) >= second);
         let by_second = (in_second >= self.per_second).then(|| leaves(self.per_second, second));
         let by_minute = (flying + calls.len() >= self.per_minute).then(|| leaves(self.per_minute, minute));
         by_second.max(by_minute).filter(|at| *at > now)
@@ -197,11 +199,18 @@ impl AppLimiter {
         calls.make_contiguous().sort();
     }
 
-    /// The calls of the last minute, as wall-clock times (for the next process).
+    /// The calls of the last minute that can still hold the next process
+    /// back, as wall-clock times. The minute's count matters only while it
+    /// can reach the per-minute budget within a minute at the per-second
+    /// rate; below that (a generous budget: thousands of calls a minute,
+    /// each remembering them all) the last second's calls are enough.
     fn recent(&self) -> Vec<SystemTime> {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let slots = self.state.lock().expect("limiter lock");
-        let answered = slots.calls.iter().map(|t| wall - now.saturating_duration_since(*t));
+        let minute_binds = slots.calls.len() + slots.in_flight + 60 * self.per_second >= self.per_minute;
+        let second = Duration::from_secs(1) + SECOND_MARGIN;
+        let from = if minute_binds { 0 } else { slots.calls.partition_point(|t| now.saturating_duration_since(*t) >= second) };
+        let answered = slots.calls.range(from..).map(|t| wall - now.saturating_duration_since(*t));
         answered.chain(std::iter::repeat_n(wall, slots.in_flight)).collect()
     }
 }

@@ -151,6 +151,29 @@ async fn a_restarted_process_counts_the_calls_the_last_one_made() {
     assert!(third.acquire().await.0 < Duration::from_millis(20), "nothing remembered: no wait");
 }
 
+/// What is remembered after each call is what can hold the next process
+/// back: all of the minute's calls where the minute's budget can fill, only
+/// the last second's where it cannot (a generous budget once wrote every
+/// call of the minute after each call: 48,000 of them, 800 times a second).
+#[tokio::test(start_paused = true)]
+async fn only_the_calls_that_can_bind_are_remembered() {
+    let memory = Arc::new(Remembered::default());
+    let remembered = |app: &str| memory.recent_calls(app).len();
+    let tight = Budget::new("app-tight", 5, 100, None).with_memory(Some(memory.clone()));
+    let generous = Budget::new("app-generous", 1000, 1_000_000, None).with_memory(Some(memory.clone()));
+    for _ in 0..40 {
+        tight.acquire().await;
+        generous.acquire().await;
+    }
+    tokio::time::advance(Duration::from_secs(2)).await;
+    for _ in 0..3 {
+        tight.acquire().await;
+        generous.acquire().await;
+    }
+    assert_eq!(remembered("app-tight"), 43, "5/s and 100/min: the minute can fill, so all of it is kept");
+    assert_eq!(remembered("app-generous"), 3, "1000/s and 1,000,000/min: the minute cannot fill, only the last second counts");
+}
+
 #[tokio::test]
 async fn shared_budgets_space_calls_with_a_margin_for_jitter() {
     let shared = Arc::new(Recording(Mutex::new(Vec::new()), Duration::from_millis(30)));
