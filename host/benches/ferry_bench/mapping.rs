@@ -36,6 +36,10 @@ pub fn mapping(scale: &Scale) {
     let bare = engine(true, false, false).load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
     let (d, n) = best_of(scale.rounds, || wasm_throughput(&bare, "{}", &orders, 100));
     println!("| wasm jushuitan-orders, batch 100, no fuel, no epoch | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
+    // The epoch deadline alone (no fuel): what fuel metering costs by itself.
+    let epoch_only = engine(true, false, true).load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
+    let (d, n) = best_of(scale.rounds, || wasm_throughput(&epoch_only, "{}", &orders, 100));
+    println!("| wasm jushuitan-orders, batch 100, epoch deadline only (no fuel) | {:.0} | {:.2} |", rate(d, n), d.as_secs_f64() / native.as_secs_f64());
     // The same batch with memories reset by madvise, as before they were kept resident.
     let madvise = crate::util::engine_with(ferry::plugin::EngineOptions { keep_resident_bytes: 0, ..ferry::plugin::EngineOptions::default() });
     let plugin_m = madvise.load_file(ferry_fixtures::JUSHUITAN_ORDERS.as_ref()).expect("plugin");
