@@ -31,6 +31,9 @@ use tokio::time::Instant;
 /// How much longer than the server's each window is counted.
 const SECOND_MARGIN: Duration = Duration::from_millis(50);
 const MINUTE_MARGIN: Duration = Duration::from_millis(500);
+/// The server's windows as counted here: each a margin longer.
+const SECOND_WINDOW: Duration = Duration::from_secs(1).saturating_add(SECOND_MARGIN);
+const MINUTE_WINDOW: Duration = Duration::from_secs(60).saturating_add(MINUTE_MARGIN);
 /// Share of each budget a shared budget (several processes) uses, its
 /// calls spaced evenly; the rest absorbs the jitter of many processes.
 const SECOND_SHARE: f64 = 0.95;
@@ -64,6 +67,13 @@ struct Slots {
 }
 
 impl Slots {
+    /// Where the answered calls less than `window` before `now` begin in
+    /// `calls` (which is in time order: a bisection, not a walk, since a
+    /// generous budget holds many).
+    fn first_within(&self, now: Instant, window: Duration) -> usize {
+        self.calls.partition_point(|t| now.saturating_duration_since(*t) >= window)
+    }
+
     /// The ticket whose turn it is: of the party served longest ago (never
     /// served first), its oldest.
     fn next(&self) -> Option<u64> {
@@ -110,12 +120,9 @@ impl AppLimiter {
             None | Some(0) => now + span,
             Some(k) => calls[calls.len() - k] + span,
         };
-        let (second, minute) = (Duration::from_secs(1) + SECOND_MARGIN, Duration::from_secs(60) + MINUTE_MARGIN);
-        // `calls` is in time order: the last second's are found by bisection,
-        // not counted one by one (a generous budget holds many).
-        let in_second = flying + calls.len() - calls.partition_point(|t| now.saturating_duration_since(*t) >= second);
-        let by_second = (in_second >= self.per_second).then(|| leaves(self.per_second, second));
-        let by_minute = (flying + calls.len() >= self.per_minute).then(|| leaves(self.per_minute, minute));
+        let in_second = flying + calls.len() - slots.first_within(now, SECOND_WINDOW);
+        let by_second = (in_second >= self.per_second).then(|| leaves(self.per_second, SECOND_WINDOW));
+        let by_minute = (flying + calls.len() >= self.per_minute).then(|| leaves(self.per_minute, MINUTE_WINDOW));
         by_second.max(by_minute).filter(|at| *at > now)
     }
 
@@ -152,10 +159,8 @@ impl AppLimiter {
             let wait = {
                 let mut slots = self.state.lock().expect("limiter lock");
                 let now = Instant::now();
-                let minute = Duration::from_secs(60) + MINUTE_MARGIN;
-                while slots.calls.front().is_some_and(|t| now.saturating_duration_since(*t) >= minute) {
-                    slots.calls.pop_front();
-                }
+                let gone = slots.first_within(now, MINUTE_WINDOW);
+                slots.calls.drain(..gone);
                 match self.free_at(&slots, now) {
                     None if slots.next() == Some(ticket) => {
                         slots.in_flight += 1;
@@ -208,8 +213,7 @@ impl AppLimiter {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let slots = self.state.lock().expect("limiter lock");
         let minute_binds = slots.calls.len() + slots.in_flight + 60 * self.per_second >= self.per_minute;
-        let second = Duration::from_secs(1) + SECOND_MARGIN;
-        let from = if minute_binds { 0 } else { slots.calls.partition_point(|t| now.saturating_duration_since(*t) >= second) };
+        let from = if minute_binds { 0 } else { slots.first_within(now, SECOND_WINDOW) };
         let answered = slots.calls.range(from..).map(|t| wall - now.saturating_duration_since(*t));
         answered.chain(std::iter::repeat_n(wall, slots.in_flight)).collect()
     }
