@@ -3,7 +3,8 @@
 //! its own SQLite state, against an unreachable source (one attempt per
 //! call), so a scheduled run fails at once and the host then idles. Read from `/proc` once it
 //! has settled: RSS and CPU over 10 s. Two kinds: never run (no schedule)
-//! and scheduled hourly (each ran once at start, all at the same moment).
+//! and scheduled hourly (each ran once at start; opened together, the
+//! first runs start 10 ms apart).
 //! The baseline is one pipeline, in the same run.
 
 use crate::merchants::{Serve, cpu_seconds, files, free_port, mem_mb, plugin_cache};

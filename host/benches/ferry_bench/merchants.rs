@@ -3,7 +3,7 @@
 //! one simulator process ([`ferry_sim::jushuitan::merchants`]), each
 //! merchant with its own orders and its own real budget (5 calls/s and 100
 //! calls/min, sliding windows). Every pipeline is scheduled daily, so all
-//! start a backfill at once (a bit more than 100 calls each, so each
+//! start a backfill together, 10 ms apart (a bit more than 100 calls each, so each
 //! crosses the minute window); the section waits for all to end, then
 //! reads the host idling with N scheduled pipelines.
 //!
